@@ -1,0 +1,4 @@
+from mailer.cli import main
+import sys
+
+sys.exit(main())

@@ -1,0 +1,143 @@
+"""`mailer`: run | once | check-config | tickets | show REF.
+
+Exit codes: 0 done, 1 a pass had failures, 2 wrong settings or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from email import message_from_bytes, policy
+
+from mailer import log
+from mailer.errors import ConfigError
+from mailer.settings import Settings, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailer", description="PST mail desk: IMAP in, tickets, acknowledgements.")
+    parser.add_argument(
+        "--settings",
+        default=os.environ.get("PST_SETTINGS", "settings.toml"),
+        help="settings file (default: $PST_SETTINGS or ./settings.toml)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the daemon until SIGTERM/SIGINT")
+    sub.add_parser("once", help="one full pass: fetch every mailbox, send what is due, exit")
+    sub.add_parser("check-config", help="validate the settings and exit")
+    tickets = sub.add_parser("tickets", help="list tickets, newest first")
+    tickets.add_argument("--office", help="office code, e.g. 3514")
+    tickets.add_argument("--state", help="open | answered | waiting | closed")
+    tickets.add_argument("--limit", type=int, default=50)
+    show = sub.add_parser("show", help="one ticket with its messages")
+    show.add_argument("ref", help="ticket reference, e.g. PST-3514-2026-00042")
+    show.add_argument("--raw", action="store_true", help="print each message's full source")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.settings)
+    except ConfigError as exc:
+        print(f"mailer: configuration error: {exc}", file=sys.stderr)
+        return 2
+    log.configure(settings.log_format, settings.log_level)
+    if args.command == "check-config":
+        return _check_config(settings)
+    if args.command in ("run", "once"):
+        return asyncio.run(_run(settings, forever=args.command == "run"))
+    if args.command == "tickets":
+        return _tickets(settings, args.office, args.state, args.limit)
+    return _show(settings, args.ref, args.raw)
+
+
+def _check_config(settings: Settings) -> int:
+    print(f"{settings.file}: OK")
+    print(f"  database: {settings.database_url.split('@')[-1]}")
+    for o in settings.offices:
+        print(
+            f"  {o.code} {o.name} <{o.email}> {o.time_zone_label}, {o.sla_working_days} working days; "
+            f"IMAP {o.imap.tls}://{o.imap.host}:{o.imap.port}/{o.imap.folder}, "
+            f"SMTP {o.smtp.tls}://{o.smtp.host}:{o.smtp.port}"
+        )
+    return 0
+
+
+async def _run(settings: Settings, forever: bool) -> int:
+    from mailer.daemon import Daemon
+
+    daemon = Daemon(settings)
+    if not forever:
+        report = await daemon.run_once()
+        daemon.close()
+        for code, counts in report.fetched.items():
+            sent = report.sent.get(code, {})
+            print(f"{code}: fetched {dict(counts) or '{}'}, sending {dict(sent) or '{}'}")
+        for code, error in report.errors.items():
+            print(f"{code}: FAILED {error}", file=sys.stderr)
+        return 1 if report.errors else 0
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await daemon.run_forever(stop)
+    return 0
+
+
+def _tickets(settings: Settings, office: str | None, state: str | None, limit: int) -> int:
+    from storage import db, repo
+
+    engine = db.make_engine(settings.database_url)
+    db.migrate(engine)
+    with db.reading(engine) as s:
+        rows = repo.list_tickets(s, office=office, state=state, limit=limit)
+    print(f"{'REFERENCE':<22} {'STATE':<9} {'RECEIVED (UTC)':<17} {'DUE (UTC)':<17} {'MSGS':>4}  REQUESTER / SUBJECT")
+    for t in rows:
+        print(
+            f"{t.ref:<22} {t.state:<9} {t.received_at:%Y-%m-%d %H:%M} {t.due_at:%Y-%m-%d %H:%M} "
+            f"{t.message_count:>4}  {t.requester_email} / {t.subject[:60]}"
+        )
+    print(f"({len(rows)} ticket{'s' if len(rows) != 1 else ''})")
+    return 0
+
+
+def _show(settings: Settings, ref: str, raw: bool) -> int:
+    from storage import db, repo
+
+    engine = db.make_engine(settings.database_url)
+    db.migrate(engine)
+    with db.reading(engine) as s:
+        found = repo.ticket_with_messages(s, ref)
+    if found is None:
+        print(f"mailer: no ticket {ref}", file=sys.stderr)
+        return 1
+    t, messages = found
+    office = settings.office(t.office_code) if t.office_code in {o.code for o in settings.offices} else None
+    tz = office.tz if office else None
+    print(f"{t.ref}  [{t.state}]  {t.kind}, language {t.language}")
+    print(f"  office    : {t.office_code} {office.name if office else ''}")
+    print(f"  requester : {t.requester_name} <{t.requester_email}>")
+    print(f"  subject   : {t.subject}")
+    print(f"  received  : {t.received_at.astimezone(tz):%Y-%m-%d %H:%M %Z}")
+    print(f"  due       : {t.due_at.astimezone(tz):%Y-%m-%d %H:%M %Z}")
+    for m, outbox in messages:
+        arrow = "<-" if m.direction == "in" else "->"
+        delivery = f"  [{outbox.state}{', ' + outbox.last_error if outbox.last_error else ''}]" if outbox else ""
+        print(f"\n{arrow} {m.kind} #{m.id} {m.stored_at.astimezone(tz):%Y-%m-%d %H:%M}  {m.from_email} -> {m.to_emails}{delivery}")
+        print(f"   Subject: {m.subject}")
+        print(f"   Message-ID: <{m.message_id}>")
+        if raw:
+            print(message_from_bytes(m.raw, policy=policy.compat32).as_string())
+        else:
+            body = m.body_text.strip()
+            print("   " + "\n   ".join(body.splitlines()[:40]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

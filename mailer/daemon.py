@@ -1,0 +1,120 @@
+"""The daemon: one supervised watcher per office mailbox and one outbox sender per office.
+
+`run_once()` does one full pass and returns what it did (cron, tests); `run_forever()` is
+the same parts left running until a stop is asked for (SIGTERM/SIGINT in the CLI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from mailer import log
+from mailer.clock import Clock, SystemClock
+from mailer.fetch import MailboxWatcher
+from mailer.outbox import OutboxSender
+from mailer.pipeline import Pipeline
+from mailer.render import Renderer
+from mailer.settings import Settings
+from storage import db, repo
+
+logger = log.get(__name__)
+
+
+def open_database(settings: Settings, clock: Clock) -> Engine:
+    """Engine on the configured database, schema migrated, offices mirrored from the settings."""
+    engine = db.make_engine(settings.database_url)
+    db.migrate(engine)
+    with db.transaction(engine) as s:
+        repo.sync_offices(
+            s,
+            (
+                {"code": o.code, "name": o.name, "email": o.email, "province_code": o.province_code,
+                 "time_zone": o.time_zone}
+                for o in settings.offices
+            ),
+            clock.now(),
+        )
+    return engine
+
+
+@dataclass
+class PassReport:
+    """What one pass did: per office, outcome counts of fetched mail and of sending, and errors."""
+
+    fetched: dict[str, Counter[str]] = field(default_factory=dict)
+    sent: dict[str, Counter[str]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+class Daemon:
+    def __init__(self, settings: Settings, clock: Clock | None = None, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.engine = engine or open_database(settings, self.clock)
+        self.pipeline = Pipeline(settings, self.engine, Renderer(), self.clock)
+        self.senders = {
+            o.code: OutboxSender(o, settings.outbox, self.engine, self.clock) for o in settings.offices
+        }
+        self.watchers = {
+            o.code: MailboxWatcher(o, settings.daemon, self.engine, self.pipeline, self.clock, self._queued)
+            for o in settings.offices
+        }
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _queued(self, office_code: str) -> None:
+        """Called from a mailbox thread when an acknowledgement was committed to the outbox."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.senders[office_code].wake.set)
+
+    async def run_once(self) -> PassReport:
+        """Fetch every mailbox once, then send everything due. One failing office is reported
+        in `errors` and does not stop the others."""
+        report = PassReport()
+        results = await asyncio.gather(
+            *(w.run_once() for w in self.watchers.values()), return_exceptions=True
+        )
+        for code, result in zip(self.watchers, results, strict=True):
+            if isinstance(result, BaseException):
+                report.errors[code] = f"{type(result).__name__}: {result}"
+                logger.error("mailbox_failed", office=code, reason=report.errors[code])
+            else:
+                report.fetched[code] = result
+        if self.settings.outbox.enabled:
+            sent = await asyncio.gather(*(self._drain(s) for s in self.senders.values()))
+            report.sent = dict(zip(self.senders, sent, strict=True))
+        return report
+
+    async def _drain(self, sender: OutboxSender) -> Counter[str]:
+        await sender.resume()
+        total: Counter[str] = Counter()
+        while True:
+            done = await sender.send_due()
+            total.update(done)
+            if not done or "retry_connection" in done:
+                break
+        await sender.submitter.close()
+        return total
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Run every watcher and sender until `stop` is set, then stop them cleanly."""
+        self._loop = asyncio.get_running_loop()
+        tasks = [asyncio.create_task(w.run(stop), name=f"imap-{c}") for c, w in self.watchers.items()]
+        if self.settings.outbox.enabled:
+            tasks += [asyncio.create_task(s.run(stop), name=f"smtp-{c}") for c, s in self.senders.items()]
+        logger.info("daemon_started", offices=list(self.watchers), sending=self.settings.outbox.enabled)
+        await stop.wait()
+        logger.info("daemon_stopping")
+        for watcher in self.watchers.values():
+            watcher.request_stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.close()
+        logger.info("daemon_stopped")
+
+    def close(self) -> None:
+        for watcher in self.watchers.values():
+            watcher.shutdown()
+        self.engine.dispose()

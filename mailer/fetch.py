@@ -1,0 +1,144 @@
+"""One office mailbox, watched: catch up from the stored cursor, then IDLE (or poll) for more.
+
+The blocking IMAP and database work runs in the mailbox's own worker thread (one connection,
+one thread); the asyncio side only supervises: reconnect with backoff, clean stop. A mailbox
+that fails (bad password, server down) logs why and retries on its own; the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import structlog
+from sqlalchemy import Engine
+
+from mailer import log
+from mailer.clock import Clock
+from mailer.errors import PermanentError
+from mailer.imap import MailboxClient
+from mailer.model import FetchedMail
+from mailer.pipeline import Outcome, Pipeline
+from mailer.settings import DaemonSettings, Office
+from storage import db, repo
+
+logger = log.get(__name__)
+T = TypeVar("T")
+
+
+class MailboxWatcher:
+    """Fetches one office's mailbox into the pipeline."""
+
+    def __init__(
+        self,
+        office: Office,
+        daemon: DaemonSettings,
+        engine: Engine,
+        pipeline: Pipeline,
+        clock: Clock,
+        on_queued: Callable[[str], None] = lambda _office: None,
+    ) -> None:
+        self.office, self.daemon, self.engine = office, daemon, engine
+        self.pipeline, self.clock, self.on_queued = pipeline, clock, on_queued
+        self.client = MailboxClient(office.imap)
+        self.stopping = threading.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"imap-{office.code}")
+        self._log = logger.bind(office=office.code, mailbox=office.imap.folder)
+
+    # --- blocking work, in the mailbox thread --------------------------------------------
+
+    def connect(self) -> None:
+        state = self.client.connect()
+        self._log.info("mailbox_connected", uidvalidity=state.uidvalidity, exists=state.exists,
+                       idle=self.client.can_idle)
+
+    def sync(self) -> Counter[str]:
+        """Process every mail after the cursor; returns outcome counts."""
+        office, folder = self.office, self.office.imap.folder
+        state = self.client.examine()
+        with db.reading(self.engine) as s:
+            cursor = repo.get_cursor(s, office.code, folder)
+        last_uid = 0
+        if cursor is not None and cursor[0] == state.uidvalidity:
+            last_uid = cursor[1]
+        elif cursor is not None:
+            self._log.warning("uidvalidity_changed", old=cursor[0], new=state.uidvalidity,
+                              action="resync; duplicates are recognised by Message-ID and content")
+        done: Counter[str] = Counter()
+        if state.uidnext and state.uidnext <= last_uid + 1:
+            return done  # UIDNEXT has not moved: nothing new
+        uids = self.client.uids_after(last_uid)
+        size = self.daemon.fetch_batch
+        for chunk in (uids[i : i + size] for i in range(0, len(uids), size)):
+            for uid, raw in self.client.fetch(chunk):
+                fetched = FetchedMail(office.code, folder, state.uidvalidity, uid, raw)
+                outcome = self.pipeline.process(fetched)
+                done[outcome] += 1
+                if outcome is Outcome.TICKET_CREATED:
+                    self.on_queued(office.code)
+            if self.stopping.is_set():
+                break
+        if uids:
+            self._log.info("mailbox_synced", **{str(k): v for k, v in done.items()})
+        return done
+
+    def wait(self) -> bool:
+        return self.client.wait_for_change(
+            self.daemon.idle_timeout_s if self.client.can_idle else self.daemon.poll_interval_s,
+            self.stopping.is_set,
+        )
+
+    # --- asyncio side ----------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        ctx = structlog.contextvars.get_contextvars()
+
+        def bound() -> T:
+            with structlog.contextvars.bound_contextvars(**ctx):
+                return fn(*args)
+
+        return await loop.run_in_executor(self._executor, bound)
+
+    async def run_once(self) -> Counter[str]:
+        """Connect, catch up, disconnect. Raises what the connection raised."""
+        try:
+            await self._call(self.connect)
+            return await self._call(self.sync)
+        finally:
+            await self._call(self.client.close)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Watch until `stop` is set; never raises (failures are logged and retried)."""
+        backoff = self.daemon.reconnect_min_s
+        while not stop.is_set():
+            try:
+                await self._call(self.connect)
+                backoff = self.daemon.reconnect_min_s
+                while not stop.is_set():
+                    await self._call(self.sync)
+                    await self._call(self.wait)
+            except PermanentError as exc:
+                self._log.error("mailbox_failed", reason=str(exc), retry_in_s=self.daemon.reconnect_max_s)
+                backoff = self.daemon.reconnect_max_s
+            except Exception as exc:
+                self._log.warning("mailbox_disconnected", reason=f"{type(exc).__name__}: {exc}",
+                                  retry_in_s=backoff)
+            finally:
+                await self._call(self.client.close)
+            if not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                backoff = min(backoff * 2, self.daemon.reconnect_max_s)
+        self._log.info("mailbox_stopped")
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True)

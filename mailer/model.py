@@ -1,0 +1,91 @@
+"""Values passed between the steps of the pipeline (fetch → parse → thread → store → decide → render).
+
+Plain frozen dataclasses: no I/O, no database, safe to build in tests by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One mailbox of an address header: display name and the lower-cased address."""
+
+    name: str
+    email: str
+
+    def formatted(self) -> str:
+        """`Name <email>` (or the bare address), for logs and display."""
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A part a person attached (not an inline image of an HTML body)."""
+
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedMail:
+    """One mail as it came off the server: identity (mailbox, UIDVALIDITY, UID) and the bytes."""
+
+    office_code: str
+    mailbox: str
+    uidvalidity: int
+    uid: int
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMail:
+    """What the rest of the pipeline needs to know about a mail.
+
+    Message-IDs are kept without angle brackets. `return_path` is None when the header is
+    absent and "" for the null sender `<>` (bounces). `headers` holds the lower-cased,
+    decoded values of the headers the rules look at (auto-submitted, precedence, list-id,
+    x-loop, x-autoreply, x-auto-response-suppress, content-type, x-pst-ticket, …), the first
+    occurrence of each.
+    """
+
+    message_id: str | None
+    subject: str
+    from_: Address | None
+    to: tuple[Address, ...] = ()
+    cc: tuple[Address, ...] = ()
+    reply_to: tuple[Address, ...] = ()
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    date: datetime | None = None
+    return_path: str | None = None
+    content_type: str = "text/plain"
+    headers: dict[str, str] = field(default_factory=dict)
+    text: str = ""
+    html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    defects: tuple[str, ...] = ()
+
+
+class MailKind(StrEnum):
+    """What an incoming mail is, as decided by the rules."""
+
+    REQUEST = "request"  # a person writing to the office: gets a ticket and an acknowledgement
+    AUTO_REPLY = "auto_reply"  # out-of-office, vacation, RFC 3834 auto-submitted
+    BOUNCE = "bounce"  # DSN, MAILER-DAEMON, null return path
+    LIST = "list"  # mailing list or bulk mail
+    OWN = "own"  # one of our own acknowledgements, come back
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The rules' verdict on one incoming mail: what it is and whether it is acknowledged."""
+
+    kind: MailKind
+    reason: str
+    acknowledge: bool

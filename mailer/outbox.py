@@ -1,0 +1,117 @@
+"""Delivery of the outbox, one sender per office (each office's SMTP can fail alone).
+
+A mail is rendered into the outbox inside the transaction that stored the request, so
+nothing is sent before it is committed. The sender claims due rows (`sending`), submits each
+and records the result at once: `sent`, `pending` again with a backoff (4xx, connection
+trouble) or `failed` (5xx, too many attempts). Rows a killed process left `sending` go back to
+`pending` at the next start and are sent then; the only window for a duplicate is between the
+server's final 250 and our commit of `sent`, a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from datetime import timedelta
+
+from sqlalchemy import Engine
+
+from mailer import log
+from mailer.clock import Clock
+from mailer.errors import PermanentError, TransientError
+from mailer.settings import Office, OutboxSettings
+from mailer.smtp import Submitter
+from storage import db, repo
+
+logger = log.get(__name__)
+_IDLE_WAIT_S = 5.0
+
+
+class OutboxSender:
+    """Sends one office's pending mail."""
+
+    def __init__(self, office: Office, settings: OutboxSettings, engine: Engine, clock: Clock) -> None:
+        self.office, self.settings, self.engine, self.clock = office, settings, engine, clock
+        self.submitter = Submitter(office.smtp)
+        self.wake = asyncio.Event()
+        self._log = logger.bind(office=office.code)
+
+    def _tx(self, fn: object, *args: object) -> object:
+        with db.transaction(self.engine) as s:
+            return fn(s, *args)  # type: ignore[operator]
+
+    async def _db(self, fn: object, *args: object) -> object:
+        return await asyncio.to_thread(self._tx, fn, *args)
+
+    async def resume(self) -> None:
+        """Put back what a stopped process left half-sent."""
+        count = await self._db(repo.release_interrupted, self.office.code)
+        if count:
+            self._log.warning("outbox_resumed_interrupted", count=count)
+
+    async def send_due(self, stop: asyncio.Event | None = None) -> Counter[str]:
+        """One round: claim due mails and submit them. Returns counts by result."""
+        done: Counter[str] = Counter()
+        items = await self._db(repo.claim_outbox, self.office.code, self.clock.now(), self.settings.batch)
+        assert isinstance(items, list)
+        for index, item in enumerate(items):
+            if stop is not None and stop.is_set():
+                await self._db(repo.unsent_back_to_pending, [i.id for i in items[index:]])
+                break
+            result = await self._deliver(item)
+            done[result] += 1
+            if result == "retry_connection":
+                await self._db(repo.unsent_back_to_pending, [i.id for i in items[index + 1 :]])
+                break
+        return done
+
+    async def _deliver(self, item: repo.OutboxItem) -> str:
+        log = self._log.bind(outbox_id=item.id, ticket=item.ticket_ref, message_id=item.message_id,
+                             to=item.envelope_to)
+        try:
+            reply = await self.submitter.send(item.envelope_from, item.envelope_to, item.raw)
+        except PermanentError as exc:
+            await self._db(repo.mark_failed, item.id, str(exc))
+            log.error("mail_failed", reason=str(exc), attempts=item.attempts + 1)
+            return "failed"
+        except TransientError as exc:
+            attempts = item.attempts + 1
+            if attempts >= self.settings.max_attempts:
+                await self._db(repo.mark_failed, item.id, f"gave up after {attempts} attempts: {exc}")
+                log.error("mail_failed", reason=str(exc), attempts=attempts)
+                return "failed"
+            delay = min(self.settings.retry_min_s * 2 ** (attempts - 1), self.settings.retry_max_s)
+            retry_at = self.clock.now() + timedelta(seconds=delay)
+            await self._db(repo.mark_retry, item.id, str(exc), retry_at)
+            log.warning("mail_deferred", reason=str(exc), attempts=attempts, retry_in_s=delay)
+            return "retry_connection"
+        await self._db(repo.mark_sent, item.id, self.clock.now())
+        log.info("mail_sent", reply=reply.strip()[:120])
+        return "sent"
+
+    async def _wait(self, stop: asyncio.Event) -> None:
+        due = await self._db(repo.next_outbox_due, self.office.code)
+        timeout = _IDLE_WAIT_S
+        if due is not None:
+            timeout = max(0.05, min(timeout, (due - self.clock.now()).total_seconds()))  # type: ignore[operator]
+        waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send until `stop` is set; never raises."""
+        await self.resume()
+        while not stop.is_set():
+            self.wake.clear()  # a wake-up from here on is seen by the wait below
+            try:
+                done = await self.send_due(stop)
+            except Exception as exc:
+                self._log.error("outbox_round_failed", reason=f"{type(exc).__name__}: {exc}", exc_info=exc)
+                done = Counter()
+            if not done or "retry_connection" in done:
+                await self._wait(stop)
+        await self.submitter.close()
+        self._log.info("outbox_stopped")

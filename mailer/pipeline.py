@@ -1,0 +1,291 @@
+"""The per-mail driver: a named, ordered tuple of steps (GNU Mailman's pipeline habit).
+
+    parse → classify → [ dedupe → thread → store → acknowledge → cursor ]  one transaction
+
+The bracketed steps share one database transaction, so the raw mail, the ticket, the
+rendered acknowledgement (an outbox row) and the mailbox cursor are committed together or
+not at all. A step that raises sends the mail to the dead letters, kept whole with the step's
+name and the reason, and the cursor moves on: one bad mail never stops the others.
+`Duplicate` is the one control-flow signal, caught only here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import structlog
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from mailer import log, rules, sla
+from mailer.clock import Clock
+from mailer.model import Decision, FetchedMail, MailKind, ParsedMail
+from mailer.parse import parse
+from mailer.render import Outgoing, Renderer
+from mailer.settings import Office, Settings
+from mailer.threader import ThreadMatch, find_ticket
+from storage import db, repo
+
+logger = log.get(__name__)
+
+
+class Outcome(StrEnum):
+    """What processing one mail did."""
+
+    TICKET_CREATED = "ticket_created"
+    FOLLOWUP = "followup"
+    RECORDED = "recorded"  # kept, not on a ticket (auto-reply, bounce, list mail)
+    DUPLICATE = "duplicate"
+    DEAD_LETTER = "dead_letter"
+
+
+class Duplicate(Exception):
+    """The office already has this mail (same Message-ID or same bytes): nothing to do."""
+
+
+@dataclass
+class MailContext:
+    """Everything the steps learn about one mail, filled in step by step."""
+
+    fetched: FetchedMail
+    office: Office
+    now: datetime
+    raw_sha256: str = ""
+    dedupe_key: str = ""
+    parsed: ParsedMail | None = None
+    decision: Decision | None = None
+    match: ThreadMatch | None = None
+    ticket: repo.TicketRef | None = None
+    new_ticket: bool = False
+    outgoing: Outgoing | None = None
+
+    @property
+    def mail(self) -> ParsedMail:
+        assert self.parsed is not None, "parse step has not run"
+        return self.parsed
+
+
+Step = Callable[["Pipeline", MailContext], None]
+TxStep = Callable[["Pipeline", MailContext, Session], None]
+
+
+def step_parse(p: Pipeline, ctx: MailContext) -> None:
+    ctx.raw_sha256 = hashlib.sha256(ctx.fetched.raw).hexdigest()
+    ctx.parsed = parse(ctx.fetched.raw)
+    mid = ctx.parsed.message_id
+    ctx.dedupe_key = f"mid:{mid}" if mid else f"sha:{ctx.raw_sha256}"
+    if mid:
+        structlog.contextvars.bind_contextvars(message_id=mid)
+
+
+def step_classify(p: Pipeline, ctx: MailContext) -> None:
+    ctx.decision = rules.decide(ctx.mail, p.own_addresses)
+
+
+def step_dedupe(p: Pipeline, ctx: MailContext, s: Session) -> None:
+    if repo.message_exists(s, ctx.office.code, ctx.dedupe_key):
+        raise Duplicate(ctx.dedupe_key)
+
+
+def step_thread(p: Pipeline, ctx: MailContext, s: Session) -> None:
+    ctx.match = find_ticket(s, ctx.office.code, ctx.mail)
+    if ctx.match is not None:
+        ctx.ticket = ctx.match.ticket
+
+
+def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
+    mail, decision, office = ctx.mail, ctx.decision, ctx.office
+    assert decision is not None
+    if ctx.ticket is None and decision.kind is MailKind.REQUEST:
+        ctx.ticket, ctx.new_ticket = _open_ticket(s, ctx), True
+    kind = str(decision.kind)
+    if decision.kind is MailKind.REQUEST and not ctx.new_ticket:
+        kind = "followup"
+    repo.add_message(
+        s,
+        office_code=office.code,
+        ticket_id=ctx.ticket.id if ctx.ticket else None,
+        direction="in",
+        kind=kind,
+        reason=decision.reason,
+        message_id=mail.message_id,
+        dedupe_key=ctx.dedupe_key,
+        folder=ctx.fetched.mailbox,
+        uidvalidity=ctx.fetched.uidvalidity,
+        uid=ctx.fetched.uid,
+        from_email=mail.from_.email if mail.from_ else "",
+        from_name=mail.from_.name if mail.from_ else "",
+        to_emails=", ".join(a.email for a in (*mail.to, *mail.cc)),
+        subject=mail.subject,
+        sent_at=mail.date,
+        stored_at=ctx.now,
+        body_text=mail.text,
+        defects="\n".join(mail.defects),
+        raw_sha256=ctx.raw_sha256,
+        raw=ctx.fetched.raw,
+    )
+    if ctx.ticket is not None:
+        repo.note_ticket_message(s, ctx.ticket.id, ctx.now)
+        structlog.contextvars.bind_contextvars(ticket=ctx.ticket.ref)
+
+
+def _open_ticket(s: Session, ctx: MailContext) -> repo.TicketRef:
+    office, mail, now = ctx.office, ctx.mail, ctx.now
+    year = now.astimezone(office.tz).year
+    ref = f"PST-{office.code}-{year}-{repo.next_ticket_seq(s, office.code, year):05d}"
+    requester = rules.acknowledgement_recipient(mail) or ""
+    ticket_id = repo.add_ticket(
+        s,
+        ref=ref,
+        office_code=office.code,
+        state="open",
+        requester_email=requester,
+        requester_name=mail.from_.name if mail.from_ else "",
+        subject=mail.subject,
+        language=rules.language(mail),
+        received_at=now,
+        due_at=sla.due_at(office, now),
+        last_message_at=now,
+        message_count=0,
+        created_at=now,
+    )
+    return repo.TicketRef(ticket_id, ref, "open", requester)
+
+
+def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
+    decision, ticket = ctx.decision, ctx.ticket
+    if not (ctx.new_ticket and ticket and decision and decision.acknowledge):
+        return
+    to = ticket.requester_email
+    if not to or to in p.own_addresses:
+        logger.info("ack_skipped", reason="no outside address to answer", to=to)
+        return
+    lang = rules.language(ctx.mail)
+    due = sla.due_at(ctx.office, ctx.now)
+    out = p.renderer.acknowledgement(ctx.office, ticket.ref, ctx.mail, to, lang, due, ctx.now)
+    message_pk = repo.add_message(
+        s,
+        office_code=ctx.office.code,
+        ticket_id=ticket.id,
+        direction="out",
+        kind="ack",
+        reason="acknowledgement of a new request",
+        message_id=out.message_id,
+        dedupe_key=f"mid:{out.message_id}",
+        from_email=ctx.office.email,
+        from_name=ctx.office.name,
+        to_emails=to,
+        subject=out.subject,
+        sent_at=ctx.now,
+        stored_at=ctx.now,
+        body_text=out.text,
+        raw_sha256=hashlib.sha256(out.raw).hexdigest(),
+        raw=out.raw,
+    )
+    repo.add_outbox(
+        s,
+        office_code=ctx.office.code,
+        message_pk=message_pk,
+        ticket_id=ticket.id,
+        envelope_from=out.envelope_from,
+        envelope_to=out.envelope_to,
+        next_attempt_at=ctx.now,
+        created_at=ctx.now,
+    )
+    ctx.outgoing = out
+
+
+def step_cursor(p: Pipeline, ctx: MailContext, s: Session) -> None:
+    f = ctx.fetched
+    repo.save_cursor(s, f.office_code, f.mailbox, f.uidvalidity, f.uid, ctx.now)
+
+
+BEFORE_TX: tuple[tuple[str, Step], ...] = (("parse", step_parse), ("classify", step_classify))
+IN_TX: tuple[tuple[str, TxStep], ...] = (
+    ("dedupe", step_dedupe),
+    ("thread", step_thread),
+    ("store", step_store),
+    ("acknowledge", step_acknowledge),
+    ("cursor", step_cursor),
+)
+
+
+class Pipeline:
+    """Runs the steps for one mail at a time; safe to share between mailbox threads."""
+
+    def __init__(self, settings: Settings, engine: Engine, renderer: Renderer, clock: Clock) -> None:
+        self.settings, self.engine, self.renderer, self.clock = settings, engine, renderer, clock
+        self.own_addresses = frozenset(o.email for o in settings.offices)
+
+    def process(self, fetched: FetchedMail) -> Outcome:
+        """Process one fetched mail to the end; returns what happened. Raises only if the
+        database itself fails (then the cursor has not moved and the mail comes again)."""
+        office = self.settings.office(fetched.office_code)
+        ctx = MailContext(fetched, office, self.clock.now())
+        with structlog.contextvars.bound_contextvars(  # message_id, ticket: bound by the steps
+            office=office.code, mailbox=fetched.mailbox, uid=fetched.uid, message_id=None, ticket=None
+        ):
+            step = "start"
+            try:
+                for step, fn in BEFORE_TX:
+                    fn(self, ctx)
+                with db.transaction(self.engine) as s:
+                    for step, tx_fn in IN_TX:
+                        tx_fn(self, ctx, s)
+            except Duplicate:
+                self._advance_only(ctx)
+                logger.info("mail_duplicate", dedupe_key=ctx.dedupe_key)
+                return Outcome.DUPLICATE
+            except Exception as exc:
+                if _is_database_failure(exc):
+                    raise
+                self._dead_letter(ctx, step, exc)
+                return Outcome.DEAD_LETTER
+            return self._report(ctx)
+
+    def _report(self, ctx: MailContext) -> Outcome:
+        decision = ctx.decision
+        assert decision is not None
+        if ctx.new_ticket:
+            logger.info("ticket_created", kind=decision.kind, ack_queued=ctx.outgoing is not None)
+            return Outcome.TICKET_CREATED
+        if ctx.ticket is not None:
+            how = ctx.match.how if ctx.match else ""
+            logger.info("followup_stored", kind=decision.kind, matched_by=how)
+            return Outcome.FOLLOWUP
+        logger.info("mail_recorded", kind=decision.kind, reason=decision.reason)
+        return Outcome.RECORDED
+
+    def _advance_only(self, ctx: MailContext) -> None:
+        with db.transaction(self.engine) as s:
+            step_cursor(self, ctx, s)
+
+    def _dead_letter(self, ctx: MailContext, step: str, exc: Exception) -> None:
+        f = ctx.fetched
+        error = f"{type(exc).__name__}: {exc}"
+        with db.transaction(self.engine) as s:
+            repo.add_dead_letter(
+                s,
+                office_code=f.office_code,
+                folder=f.mailbox,
+                uidvalidity=f.uidvalidity,
+                uid=f.uid,
+                step=step,
+                error=error,
+                raw_sha256=ctx.raw_sha256 or hashlib.sha256(f.raw).hexdigest(),
+                raw=f.raw,
+                created_at=ctx.now,
+            )
+            step_cursor(self, ctx, s)
+        logger.error("mail_dead_lettered", step=step, error=error, exc_info=exc)
+
+
+def _is_database_failure(exc: Exception) -> bool:
+    """Connection-level database errors are not the mail's fault: let the caller retry."""
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+
+    return isinstance(exc, OperationalError | DisconnectionError | InterfaceError)

@@ -1,0 +1,182 @@
+"""Outgoing mail from jinja2 templates: `templates/<lang>/<name>.{subject,txt,html}.j2`.
+
+The MIME is assembled by hand (quoted-printable UTF-8 parts in multipart/alternative, RFC 2047
+headers) because email.message.EmailMessage costs milliseconds per mail, which a backlog of
+thousands of acknowledgements notices.
+"""
+
+from __future__ import annotations
+
+import quopri
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+from typing import Any
+
+from babel.dates import format_date, format_datetime as babel_datetime
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from mailer.model import ParsedMail
+from mailer.rules import OWN_MAILER
+from mailer.settings import WEEKDAYS, Office
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+LANGUAGES = ("id", "en")
+_DAY_NAMES = {
+    "id": ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+_REPLY_PREFIX = re.compile(r"^\s*(re|aw|balas|bls)\s*:", re.IGNORECASE)
+_MAX_REFERENCES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A rendered mail: its Message-ID (no brackets), envelope, subject and the bytes to send."""
+
+    message_id: str
+    envelope_from: str
+    envelope_to: str
+    subject: str
+    text: str
+    raw: bytes
+
+
+def new_message_id(office: Office) -> str:
+    """An unguessable Message-ID in the office's domain (128 random bits), without brackets."""
+    return f"pst.{secrets.token_hex(16)}@{office.domain}"
+
+
+def hours_text(office: Office, lang: str) -> str:
+    """Opening hours as people write them: "Senin–Kamis 08.00–15.30, Jumat 08.00–16.00 WIB"."""
+    names = _DAY_NAMES[lang]
+    groups: list[tuple[int, int, tuple[str, str]]] = []
+    for i, day in enumerate(WEEKDAYS):
+        span = office.hours.by_day.get(day)
+        if span is None:
+            continue
+        if groups and groups[-1][1] == i - 1 and groups[-1][2] == span:
+            groups[-1] = (groups[-1][0], i, span)
+        else:
+            groups.append((i, i, span))
+    parts = []
+    for first, last, (start, end) in groups:
+        days = names[first] if first == last else f"{names[first]}–{names[last]}"
+        parts.append(f"{days} {start.replace(':', '.')}–{end.replace(':', '.')}")
+    return ", ".join(parts) + f" {office.time_zone_label}"
+
+
+def promised_date_text(when: datetime, office: Office, lang: str) -> str:
+    """"Rabu, 25 November 2026" in the office's time zone."""
+    return format_date(when.astimezone(office.tz).date(), "EEEE, d MMMM y", locale=lang)
+
+
+def reply_subject(subject: str, lang: str) -> str:
+    """Their subject with one reply prefix (none added twice); a default when they gave none."""
+    subject = " ".join(subject.split())
+    if not subject:
+        subject = "Permintaan konsultasi statistik" if lang == "id" else "Statistical consultation request"
+    return subject if _REPLY_PREFIX.match(subject) else f"Re: {subject}"
+
+
+class Renderer:
+    """Renders the templates of one templates folder; create once, use from any thread."""
+
+    def __init__(self, folder: Path = TEMPLATES) -> None:
+        self.env = Environment(
+            loader=FileSystemLoader(str(folder)),
+            autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+
+    def render(self, name: str, lang: str, context: dict[str, Any]) -> tuple[str, str, str]:
+        """(subject, text, html) of template `name` in `lang`."""
+        parts = (
+            self.env.get_template(f"{lang}/{name}.{kind}.j2").render(context, language=lang)
+            for kind in ("subject", "txt", "html")
+        )
+        subject, text, html = parts
+        return " ".join(subject.split()), text, html
+
+    def acknowledgement(
+        self,
+        office: Office,
+        ticket_ref: str,
+        mail: ParsedMail,
+        to: str,
+        lang: str,
+        due: datetime,
+        now: datetime,
+    ) -> Outgoing:
+        """The acknowledgement of a new request, threaded under the requester's mail."""
+        received = mail.date if mail.date and mail.date <= now else now
+        context = {
+            "office": office,
+            "ticket_ref": ticket_ref,
+            "requester_name": mail.from_.name if mail.from_ else "",
+            "subject": " ".join(mail.subject.split()) or "-",
+            "reply_subject": reply_subject(mail.subject, lang),
+            "due_text": promised_date_text(due, office, lang),
+            "received_text": babel_datetime(
+                received.astimezone(office.tz), "EEEE, d MMMM y HH.mm", locale=lang
+            )
+            + f" {office.time_zone_label}",
+            "hours_text": hours_text(office, lang),
+        }
+        subject, text, html = self.render("ack", lang, context)
+        message_id = new_message_id(office)
+        references = [*mail.references, *([mail.message_id] if mail.message_id else [])]
+        headers = [
+            ("From", formataddr((office.name, office.email))),
+            ("To", formataddr((mail.from_.name, to)) if mail.from_ and mail.from_.email == to else to),
+            ("Subject", subject),
+            ("Date", format_datetime(now.astimezone(office.tz))),
+            ("Message-ID", f"<{message_id}>"),
+            *([("In-Reply-To", f"<{mail.message_id}>")] if mail.message_id else []),
+            *([("References", " ".join(f"<{r}>" for r in references[-_MAX_REFERENCES:]))] if references else []),
+            ("Auto-Submitted", "auto-replied"),
+            ("X-Auto-Response-Suppress", "All"),
+            ("X-Loop", office.email),
+            ("X-PST-Mailer", OWN_MAILER),
+            ("X-PST-Ticket", ticket_ref),
+            ("Content-Language", lang),
+        ]
+        raw = build_mime(headers, text, html)
+        return Outgoing(message_id, office.email, to, subject, text, raw)
+
+
+def _header(name: str, value: str) -> bytes:
+    if value.isascii():
+        return f"{name}: {value}\r\n".encode("ascii")
+    return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=chr(13) + chr(10))}\r\n".encode(
+        "ascii"
+    )
+
+
+def _qp(text: str) -> bytes:
+    body = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+    return quopri.encodestring(body).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def build_mime(headers: Sequence[tuple[str, str]], text: str, html: str) -> bytes:
+    """A multipart/alternative mail (text, then HTML), CRLF line endings, ready for SMTP."""
+    boundary = f"=_pst_{secrets.token_hex(12)}"
+    out = [_header(name, value) for name, value in headers]
+    out.append(b"MIME-Version: 1.0\r\n")
+    out.append(f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode())
+    for subtype, body in (("plain", text), ("html", html)):
+        out.append(f"--{boundary}\r\n".encode())
+        out.append(f"Content-Type: text/{subtype}; charset=utf-8\r\n".encode())
+        out.append(b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+        out.append(_qp(body))
+        out.append(b"\r\n")
+    out.append(f"--{boundary}--\r\n".encode())
+    return b"".join(out)

@@ -1,0 +1,73 @@
+"""The office's promise as a deadline: working days of office time after a request arrives.
+
+Rule: the receipt time in the office's time zone is moved to the next opening when it falls
+outside office hours or on a day off; the deadline is the same time of day N working days
+later (clamped to that day's closing time). Working days are the weekdays with office hours,
+minus Indonesian national holidays and joint leave days (cuti bersama) from `holidays`.
+Pure functions of `received_at` and the office: time is a parameter.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+
+import holidays
+
+from mailer.settings import WEEKDAYS, Office
+
+_MAX_SCAN_DAYS = 366  # a deadline further than a year away means the calendar is broken
+
+
+@lru_cache(maxsize=64)
+def _national_days_off(year: int) -> frozenset[date]:
+    """Indonesian public holidays and cuti bersama of a year."""
+    found = holidays.country_holidays("ID", years=year, categories=("public", "government"))
+    return frozenset(found.keys())
+
+
+def _hours(office: Office, day: date) -> tuple[time, time] | None:
+    """(opening, closing) local time on `day`, or None when the office is closed."""
+    span = office.hours.by_day.get(WEEKDAYS[day.weekday()])
+    if span is None or day in _national_days_off(day.year):
+        return None
+    return time.fromisoformat(span[0]), time.fromisoformat(span[1])
+
+
+def is_working_day(office: Office, day: date) -> bool:
+    return _hours(office, day) is not None
+
+
+def _next_working_day(office: Office, day: date) -> date:
+    for _ in range(_MAX_SCAN_DAYS):
+        day += timedelta(days=1)
+        if is_working_day(office, day):
+            return day
+    raise RuntimeError(f"office {office.code}: no working day within a year of {day}")
+
+
+def clock_start(office: Office, received_at: datetime) -> datetime:
+    """When the clock starts: the receipt time, or the next opening if the office is closed."""
+    local = received_at.astimezone(office.tz)
+    hours = _hours(office, local.date())
+    if hours is not None:
+        opening, closing = hours
+        if local.time() < opening:
+            return datetime.combine(local.date(), opening, office.tz)
+        if local.time() < closing:
+            return local
+    day = _next_working_day(office, local.date())
+    opening = _hours(office, day)
+    assert opening is not None
+    return datetime.combine(day, opening[0], office.tz)
+
+
+def due_at(office: Office, received_at: datetime, working_days: int | None = None) -> datetime:
+    """The deadline (aware, office time zone) for a request received at `received_at`."""
+    start = clock_start(office, received_at)
+    day = start.date()
+    for _ in range(working_days if working_days is not None else office.sla_working_days):
+        day = _next_working_day(office, day)
+    hours = _hours(office, day)
+    assert hours is not None
+    return datetime.combine(day, min(start.time().replace(tzinfo=None), hours[1]), office.tz)

@@ -1,0 +1,50 @@
+"""Which ticket an incoming mail belongs to, if any.
+
+Matchers are tried in order; the first that finds a ticket wins:
+1. In-Reply-To / References against every Message-ID stored for the office (the mails we
+   received and the ones we sent, whose IDs are unguessable).
+2. The ticket tag in the subject, e.g. "Re: Data inflasi [PST-3514-2026-00042]".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from mailer.model import ParsedMail
+from storage import repo
+
+TAG = re.compile(r"\[?\b(PST-(\d{4})-\d{4}-\d{5,})\b\]?")
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadMatch:
+    """The ticket found and how: "references" or "subject_tag"."""
+
+    ticket: repo.TicketRef
+    how: str
+
+
+def ticket_tag(subject: str, office_code: str) -> str | None:
+    """The first ticket reference of this office in a subject, or None."""
+    for match in TAG.finditer(subject):
+        if match.group(2) == office_code:
+            return match.group(1)
+    return None
+
+
+def find_ticket(s: Session, office_code: str, mail: ParsedMail) -> ThreadMatch | None:
+    """The ticket this mail continues, or None for a new conversation."""
+    ids = [*mail.in_reply_to, *reversed(mail.references)]
+    ids = [i for i in dict.fromkeys(ids) if i != mail.message_id]
+    found = repo.ticket_by_message_ids(s, office_code, ids)
+    if found is not None:
+        return ThreadMatch(found, "references")
+    ref = ticket_tag(mail.subject, office_code)
+    if ref is not None:
+        found = repo.ticket_by_ref(s, ref, office=office_code)
+        if found is not None:
+            return ThreadMatch(found, "subject_tag")
+    return None
