@@ -75,8 +75,8 @@ class MailboxWatcher:
         uids = self.client.uids_after(last_uid)
         size = self.daemon.fetch_batch
         for chunk in (uids[i : i + size] for i in range(0, len(uids), size)):
-            for uid, raw in self.client.fetch(chunk):
-                fetched = FetchedMail(office.code, folder, state.uidvalidity, uid, raw)
+            for uid, raw, received_at in self.client.fetch(chunk):
+                fetched = FetchedMail(office.code, folder, state.uidvalidity, uid, raw, received_at)
                 outcome = self.pipeline.process(fetched)
                 done[outcome] += 1
                 if outcome is Outcome.TICKET_CREATED:

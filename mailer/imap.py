@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+from datetime import datetime, timezone
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from mailer.errors import ConfigError, PermanentError, TransientError
 from mailer.settings import ImapSettings
 
 FETCH_PART = b"BODY[]"
+_UTC = timezone.utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,7 @@ class MailboxClient:
         try:
             if s.tls == "starttls":
                 client.starttls(context)
+            client.normalise_times = False  # INTERNALDATE with its offset, not naive local time
             client.login(s.username, s.password.value)
             self.can_idle = client.has_capability("IDLE")
             self._client = client
@@ -95,16 +98,17 @@ class MailboxClient:
         found = self.client.search(["UID", f"{last_uid + 1}:*"])
         return sorted(uid for uid in found if uid > last_uid)
 
-    def fetch(self, uids: Iterable[int]) -> Iterator[tuple[int, bytes]]:
-        """(uid, raw bytes) for each UID still there, in UID order, without setting \\Seen."""
+    def fetch(self, uids: Iterable[int]) -> Iterator[tuple[int, bytes, datetime | None]]:
+        """(uid, raw bytes, INTERNALDATE in UTC) for each UID still there, in UID order,
+        without setting \\Seen."""
         uid_list = list(uids)
         if not uid_list:
             return
-        response = self.client.fetch(uid_list, ["BODY.PEEK[]"])
+        response = self.client.fetch(uid_list, ["BODY.PEEK[]", "INTERNALDATE"])
         for uid in sorted(response):
             raw = response[uid].get(FETCH_PART)
             if raw is not None:
-                yield uid, bytes(raw)
+                yield uid, bytes(raw), _utc(response[uid].get(b"INTERNALDATE"))
 
     def wait_for_change(self, timeout_s: float, should_stop: object) -> bool:
         """Block until the server reports a change, `timeout_s` passes, or `should_stop()`
@@ -139,6 +143,12 @@ def _quietly_close(client: IMAPClient) -> None:
             client.shutdown()
         except (OSError, IMAPClientError):
             pass
+
+
+def _utc(value: object) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(_UTC) if value.tzinfo else value.replace(tzinfo=_UTC)
 
 
 def _text(exc: Exception) -> str:

@@ -34,13 +34,15 @@ class Attachment:
 
 @dataclass(frozen=True, slots=True)
 class FetchedMail:
-    """One mail as it came off the server: identity (mailbox, UIDVALIDITY, UID) and the bytes."""
+    """One mail as it came off the server: identity (mailbox, UIDVALIDITY, UID), the bytes,
+    and when the server received it (IMAP INTERNALDATE; None if the server did not say)."""
 
     office_code: str
     mailbox: str
     uidvalidity: int
     uid: int
     raw: bytes
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,7 @@ class MailContext:
     fetched: FetchedMail
     office: Office
     now: datetime
+    received_at: datetime  # when the office's server got it; the SLA clock starts here
     raw_sha256: str = ""
     dedupe_key: str = ""
     parsed: ParsedMail | None = None
@@ -147,8 +148,8 @@ def _open_ticket(s: Session, ctx: MailContext) -> repo.TicketRef:
         requester_name=mail.from_.name if mail.from_ else "",
         subject=mail.subject,
         language=rules.language(mail),
-        received_at=now,
-        due_at=sla.due_at(office, now),
+        received_at=ctx.received_at,
+        due_at=sla.due_at(office, ctx.received_at),
         last_message_at=now,
         message_count=0,
         created_at=now,
@@ -165,8 +166,8 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
         logger.info("ack_skipped", reason="no outside address to answer", to=to)
         return
     lang = rules.language(ctx.mail)
-    due = sla.due_at(ctx.office, ctx.now)
-    out = p.renderer.acknowledgement(ctx.office, ticket.ref, ctx.mail, to, lang, due, ctx.now)
+    due = sla.due_at(ctx.office, ctx.received_at)
+    out = p.renderer.acknowledgement(ctx.office, ticket.ref, ctx.mail, to, lang, due, ctx.received_at, ctx.now)
     message_pk = repo.add_message(
         s,
         office_code=ctx.office.code,
@@ -225,7 +226,9 @@ class Pipeline:
         """Process one fetched mail to the end; returns what happened. Raises only if the
         database itself fails (then the cursor has not moved and the mail comes again)."""
         office = self.settings.office(fetched.office_code)
-        ctx = MailContext(fetched, office, self.clock.now())
+        now = self.clock.now()
+        received = fetched.received_at if fetched.received_at and fetched.received_at <= now else now
+        ctx = MailContext(fetched, office, now, received)
         with structlog.contextvars.bound_contextvars(  # message_id, ticket: bound by the steps
             office=office.code, mailbox=fetched.mailbox, uid=fetched.uid, message_id=None, ticket=None
         ):

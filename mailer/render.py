@@ -114,10 +114,10 @@ class Renderer:
         to: str,
         lang: str,
         due: datetime,
+        received: datetime,
         now: datetime,
     ) -> Outgoing:
         """The acknowledgement of a new request, threaded under the requester's mail."""
-        received = mail.date if mail.date and mail.date <= now else now
         context = {
             "office": office,
             "ticket_ref": ticket_ref,

@@ -1,0 +1,115 @@
+"""Shared fixtures: the project's settings pointed at a scratch database, the loopback mail
+stack, and small builders of realistic mails."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+
+import pytest
+import structlog
+from sqlalchemy import Engine
+
+from mailer.clock import FrozenClock
+from mailer.daemon import open_database
+from mailer.settings import Settings, load_settings
+from tests import mailstack
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+OFFICE_CODES = ("3571", "3576", "3514", "8205", "1808")
+_counter = itertools.count(1)
+
+
+def office_env(password: str | None = None) -> dict[str, str]:
+    """The environment the shipped settings.toml needs: one password variable per office."""
+    value = password if password is not None else mailstack.STACK.password
+    return {f"PST_MAIL_PASSWORD_{code}": value for code in OFFICE_CODES}
+
+
+def project_settings(tmp_path: Path, sending: bool = True, **environ: str) -> Settings:
+    """The shipped settings.toml, with the database in tmp_path."""
+    settings = load_settings(ROOT / "settings.toml", environ={**os.environ, **office_env(), **environ})
+    return dataclasses.replace(
+        settings,
+        database_url=f"sqlite:///{tmp_path / 'pst.sqlite3'}",
+        outbox=dataclasses.replace(settings.outbox, enabled=sending),
+        log_format="console",
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return project_settings(tmp_path)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))  # Monday 09:00 WIB
+
+
+@pytest.fixture
+def engine(settings: Settings, clock: FrozenClock) -> Iterator[Engine]:
+    engine = open_database(settings, clock)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def stack() -> mailstack.Stack:
+    """The loopback Dovecot + Postfix (started by scripts/mailstack.sh if it is not up)."""
+    mailstack.ensure_up()
+    return mailstack.STACK
+
+
+@pytest.fixture
+def office_mailboxes(stack: mailstack.Stack) -> None:
+    """Every office mailbox empty at the start of the test."""
+    mailstack.clear(*(f"bps{code}@bps.go.id" for code in OFFICE_CODES))
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[list[dict[str, object]]]:
+    with structlog.testing.capture_logs() as logs:
+        yield logs
+
+
+def requester() -> str:
+    """A fresh requester address (its Dovecot mailbox is empty)."""
+    return f"warga{next(_counter)}.{uuid.uuid4().hex[:8]}@example.com"
+
+
+def make_mail(
+    sender: str,
+    to: str = "bps3514@bps.go.id",
+    subject: str = "Permohonan data jumlah penduduk miskin 2024",
+    body: str = "Yth. Bapak/Ibu petugas PST,\r\n\r\nSaya mohon data jumlah penduduk miskin per kecamatan "
+    "tahun 2024 untuk penelitian skripsi saya. Terima kasih.\r\n\r\nSalam,\r\nRina",
+    name: str = "Rina Wulandari",
+    message_id: str | None = None,
+    headers: tuple[tuple[str, str], ...] = (),
+    date: datetime | None = None,
+) -> tuple[bytes, str]:
+    """A plain-text mail as a phone or Gmail would send it; returns (bytes, Message-ID)."""
+    mid = message_id or f"{uuid.uuid4().hex}@mail.example.com"
+    lines = [
+        f"From: {formataddr((name, sender))}",
+        f"To: {to}",
+        f"Subject: {subject}",
+        f"Date: {format_datetime(date or datetime(2026, 11, 23, 2, 0, tzinfo=UTC))}",
+        f"Message-ID: <{mid}>",
+        *(f"{k}: {v}" for k, v in headers),
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Transfer-Encoding: 8bit",
+        "",
+        body,
+        "",
+    ]
+    return "\r\n".join(lines).encode("utf-8"), mid
