@@ -1,11 +1,12 @@
 """Delivery of the outbox, one sender per office (each office's SMTP can fail alone).
 
 A mail is rendered into the outbox inside the transaction that stored the request, so
-nothing is sent before it is committed. The sender claims due rows (`sending`), submits each
-and records the result at once: `sent`, `pending` again with a backoff (4xx, connection
-trouble) or `failed` (5xx, too many attempts). Rows a killed process left `sending` go back to
-`pending` at the next start and are sent then; the only window for a duplicate is between the
-server's final 250 and our commit of `sent`, a few milliseconds.
+nothing is sent before it is committed. The sender takes due rows oldest first; one commit per
+mail records the previous one `sent` and marks the next `sending` (in flight), then submits it.
+Failures are recorded at once: `pending` again with a backoff (4xx, connection trouble) or
+`failed` (5xx, too many attempts). A killed process leaves at most one row `sending` per
+office; it goes back to `pending` at the next start and is sent then. The only window for a
+duplicate is between the server's final 250 and our next commit, a few milliseconds.
 """
 
 from __future__ import annotations
@@ -48,22 +49,29 @@ class OutboxSender:
         """Put back what a stopped process left half-sent."""
         count = await self._db(repo.release_interrupted, self.office.code)
         if count:
-            self._log.warning("outbox_resumed_interrupted", count=count)
+            self._log.warning(
+                "outbox_resumed_in_flight",
+                count=count,
+                note="sent again; a duplicate only if the server accepted it just before the stop",
+            )
 
     async def send_due(self, stop: asyncio.Event | None = None) -> Counter[str]:
-        """One round: claim due mails and submit them. Returns counts by result."""
+        """One round: submit the due mails one by one. Returns counts by result."""
         done: Counter[str] = Counter()
-        items = await self._db(repo.claim_outbox, self.office.code, self.clock.now(), self.settings.batch)
+        items = await self._db(repo.due_outbox, self.office.code, self.clock.now(), self.settings.batch)
         assert isinstance(items, list)
-        for index, item in enumerate(items):
+        sent_id: int | None = None
+        for item in items:
             if stop is not None and stop.is_set():
-                await self._db(repo.unsent_back_to_pending, [i.id for i in items[index:]])
                 break
+            await self._db(repo.advance_outbox, sent_id, item.id, self.clock.now())
             result = await self._deliver(item)
             done[result] += 1
+            sent_id = item.id if result == "sent" else None
             if result == "retry_connection":
-                await self._db(repo.unsent_back_to_pending, [i.id for i in items[index + 1 :]])
                 break
+        if sent_id is not None:
+            await self._db(repo.advance_outbox, sent_id, None, self.clock.now())
         return done
 
     async def _deliver(self, item: repo.OutboxItem) -> str:
@@ -86,8 +94,7 @@ class OutboxSender:
             await self._db(repo.mark_retry, item.id, str(exc), retry_at)
             log.warning("mail_deferred", reason=str(exc), attempts=attempts, retry_in_s=delay)
             return "retry_connection"
-        await self._db(repo.mark_sent, item.id, self.clock.now())
-        log.info("mail_sent", reply=reply.strip()[:120])
+        log.info("mail_sent", reply=reply.strip()[:120])  # recorded `sent` by the caller's next commit
         return "sent"
 
     async def _wait(self, stop: asyncio.Event) -> None:

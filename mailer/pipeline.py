@@ -74,11 +74,26 @@ Step = Callable[["Pipeline", MailContext], None]
 TxStep = Callable[["Pipeline", MailContext, Session], None]
 
 
+def dedupe_key(message_id: str | None, raw: bytes, mail: ParsedMail | None = None) -> str:
+    """Identity of a mail across folders and resyncs: its Message-ID plus a digest of its body
+    (the bytes after the header block) and of the headers its author wrote (From, To, Cc,
+    Subject, Date). Copies of one mail differ only in trace headers (Received, Delivered-To,
+    Return-Path), so they share it; different mails that reuse a Message-ID don't."""
+    split = raw.find(b"\r\n\r\n")
+    body = raw[split + 4 :] if split >= 0 else raw[raw.find(b"\n\n") + 2 :] if b"\n\n" in raw else raw
+    digest = hashlib.sha256(body)
+    if mail is not None:
+        people = [a.email for a in (mail.from_, *mail.to, *mail.cc) if a is not None]
+        stamp = mail.date.isoformat() if mail.date else ""
+        digest.update("\0".join([mail.subject, stamp, *people]).encode("utf-8", "surrogatepass"))
+    return f"mid:{message_id}:{digest.hexdigest()[:32]}" if message_id else f"body:{digest.hexdigest()[:32]}"
+
+
 def step_parse(p: Pipeline, ctx: MailContext) -> None:
     ctx.raw_sha256 = hashlib.sha256(ctx.fetched.raw).hexdigest()
     ctx.parsed = parse(ctx.fetched.raw)
     mid = ctx.parsed.message_id
-    ctx.dedupe_key = f"mid:{mid}" if mid else f"sha:{ctx.raw_sha256}"
+    ctx.dedupe_key = dedupe_key(mid, ctx.fetched.raw, ctx.parsed)
     if mid:
         structlog.contextvars.bind_contextvars(message_id=mid)
 
@@ -162,8 +177,8 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
     if not (ctx.new_ticket and ticket and decision and decision.acknowledge):
         return
     to = ticket.requester_email
-    if not to or to in p.own_addresses:
-        logger.info("ack_skipped", reason="no outside address to answer", to=to)
+    if not rules.answerable(to) or to in p.own_addresses:
+        logger.info("ack_skipped", reason="no outside address we can answer", to=to)
         return
     lang = rules.language(ctx.mail)
     due = sla.due_at(ctx.office, ctx.received_at)
@@ -176,7 +191,7 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
         kind="ack",
         reason="acknowledgement of a new request",
         message_id=out.message_id,
-        dedupe_key=f"mid:{out.message_id}",
+        dedupe_key=dedupe_key(out.message_id, out.raw),
         from_email=ctx.office.email,
         from_name=ctx.office.name,
         to_emails=to,

@@ -110,6 +110,15 @@ def language(mail: ParsedMail) -> str:
     return "en" if english > indonesian else "id"
 
 
+_ANSWERABLE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+def answerable(address: str) -> bool:
+    """Whether we can send to this address: a plain ASCII addr-spec with a dotted domain
+    (internationalised addresses would need SMTPUTF8, which we do not assume)."""
+    return bool(address) and len(address) <= 254 and _ANSWERABLE.match(address) is not None
+
+
 def acknowledgement_recipient(mail: ParsedMail) -> str | None:
     """Where the acknowledgement goes: the first Reply-To, else From; None if neither."""
     if mail.reply_to:

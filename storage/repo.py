@@ -175,8 +175,8 @@ def add_outbox(s: Session, **fields: Any) -> int:
     )
 
 
-def claim_outbox(s: Session, office: str, now: datetime, limit: int) -> list[OutboxItem]:
-    """Take up to `limit` due mails of an office, oldest first, and mark them `sending`."""
+def due_outbox(s: Session, office: str, now: datetime, limit: int) -> list[OutboxItem]:
+    """Up to `limit` due mails of an office, oldest first (not yet marked: see advance_outbox)."""
     rows = s.execute(
         select(
             OutboxRow.id,
@@ -198,12 +198,20 @@ def claim_outbox(s: Session, office: str, now: datetime, limit: int) -> list[Out
         .order_by(OutboxRow.id)
         .limit(limit)
     ).all()
-    items = [OutboxItem(*row) for row in rows]
-    if items:
+    return [OutboxItem(*row) for row in rows]
+
+
+def advance_outbox(s: Session, sent_id: int | None, sending_id: int | None, now: datetime) -> None:
+    """One commit per mail: record the previous mail `sent` and mark the next one `sending`
+    (in flight), so a stop leaves at most one mail per sender whose fate is unknown."""
+    if sent_id is not None:
+        mark_sent(s, sent_id, now)
+    if sending_id is not None:
         s.execute(
-            update(OutboxRow).where(OutboxRow.id.in_([i.id for i in items])).values(state="sending")  # type: ignore[union-attr]
+            update(OutboxRow)
+            .where(OutboxRow.id == sending_id, OutboxRow.state == "pending")  # type: ignore[arg-type]
+            .values(state="sending")
         )
-    return items
 
 
 def release_interrupted(s: Session, office: str) -> int:
@@ -243,16 +251,6 @@ def mark_failed(s: Session, outbox_id: int, error: str) -> None:
         .where(OutboxRow.id == outbox_id)  # type: ignore[arg-type]
         .values(state="failed", attempts=OutboxRow.attempts + 1, last_error=error)
     )
-
-
-def unsent_back_to_pending(s: Session, outbox_ids: Sequence[int]) -> None:
-    """Claimed but not attempted (the sender stopped): pending again, no attempt counted."""
-    if outbox_ids:
-        s.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id.in_(list(outbox_ids)), OutboxRow.state == "sending")  # type: ignore[union-attr,arg-type]
-            .values(state="pending")
-        )
 
 
 def next_outbox_due(s: Session, office: str) -> datetime | None:
