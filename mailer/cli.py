@@ -77,7 +77,9 @@ async def _run(settings: Settings, forever: bool) -> int:
         daemon.close()
         for code, counts in report.fetched.items():
             sent = report.sent.get(code, {})
-            print(f"{code}: fetched {dict(counts) or '{}'}, sending {dict(sent) or '{}'}")
+            fetched = ", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing new"
+            sending = ", ".join(f"{k} {v}" for k, v in sent.items()) or "nothing to send"
+            print(f"{code}: fetched: {fetched}; sending: {sending}")
         for code, error in report.errors.items():
             print(f"{code}: FAILED {error}", file=sys.stderr)
         return 1 if report.errors else 0

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Set up everything the project needs on a fresh Debian machine: the Python virtualenv with
+# the project and its dev tools, and the Debian packages of the loopback mail stack.
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv" >&2
+    "$PYTHON" -m venv .venv
+fi
+if ! .venv/bin/python -c "import mailer.cli, imapclient, aiosmtplib, sqlmodel, alembic, structlog, babel, holidays, pytest" 2>/dev/null \
+   || [ pyproject.toml -nt .venv/.installed ]; then
+    echo "setup: installing the project into .venv" >&2
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" >&2
+    touch .venv/.installed
+fi
+bash scripts/mailstack.sh install >&2
