@@ -219,3 +219,29 @@ def test_raw_mail_is_kept_byte_for_byte(settings: Settings) -> None:
     with db.reading(engine) as s:
         stored = s.execute(select(MessageRow.raw).where(MessageRow.direction == "in")).scalar_one()
     assert stored == server_raw
+
+
+def test_running_daemon_acknowledges_new_mail_within_seconds(settings: Settings) -> None:
+    """With the daemon running (IMAP IDLE), a new mail is acknowledged within 3 seconds,
+    and the daemon stops cleanly when asked."""
+    import threading
+    import time
+
+    daemon = Daemon(settings)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    runner = threading.Thread(target=loop.run_until_complete, args=(daemon.run_forever(stop),))
+    runner.start()
+    try:
+        time.sleep(1.0)  # connected and idling
+        who = requester()
+        started = time.monotonic()
+        mailstack.send(make_mail(who)[0], who, [OFFICE])
+        assert len(mailstack.wait_for(who, 1, timeout=3.0)) == 1
+        assert time.monotonic() - started < 3.0
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        runner.join(timeout=15)
+        loop.close()
+    assert not runner.is_alive()
+    assert len(tickets(settings)) == 1
