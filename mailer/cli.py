@@ -19,7 +19,9 @@ from mailer.settings import Settings, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mailer", description="PST mail desk: IMAP in, tickets, acknowledgements.")
+    parser = argparse.ArgumentParser(
+        prog="mailer", description="PST mail desk: IMAP in, tickets, acknowledgements."
+    )
     parser.add_argument(
         "--settings",
         default=os.environ.get("PST_SETTINGS", "settings.toml"),
@@ -98,7 +100,8 @@ def _tickets(settings: Settings, office: str | None, state: str | None, limit: i
     db.migrate(engine)
     with db.reading(engine) as s:
         rows = repo.list_tickets(s, office=office, state=state, limit=limit)
-    print(f"{'REFERENCE':<22} {'STATE':<9} {'RECEIVED (UTC)':<17} {'DUE (UTC)':<17} {'MSGS':>4}  REQUESTER / SUBJECT")
+    header = f"{'REFERENCE':<22} {'STATE':<9} {'RECEIVED (UTC)':<17} {'DUE (UTC)':<17} {'MSGS':>4}"
+    print(f"{header}  REQUESTER / SUBJECT")
     for t in rows:
         print(
             f"{t.ref:<22} {t.state:<9} {t.received_at:%Y-%m-%d %H:%M} {t.due_at:%Y-%m-%d %H:%M} "
@@ -129,8 +132,11 @@ def _show(settings: Settings, ref: str, raw: bool) -> int:
     print(f"  due       : {t.due_at.astimezone(tz):%Y-%m-%d %H:%M %Z}")
     for m, outbox in messages:
         arrow = "<-" if m.direction == "in" else "->"
-        delivery = f"  [{outbox.state}{', ' + outbox.last_error if outbox.last_error else ''}]" if outbox else ""
-        print(f"\n{arrow} {m.kind} #{m.id} {m.stored_at.astimezone(tz):%Y-%m-%d %H:%M}  {m.from_email} -> {m.to_emails}{delivery}")
+        delivery = (
+            f"  [{outbox.state}{', ' + outbox.last_error if outbox.last_error else ''}]" if outbox else ""
+        )
+        stamp = f"{m.stored_at.astimezone(tz):%Y-%m-%d %H:%M}"
+        print(f"\n{arrow} {m.kind} #{m.id} {stamp}  {m.from_email} -> {m.to_emails}{delivery}")
         print(f"   Subject: {m.subject}")
         print(f"   Message-ID: <{m.message_id}>")
         if raw:

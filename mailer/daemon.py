@@ -32,8 +32,13 @@ def open_database(settings: Settings, clock: Clock) -> Engine:
         repo.sync_offices(
             s,
             (
-                {"code": o.code, "name": o.name, "email": o.email, "province_code": o.province_code,
-                 "time_zone": o.time_zone}
+                {
+                    "code": o.code,
+                    "name": o.name,
+                    "email": o.email,
+                    "province_code": o.province_code,
+                    "time_zone": o.time_zone,
+                }
                 for o in settings.offices
             ),
             clock.now(),

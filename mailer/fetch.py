@@ -54,8 +54,9 @@ class MailboxWatcher:
 
     def connect(self) -> None:
         state = self.client.connect()
-        self._log.info("mailbox_connected", uidvalidity=state.uidvalidity, exists=state.exists,
-                       idle=self.client.can_idle)
+        self._log.info(
+            "mailbox_connected", uidvalidity=state.uidvalidity, exists=state.exists, idle=self.client.can_idle
+        )
 
     def sync(self) -> Counter[str]:
         """Process every mail after the cursor; returns outcome counts."""
@@ -67,8 +68,12 @@ class MailboxWatcher:
         if cursor is not None and cursor[0] == state.uidvalidity:
             last_uid = cursor[1]
         elif cursor is not None:
-            self._log.warning("uidvalidity_changed", old=cursor[0], new=state.uidvalidity,
-                              action="resync; duplicates are recognised by Message-ID and content")
+            self._log.warning(
+                "uidvalidity_changed",
+                old=cursor[0],
+                new=state.uidvalidity,
+                action="resync; duplicates are recognised by Message-ID and content",
+            )
         done: Counter[str] = Counter()
         if state.uidnext and state.uidnext <= last_uid + 1:
             return done  # UIDNEXT has not moved: nothing new
@@ -127,8 +132,9 @@ class MailboxWatcher:
                 self._log.error("mailbox_failed", reason=str(exc), retry_in_s=self.daemon.reconnect_max_s)
                 backoff = self.daemon.reconnect_max_s
             except Exception as exc:
-                self._log.warning("mailbox_disconnected", reason=f"{type(exc).__name__}: {exc}",
-                                  retry_in_s=backoff)
+                self._log.warning(
+                    "mailbox_disconnected", reason=f"{type(exc).__name__}: {exc}", retry_in_s=backoff
+                )
             finally:
                 await self._call(self.client.close)
             if not stop.is_set():

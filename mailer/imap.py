@@ -7,12 +7,12 @@ All calls block: the daemon runs them in the mailbox's own worker thread.
 
 from __future__ import annotations
 
-import socket
+import contextlib
 import ssl
 import time
-from datetime import datetime, timezone
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -21,7 +21,7 @@ from mailer.errors import ConfigError, PermanentError, TransientError
 from mailer.settings import ImapSettings
 
 FETCH_PART = b"BODY[]"
-_UTC = timezone.utc
+_UTC = UTC
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,9 @@ class MailboxClient:
         try:
             info = self.client.select_folder(self.settings.folder, readonly=True)
         except IMAPClientError as exc:
-            raise ConfigError("settings", "imap.folder", f"cannot open {self.settings.folder!r}: {exc}") from exc
+            raise ConfigError(
+                "settings", "imap.folder", f"cannot open {self.settings.folder!r}: {exc}"
+            ) from exc
         return FolderState(
             uidvalidity=int(info.get(b"UIDVALIDITY", 0)),
             uidnext=int(info.get(b"UIDNEXT", 0)),
@@ -138,11 +140,9 @@ class MailboxClient:
 def _quietly_close(client: IMAPClient) -> None:
     try:
         client.logout()
-    except (OSError, IMAPClientError, socket.error):
-        try:
+    except (OSError, IMAPClientError):
+        with contextlib.suppress(OSError, IMAPClientError):
             client.shutdown()
-        except (OSError, IMAPClientError):
-            pass
 
 
 def _utc(value: object) -> datetime | None:

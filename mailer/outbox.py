@@ -75,8 +75,9 @@ class OutboxSender:
         return done
 
     async def _deliver(self, item: repo.OutboxItem) -> str:
-        log = self._log.bind(outbox_id=item.id, ticket=item.ticket_ref, message_id=item.message_id,
-                             to=item.envelope_to)
+        log = self._log.bind(
+            outbox_id=item.id, ticket=item.ticket_ref, message_id=item.message_id, to=item.envelope_to
+        )
         try:
             reply = await self.submitter.send(item.envelope_from, item.envelope_to, item.raw)
         except PermanentError as exc:

@@ -18,7 +18,8 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any
 
-from babel.dates import format_date, format_datetime as babel_datetime
+from babel.dates import format_date
+from babel.dates import format_datetime as babel_datetime
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from mailer.model import ParsedMail
@@ -72,7 +73,7 @@ def hours_text(office: Office, lang: str) -> str:
 
 
 def promised_date_text(when: datetime, office: Office, lang: str) -> str:
-    """"Rabu, 25 November 2026" in the office's time zone."""
+    """ "Rabu, 25 November 2026" in the office's time zone."""
     return format_date(when.astimezone(office.tz).date(), "EEEE, d MMMM y", locale=lang)
 
 
@@ -141,7 +142,11 @@ class Renderer:
             ("Date", format_datetime(now.astimezone(office.tz))),
             ("Message-ID", f"<{message_id}>"),
             *([("In-Reply-To", f"<{mail.message_id}>")] if mail.message_id else []),
-            *([("References", " ".join(f"<{r}>" for r in references[-_MAX_REFERENCES:]))] if references else []),
+            *(
+                [("References", " ".join(f"<{r}>" for r in references[-_MAX_REFERENCES:]))]
+                if references
+                else []
+            ),
             ("Auto-Submitted", "auto-replied"),
             ("X-Auto-Response-Suppress", "All"),
             ("X-Loop", office.email),
@@ -154,11 +159,12 @@ class Renderer:
 
 
 def _header(name: str, value: str) -> bytes:
-    if value.isascii():
+    """One header line, RFC 2047-encoded when not ASCII, folded when longer than 78 columns."""
+    if value.isascii() and len(name) + len(value) < 77:
         return f"{name}: {value}\r\n".encode("ascii")
-    return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=chr(13) + chr(10))}\r\n".encode(
-        "ascii"
-    )
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    folded = Header(value, charset, header_name=name).encode(linesep="\r\n")
+    return f"{name}: {folded}\r\n".encode("ascii")
 
 
 def _qp(text: str) -> bytes:

@@ -25,14 +25,101 @@ _AUTO_SUBJECT = re.compile(
 )
 _SUPPRESS_AUTOREPLY = {"all", "autoreply", "oof"}
 _ID_WORDS = frozenset(
-    "yang dan di ke dari untuk dengan saya kami data tahun mohon terima kasih bapak ibu apakah bisa "
-    "tidak ada atau pada ini itu sudah belum bagaimana berapa jumlah penduduk kabupaten kota "
-    "permohonan permintaan informasi tentang dalam atas selamat pagi siang hormat yth".split()
+    [
+        "yang",
+        "dan",
+        "di",
+        "ke",
+        "dari",
+        "untuk",
+        "dengan",
+        "saya",
+        "kami",
+        "data",
+        "tahun",
+        "mohon",
+        "terima",
+        "kasih",
+        "bapak",
+        "ibu",
+        "apakah",
+        "bisa",
+        "tidak",
+        "ada",
+        "atau",
+        "pada",
+        "ini",
+        "itu",
+        "sudah",
+        "belum",
+        "bagaimana",
+        "berapa",
+        "jumlah",
+        "penduduk",
+        "kabupaten",
+        "kota",
+        "permohonan",
+        "permintaan",
+        "informasi",
+        "tentang",
+        "dalam",
+        "atas",
+        "selamat",
+        "pagi",
+        "siang",
+        "hormat",
+        "yth",
+    ]
 )
 _EN_WORDS = frozenset(
-    "the and of to for with i we you is are would could please data year thank thanks dear "
-    "regards kind like request information about on in this that have has be can from what how "
-    "which where any my our hello good morning sir madam".split()
+    [
+        "the",
+        "and",
+        "of",
+        "to",
+        "for",
+        "with",
+        "i",
+        "we",
+        "you",
+        "is",
+        "are",
+        "would",
+        "could",
+        "please",
+        "data",
+        "year",
+        "thank",
+        "thanks",
+        "dear",
+        "regards",
+        "kind",
+        "like",
+        "request",
+        "information",
+        "about",
+        "on",
+        "in",
+        "this",
+        "that",
+        "have",
+        "has",
+        "be",
+        "can",
+        "from",
+        "what",
+        "how",
+        "which",
+        "where",
+        "any",
+        "my",
+        "our",
+        "hello",
+        "good",
+        "morning",
+        "sir",
+        "madam",
+    ]
 )
 _WORD = re.compile(r"[a-zA-Z]+")
 
@@ -103,7 +190,7 @@ def _list_reason(mail: ParsedMail) -> str:
 
 
 def language(mail: ParsedMail) -> str:
-    """"en" when the request is written in English, otherwise "id" (Bahasa Indonesia)."""
+    """ "en" when the request is written in English, otherwise "id" (Bahasa Indonesia)."""
     words = [w.lower() for w in _WORD.findall(f"{mail.subject}\n{mail.text[:3000]}")]
     english = sum(w in _EN_WORDS for w in words)
     indonesian = sum(w in _ID_WORDS for w in words)

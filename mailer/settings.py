@@ -139,6 +139,13 @@ class _Reader:
 
     def __init__(self, file: Path, data: dict[str, Any], prefix: str = "") -> None:
         self.file, self.data, self.prefix = file, data, prefix
+        self.seen: set[str] = set()
+
+    def done(self) -> None:
+        """Refuse keys nobody read: a misspelt key must not silently fall back to a default."""
+        for name in self.data:
+            if name not in self.seen:
+                raise self.fail(name, "unknown key (misspelt?)")
 
     def key(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -147,12 +154,14 @@ class _Reader:
         return ConfigError(str(self.file), self.key(name), reason)
 
     def table(self, name: str, required: bool = True) -> _Reader:
+        self.seen.add(name)
         value = self.data.get(name, None if required else {})
         if not isinstance(value, dict):
             raise self.fail(name, "missing table" if value is None else "must be a table")
         return _Reader(self.file, value, self.key(name) + ".")
 
     def _get(self, name: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        self.seen.add(name)
         if name not in self.data:
             if default is _REQUIRED:
                 raise self.fail(name, "missing")
@@ -218,7 +227,7 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
     if not offices:
         raise root.fail("offices", "no office is configured")
     _check_unique(root, offices)
-    return Settings(
+    settings = Settings(
         file=file,
         database_url=_database_url(storage, file.parent),
         log_format=log.choice("format", ("auto", "json", "console"), "auto"),
@@ -228,6 +237,9 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
         offices=offices,
         provinces=provinces,
     )
+    for reader in (storage, log, offices_table, root):
+        reader.done()
+    return settings
 
 
 def _database_url(storage: _Reader, base: Path) -> str:
@@ -248,28 +260,37 @@ def _daemon(r: _Reader) -> DaemonSettings:
     low, high = r.number("reconnect_min_s", d.reconnect_min_s), r.number("reconnect_max_s", d.reconnect_max_s)
     if high < low:
         raise r.fail("reconnect_max_s", "must not be below reconnect_min_s")
-    return DaemonSettings(
+    daemon = DaemonSettings(
         poll_interval_s=r.number("poll_interval_s", d.poll_interval_s),
         idle_timeout_s=idle,
         fetch_batch=r.integer("fetch_batch", d.fetch_batch, minimum=1),
         reconnect_min_s=low,
         reconnect_max_s=high,
     )
+    r.done()
+    return daemon
 
 
 def _outbox(r: _Reader) -> OutboxSettings:
     d = OutboxSettings()
-    return OutboxSettings(
+    outbox = OutboxSettings(
         enabled=r.flag("enabled", d.enabled),
         max_attempts=r.integer("max_attempts", d.max_attempts, minimum=1),
         retry_min_s=r.number("retry_min_s", d.retry_min_s),
         retry_max_s=r.number("retry_max_s", d.retry_max_s),
         batch=r.integer("batch", d.batch, minimum=1),
     )
+    r.done()
+    return outbox
 
 
 def _provinces(r: _Reader) -> dict[str, Province]:
-    return {code: Province(code, r.table(code).text("name")) for code in r.data}
+    provinces = {}
+    for code in r.data:
+        table = r.table(code)
+        provinces[code] = Province(code, table.text("name"))
+        table.done()
+    return provinces
 
 
 def _office(r: _Reader, code: str, provinces: dict[str, Province], env: dict[str, str]) -> Office:
@@ -286,7 +307,7 @@ def _office(r: _Reader, code: str, provinces: dict[str, Province], env: dict[str
         ZoneInfo(time_zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise r.fail("time_zone", f"unknown IANA time zone {time_zone!r}") from None
-    return Office(
+    office = Office(
         code=code,
         name=r.text("name"),
         email=email,
@@ -304,6 +325,8 @@ def _office(r: _Reader, code: str, provinces: dict[str, Province], env: dict[str
         imap=_imap(r.table("imap"), env),
         smtp=_smtp(r.table("smtp"), env),
     )
+    r.done()
+    return office
 
 
 def _hours(r: _Reader) -> OfficeHours:
@@ -312,7 +335,7 @@ def _hours(r: _Reader) -> OfficeHours:
         if day not in WEEKDAYS:
             raise r.fail(day, f"not a weekday; use {', '.join(WEEKDAYS)}")
         match = _HOURS.match(str(r.text(day)))
-        if not match or not (0 <= int(match[1]) < 24 and 0 <= int(match[3]) < 24):
+        if not match or not all(int(match[i]) < limit for i, limit in ((1, 24), (2, 60), (3, 24), (4, 60))):
             raise r.fail(day, 'must look like "08:00-15:30"')
         start, end = f"{match[1]}:{match[2]}", f"{match[3]}:{match[4]}"
         if end <= start:
@@ -324,6 +347,7 @@ def _hours(r: _Reader) -> OfficeHours:
 
 
 def _channels(r: _Reader) -> tuple[tuple[str, str], ...]:
+    r.seen.add("complaint_channels")
     value = r.data.get("complaint_channels")
     if not isinstance(value, list) or not value:
         raise r.fail("complaint_channels", "must be a non-empty list of [label, value] pairs")
@@ -370,6 +394,13 @@ def _ca_file(r: _Reader) -> Path | None:
     return path
 
 
+def _port(r: _Reader) -> int:
+    port = r.integer("port", minimum=1)
+    if port > 65535:
+        raise r.fail("port", f"must be at most 65535, got {port}")
+    return port
+
+
 def _check_plain(r: _Reader, host: str, tls: str) -> None:
     if tls != "plain":
         return
@@ -386,9 +417,9 @@ def _imap(r: _Reader, env: dict[str, str]) -> ImapSettings:
     _check_plain(r, host, tls)
     password = _password(r, env, required=True)
     assert password is not None
-    return ImapSettings(
+    imap = ImapSettings(
         host=host,
-        port=r.integer("port", minimum=1),
+        port=_port(r),
         tls=tls,
         username=r.text("username"),
         password=password,
@@ -396,21 +427,25 @@ def _imap(r: _Reader, env: dict[str, str]) -> ImapSettings:
         ca_file=_ca_file(r),
         timeout_s=r.number("timeout_s", 30.0),
     )
+    r.done()
+    return imap
 
 
 def _smtp(r: _Reader, env: dict[str, str]) -> SmtpSettings:
     host, tls = r.text("host"), r.choice("tls", SMTP_TLS)
     _check_plain(r, host, tls)
     username = r.text("username", "") or None
-    return SmtpSettings(
+    smtp = SmtpSettings(
         host=host,
-        port=r.integer("port", minimum=1),
+        port=_port(r),
         tls=tls,
         username=username,
         password=_password(r, env, required=username is not None),
         ca_file=_ca_file(r),
         timeout_s=r.number("timeout_s", 30.0),
     )
+    r.done()
+    return smtp
 
 
 def _check_unique(root: _Reader, offices: tuple[Office, ...]) -> None:

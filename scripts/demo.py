@@ -35,21 +35,52 @@ PASSWORD = os.environ.get("PST_MAILSTACK_PASSWORD", "pst-loopback")
 OFFICES = ("3571", "3576", "3514", "8205", "1808")
 
 REQUESTS = [
-    ("Rina Wulandari", "rina.wulandari@example.com", "3514", "Permohonan data penduduk miskin Kabupaten Pasuruan 2024",
-     "Yth. Bapak/Ibu petugas PST BPS Kabupaten Pasuruan,\n\nSaya mahasiswa Universitas Brawijaya dan sedang "
-     "menyusun skripsi. Mohon informasi jumlah penduduk miskin per kecamatan di Kabupaten Pasuruan tahun 2024.\n\n"
-     "Terima kasih atas bantuannya.\n\nSalam,\nRina Wulandari", {}),
-    ("John Smith", "john.smith@example.org", "3571", "Request for inflation data, Kediri city",
-     "Dear Sir/Madam,\n\nI am a researcher at Leiden University. Could you please tell me where I can find the "
-     "monthly inflation figures for Kediri city for 2023 and 2024?\n\nKind regards,\nJohn Smith", {}),
-    ("Ahmad Fauzi", "ahmad.fauzi@example.net", "8205", "Data IPM Kabupaten Halmahera Utara",
-     "Selamat siang,\n\nMohon dibantu data Indeks Pembangunan Manusia (IPM) Kabupaten Halmahera Utara "
-     "tahun 2020-2024 beserta komponennya.\n\nTerima kasih.\nAhmad", {}),
-    ("Dewi Lestari", "dewi.lestari@example.com", "1808", "Klasifikasi KBLI untuk usaha tambak udang",
-     "Permisi Bapak/Ibu,\n\nUsaha tambak udang vaname masuk ke kode KBLI berapa? Terima kasih.\n\nDewi", {}),
-    ("Budi Santoso", "budi.santoso@example.com", "3514", "Automatic reply: Tanda terima",
-     "Saya sedang cuti sampai 1 Desember 2026 dengan akses email terbatas.",
-     {"Auto-Submitted": "auto-replied"}),
+    (
+        "Rina Wulandari",
+        "rina.wulandari@example.com",
+        "3514",
+        "Permohonan data penduduk miskin Kabupaten Pasuruan 2024",
+        "Yth. Bapak/Ibu petugas PST BPS Kabupaten Pasuruan,\n\n"
+        "Saya mahasiswa Universitas Brawijaya dan sedang menyusun skripsi. Mohon informasi "
+        "jumlah penduduk miskin per kecamatan di Kabupaten Pasuruan tahun 2024.\n\n"
+        "Terima kasih atas bantuannya.\n\nSalam,\nRina Wulandari",
+        {},
+    ),
+    (
+        "John Smith",
+        "john.smith@example.org",
+        "3571",
+        "Request for inflation data, Kediri city",
+        "Dear Sir/Madam,\n\nI am a researcher at Leiden University. "
+        "Could you please tell me where I can find the monthly inflation figures "
+        "for Kediri city for 2023 and 2024?\n\nKind regards,\nJohn Smith",
+        {},
+    ),
+    (
+        "Ahmad Fauzi",
+        "ahmad.fauzi@example.net",
+        "8205",
+        "Data IPM Kabupaten Halmahera Utara",
+        "Selamat siang,\n\nMohon dibantu data Indeks Pembangunan Manusia (IPM) Kabupaten Halmahera Utara "
+        "tahun 2020-2024 beserta komponennya.\n\nTerima kasih.\nAhmad",
+        {},
+    ),
+    (
+        "Dewi Lestari",
+        "dewi.lestari@example.com",
+        "1808",
+        "Klasifikasi KBLI untuk usaha tambak udang",
+        "Permisi Bapak/Ibu,\n\nUsaha tambak udang vaname masuk ke kode KBLI berapa? Terima kasih.\n\nDewi",
+        {},
+    ),
+    (
+        "Budi Santoso",
+        "budi.santoso@example.com",
+        "3514",
+        "Automatic reply: Tanda terima",
+        "Saya sedang cuti sampai 1 Desember 2026 dengan akses email terbatas.",
+        {"Auto-Submitted": "auto-replied"},
+    ),
 ]
 
 
@@ -58,8 +89,11 @@ def say(text: str) -> None:
 
 
 def mailer(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "mailer", "--settings", str(DEMO / "settings.toml"), *args],
-                   cwd=ROOT, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "mailer", "--settings", str(DEMO / "settings.toml"), *args],
+        cwd=ROOT,
+        check=True,
+    )
 
 
 def imap(address: str) -> IMAPClient:
@@ -88,7 +122,9 @@ def inbox(address: str, wait_for: int = 1) -> list[bytes]:
             time.sleep(0.1)
 
 
-def send(name: str, sender: str, office: str, subject: str, body: str, headers: dict[str, str]) -> EmailMessage:
+def send(
+    name: str, sender: str, office: str, subject: str, body: str, headers: dict[str, str]
+) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = f"{name} <{sender}>"
     msg["To"] = f"bps{office}@bps.go.id"
@@ -131,9 +167,14 @@ def main() -> None:
 
     say("Rina replies to her acknowledgement; the next pass joins it to her ticket, with no second ack")
     ack = email.message_from_bytes(inbox("rina.wulandari@example.com")[0], policy=policy.default)
-    send("Rina Wulandari", "rina.wulandari@example.com", "3514", str(ack["Subject"]),
-         "Tambahan: kalau ada, saya juga memerlukan data garis kemiskinan tahun yang sama.\n\nRina",
-         {"In-Reply-To": ack["Message-ID"], "References": f"{ack['References']} {ack['Message-ID']}"})
+    send(
+        "Rina Wulandari",
+        "rina.wulandari@example.com",
+        "3514",
+        str(ack["Subject"]),
+        "Tambahan: kalau ada, saya juga memerlukan data garis kemiskinan tahun yang sama.\n\nRina",
+        {"In-Reply-To": ack["Message-ID"], "References": f"{ack['References']} {ack['Message-ID']}"},
+    )
     inbox("bps3514@bps.go.id", wait_for=3)
     mailer("once")
 

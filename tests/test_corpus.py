@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -46,8 +45,13 @@ def test_every_imap_tools_message_is_ingested_whole(settings: Settings) -> None:
     assert report.errors == {}
     engine = db.make_engine(quiet.database_url)
     with db.reading(engine) as s:
-        stored = list(s.execute(select(MessageRow.raw_sha256, MessageRow.raw).where(
-            MessageRow.office_code == "3576", MessageRow.direction == "in")))
+        stored = list(
+            s.execute(
+                select(MessageRow.raw_sha256, MessageRow.raw).where(
+                    MessageRow.office_code == "3576", MessageRow.direction == "in"
+                )
+            )
+        )
         dead = list(s.execute(select(DeadLetter.raw_sha256, DeadLetter.raw, DeadLetter.error)))
     assert all(hashlib.sha256(raw).hexdigest() == sha for sha, raw, *_ in [*stored, *dead])
     assert dead == [], f"dead letters: {[e for *_, e in dead]}"

@@ -52,7 +52,7 @@ def test_mail_gives_one_ticket_and_one_threaded_ack(settings: Settings) -> None:
     run_once(settings)
     run_once(settings)  # a second pass finds nothing new
     (ticket,) = tickets(settings)
-    (ack_raw, _flags), = mailstack.wait_for(who, 1)
+    ((ack_raw, _flags),) = mailstack.wait_for(who, 1)
     ack = email.message_from_bytes(ack_raw, policy=policy.default)
     assert ack["In-Reply-To"] == f"<{mid}>"
     assert f"<{mid}>" in ack["References"]
@@ -64,9 +64,15 @@ def test_mail_gives_one_ticket_and_one_threaded_ack(settings: Settings) -> None:
     html = ack.get_body(("html",)).get_content()
     promised = promised_date_text(ticket.due_at, settings.office("3514"), "id")
     assert ticket.due_at == sla.due_at(settings.office("3514"), ticket.received_at)
-    for fact in (ticket.ref, "Jl. Sultan Agung No.42", "(0343) 423420", "0812-9090-3514",
-                 "Senin–Kamis 08.00–15.30, Jumat 08.00–16.00 WIB", f"paling lambat\r\n{promised}",
-                 "http://s.bps.go.id/3514_Pengaduan"):
+    for fact in (
+        ticket.ref,
+        "Jl. Sultan Agung No.42",
+        "(0343) 423420",
+        "0812-9090-3514",
+        "Senin–Kamis 08.00–15.30, Jumat 08.00–16.00 WIB",
+        f"paling lambat\r\n{promised}",
+        "http://s.bps.go.id/3514_Pengaduan",
+    ):
         assert fact in text
         assert fact.replace("&", "&amp;").split("\r\n")[-1] in html
     assert mailstack.wait_for(who, 1) and len(mailstack.fetch_all(who)) == 1
@@ -77,7 +83,7 @@ def test_office_mail_stays_unread_and_in_place(settings: Settings) -> None:
     who = requester()
     deliver(make_mail(who)[0], who)
     run_once(settings)
-    (raw, flags), = mailstack.fetch_all(OFFICE)
+    ((_raw, flags),) = mailstack.fetch_all(OFFICE)
     assert b"\\Seen" not in flags
     assert b"\\Deleted" not in flags
 
@@ -85,12 +91,16 @@ def test_office_mail_stays_unread_and_in_place(settings: Settings) -> None:
 def test_english_request_gets_english_ack(settings: Settings) -> None:
     """A request written in English is acknowledged in English."""
     who = requester()
-    raw, _ = make_mail(who, subject="Request for poverty data", name="John Smith",
-                       body="Dear Sir/Madam,\r\n\r\nI would like to request the poverty data for the "
-                       "regency for the year 2024. Thank you.\r\n\r\nKind regards,\r\nJohn")
+    raw, _ = make_mail(
+        who,
+        subject="Request for poverty data",
+        name="John Smith",
+        body="Dear Sir/Madam,\r\n\r\nI would like to request the poverty data for the "
+        "regency for the year 2024. Thank you.\r\n\r\nKind regards,\r\nJohn",
+    )
     deliver(raw, who)
     run_once(settings)
-    (ack_raw, _), = mailstack.wait_for(who, 1)
+    ((ack_raw, _),) = mailstack.wait_for(who, 1)
     ack = email.message_from_bytes(ack_raw, policy=policy.default)
     text = ack.get_body(("plain",)).get_content()
     (ticket,) = tickets(settings)
@@ -102,12 +112,17 @@ def test_reply_to_ack_joins_ticket_and_gets_no_second_ack(settings: Settings) ->
     who = requester()
     deliver(make_mail(who)[0], who)
     run_once(settings)
-    (ack_raw, _), = mailstack.wait_for(who, 1)
+    ((ack_raw, _),) = mailstack.wait_for(who, 1)
     ack = email.message_from_bytes(ack_raw, policy=policy.default)
-    reply, _ = make_mail(who, subject=f"Re: {ack['Subject']}",
-                         body="Tambahan: yang saya perlukan per kecamatan.",
-                         headers=(("In-Reply-To", ack["Message-ID"]),
-                                  ("References", f"{ack['References']} {ack['Message-ID']}")))
+    reply, _ = make_mail(
+        who,
+        subject=f"Re: {ack['Subject']}",
+        body="Tambahan: yang saya perlukan per kecamatan.",
+        headers=(
+            ("In-Reply-To", ack["Message-ID"]),
+            ("References", f"{ack['References']} {ack['Message-ID']}"),
+        ),
+    )
     deliver(reply, who, expect=2)
     run_once(settings)
     (ticket,) = tickets(settings)
@@ -118,17 +133,18 @@ def test_reply_to_ack_joins_ticket_and_gets_no_second_ack(settings: Settings) ->
 def test_auto_replies_and_bounces_get_no_ack(settings: Settings) -> None:
     """Out-of-office replies, list mail and a DSN bounce are recorded but never acknowledged."""
     who = requester()
-    auto, _ = make_mail(who, subject="Automatic reply: Permohonan data",
-                        headers=(("Auto-Submitted", "auto-replied"),))
+    auto, _ = make_mail(
+        who, subject="Automatic reply: Permohonan data", headers=(("Auto-Submitted", "auto-replied"),)
+    )
     bulk, _ = make_mail(who, subject="Buletin", headers=(("Precedence", "bulk"),))
     bounce = (
-        "From: Mail Delivery System <MAILER-DAEMON@example.com>\r\nTo: bps3514@bps.go.id\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn1@example.com>\r\n"
-        "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; "
-        'boundary="b1"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n'
-        "--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mail.example.com\r\n"
-        "\r\nFinal-Recipient: rfc822; x@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--b1--\r\n"
-    ).encode()
+        b"From: Mail Delivery System <MAILER-DAEMON@example.com>\r\nTo: bps3514@bps.go.id\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn1@example.com>\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; "
+        b'boundary="b1"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n'
+        b"--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mail.example.com\r\n"
+        b"\r\nFinal-Recipient: rfc822; x@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--b1--\r\n"
+    )
     deliver(auto, who, expect=1)
     deliver(bulk, who, expect=2)
     mailstack.send(bounce, "", [OFFICE])
@@ -163,8 +179,11 @@ def test_uidvalidity_change_resyncs_without_duplicates(settings: Settings, stack
         deliver(make_mail(who)[0], who, expect=i + 1)
     run_once(settings)
     conf = Path(stack.dir) / "dovecot" / "dovecot.conf"
-    subprocess.run(["doveadm", "-c", str(conf), "mailbox", "update", "--uid-validity", "4242", "-u",
-                    OFFICE, "INBOX"], check=True, capture_output=True)
+    subprocess.run(
+        ["doveadm", "-c", str(conf), "mailbox", "update", "--uid-validity", "4242", "-u", OFFICE, "INBOX"],
+        check=True,
+        capture_output=True,
+    )
     extra = requester()
     deliver(make_mail(extra)[0], extra, expect=4)
     run_once(settings)
@@ -184,10 +203,18 @@ def test_tls_connections_verify_the_certificate(tmp_path: Path, stack: mailstack
 
     base = project_settings(tmp_path)
     office = base.office("3514")
-    imap = dataclasses.replace(office.imap, tls="imaps", port=stack.imaps_port, host="localhost",
-                               ca_file=Path(stack.ca_file))
-    smtp = dataclasses.replace(office.smtp, tls="starttls", port=stack.submission_port, host="localhost",
-                               ca_file=Path(stack.ca_file), username=office.email, password=office.imap.password)
+    imap = dataclasses.replace(
+        office.imap, tls="imaps", port=stack.imaps_port, host="localhost", ca_file=Path(stack.ca_file)
+    )
+    smtp = dataclasses.replace(
+        office.smtp,
+        tls="starttls",
+        port=stack.submission_port,
+        host="localhost",
+        ca_file=Path(stack.ca_file),
+        username=office.email,
+        password=office.imap.password,
+    )
     settings = dataclasses.replace(base, offices=(dataclasses.replace(office, imap=imap, smtp=smtp),))
     who = requester()
     deliver(make_mail(who)[0], who)
@@ -203,7 +230,9 @@ def test_tls_with_untrusted_certificate_is_refused(tmp_path: Path, stack: mailst
 
     base = project_settings(tmp_path)
     office = base.office("3514")
-    imap = dataclasses.replace(office.imap, tls="imaps", port=stack.imaps_port, host="localhost", ca_file=None)
+    imap = dataclasses.replace(
+        office.imap, tls="imaps", port=stack.imaps_port, host="localhost", ca_file=None
+    )
     settings = dataclasses.replace(base, offices=(dataclasses.replace(office, imap=imap),))
     report = run_once(settings)
     assert "TLS" in report.errors["3514"] or "certificate" in report.errors["3514"].lower()
@@ -214,7 +243,7 @@ def test_raw_mail_is_kept_byte_for_byte(settings: Settings) -> None:
     who = requester()
     deliver(make_mail(who)[0], who)
     run_once(settings)
-    (server_raw, _), = mailstack.fetch_all(OFFICE)
+    ((server_raw, _),) = mailstack.fetch_all(OFFICE)
     engine: Engine = db.make_engine(settings.database_url)
     with db.reading(engine) as s:
         stored = s.execute(select(MessageRow.raw).where(MessageRow.direction == "in")).scalar_one()

@@ -37,7 +37,10 @@ def mailer(settings: Path, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, **office_env()}
     return subprocess.Popen(
         [sys.executable, "-m", "mailer", "--settings", str(settings), *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -67,7 +70,9 @@ def tickets_in(path: Path) -> int:
 def sent_in(path: Path) -> int:
     if not path.exists():
         return 0
-    return db_count(path, lambda: select(func.count()).select_from(OutboxRow).where(OutboxRow.state == "sent"))
+    return db_count(
+        path, lambda: select(func.count()).select_from(OutboxRow).where(OutboxRow.state == "sent")
+    )
 
 
 def fill_office(n: int) -> list[str]:
