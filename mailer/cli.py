@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from email import message_from_bytes, policy
 
@@ -78,7 +79,7 @@ async def _run(settings: Settings, forever: bool) -> int:
         report = await daemon.run_once()
         daemon.close()
         for code, counts in report.fetched.items():
-            sent = report.sent.get(code, {})
+            sent = report.sent.get(code, Counter())
             fetched = ", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing new"
             sending = ", ".join(f"{k} {v}" for k, v in sent.items()) or "nothing to send"
             print(f"{code}: fetched: {fetched}; sending: {sending}")

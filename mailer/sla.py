@@ -57,9 +57,9 @@ def clock_start(office: Office, received_at: datetime) -> datetime:
         if local.time() < closing:
             return local
     day = _next_working_day(office, local.date())
-    opening = _hours(office, day)
-    assert opening is not None
-    return datetime.combine(day, opening[0], office.tz)
+    next_hours = _hours(office, day)
+    assert next_hours is not None
+    return datetime.combine(day, next_hours[0], office.tz)
 
 
 def due_at(office: Office, received_at: datetime, working_days: int | None = None) -> datetime:

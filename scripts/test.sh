@@ -11,4 +11,5 @@ bash scripts/mailstack.sh up
 PST_TEST_POSTGRES_URL=$(bash scripts/postgres.sh up)
 export PST_TEST_POSTGRES_URL
 .venv/bin/ruff check mailer storage tests bench scripts
+.venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, insert, select, update
-from sqlmodel import Session
+from sqlalchemy import Result, func, insert, select, update
+from sqlmodel import Session, col
 
 from storage.tables import (
     DeadLetter,
@@ -46,6 +46,11 @@ class OutboxItem(NamedTuple):
     ticket_ref: str | None
 
 
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE touched (CursorResult.rowcount; the Session types it as a plain Result)."""
+    return int(getattr(result, "rowcount", 0))
+
+
 # --- offices and cursors ---------------------------------------------------------------
 
 
@@ -71,10 +76,10 @@ def save_cursor(s: Session, office: str, folder: str, uidvalidity: int, last_uid
     """Move the cursor (created on first use)."""
     done = s.execute(
         update(MailboxCursor)
-        .where(MailboxCursor.office_code == office, MailboxCursor.folder == folder)  # type: ignore[arg-type]
+        .where(col(MailboxCursor.office_code) == office, col(MailboxCursor.folder) == folder)
         .values(uidvalidity=uidvalidity, last_uid=last_uid, updated_at=now)
     )
-    if done.rowcount == 0:  # type: ignore[attr-defined]
+    if _rowcount(done) == 0:
         s.execute(
             insert(MailboxCursor).values(
                 office_code=office, folder=folder, uidvalidity=uidvalidity, last_uid=last_uid, updated_at=now
@@ -88,7 +93,9 @@ def save_cursor(s: Session, office: str, folder: str, uidvalidity: int, last_uid
 def message_exists(s: Session, office: str, dedupe_key: str) -> bool:
     """Whether this office already stored this mail (same Message-ID, or same bytes)."""
     found = s.execute(
-        select(MessageRow.id).where(MessageRow.office_code == office, MessageRow.dedupe_key == dedupe_key)  # type: ignore[arg-type]
+        select(col(MessageRow.id)).where(
+            col(MessageRow.office_code) == office, col(MessageRow.dedupe_key) == dedupe_key
+        )
     ).first()
     return found is not None
 
@@ -98,10 +105,10 @@ def ticket_by_message_ids(s: Session, office: str, message_ids: Sequence[str]) -
     if not message_ids:
         return None
     row = s.execute(
-        select(Ticket.id, Ticket.ref, Ticket.state, Ticket.requester_email)
-        .join(MessageRow, MessageRow.ticket_id == Ticket.id)  # type: ignore[arg-type]
-        .where(MessageRow.office_code == office, MessageRow.message_id.in_(list(message_ids)))  # type: ignore[union-attr]
-        .order_by(MessageRow.id.desc())  # type: ignore[union-attr]
+        select(col(Ticket.id), col(Ticket.ref), col(Ticket.state), col(Ticket.requester_email))
+        .join(MessageRow, col(MessageRow.ticket_id) == col(Ticket.id))
+        .where(col(MessageRow.office_code) == office, col(MessageRow.message_id).in_(list(message_ids)))
+        .order_by(col(MessageRow.id).desc())
         .limit(1)
     ).first()
     return None if row is None else TicketRef(*row)
@@ -109,9 +116,11 @@ def ticket_by_message_ids(s: Session, office: str, message_ids: Sequence[str]) -
 
 def ticket_by_ref(s: Session, ref: str, office: str | None = None) -> TicketRef | None:
     """A ticket by its reference (optionally only within one office)."""
-    query = select(Ticket.id, Ticket.ref, Ticket.state, Ticket.requester_email).where(Ticket.ref == ref)
+    query = select(col(Ticket.id), col(Ticket.ref), col(Ticket.state), col(Ticket.requester_email)).where(
+        col(Ticket.ref) == ref
+    )
     if office is not None:
-        query = query.where(Ticket.office_code == office)
+        query = query.where(col(Ticket.office_code) == office)
     row = s.execute(query).first()
     return None if row is None else TicketRef(*row)
 
@@ -120,9 +129,9 @@ def next_ticket_seq(s: Session, office: str, year: int) -> int:
     """Hand out the next sequence number of an office's year (inside the caller's transaction)."""
     done = s.execute(
         update(TicketCounter)
-        .where(TicketCounter.office_code == office, TicketCounter.year == year)  # type: ignore[arg-type]
-        .values(last_seq=TicketCounter.last_seq + 1)
-        .returning(TicketCounter.last_seq)
+        .where(col(TicketCounter.office_code) == office, col(TicketCounter.year) == year)
+        .values(last_seq=col(TicketCounter.last_seq) + 1)
+        .returning(col(TicketCounter.last_seq))
     ).first()
     if done is not None:
         return int(done[0])
@@ -132,31 +141,31 @@ def next_ticket_seq(s: Session, office: str, year: int) -> int:
 
 def add_ticket(s: Session, **fields: Any) -> int:
     """Insert a ticket; returns its id."""
-    return int(s.execute(insert(Ticket).values(**fields).returning(Ticket.id)).scalar_one())
+    return int(s.execute(insert(Ticket).values(**fields).returning(col(Ticket.id))).scalar_one())
 
 
 def add_message(s: Session, **fields: Any) -> int:
     """Insert a message (in or out); returns its id."""
-    return int(s.execute(insert(MessageRow).values(**fields).returning(MessageRow.id)).scalar_one())
+    return int(s.execute(insert(MessageRow).values(**fields).returning(col(MessageRow.id))).scalar_one())
 
 
 def note_ticket_message(s: Session, ticket_id: int, at: datetime) -> None:
     """Count one more message on a ticket and move its last activity to `at`."""
     s.execute(
         update(Ticket)
-        .where(Ticket.id == ticket_id)  # type: ignore[arg-type]
-        .values(message_count=Ticket.message_count + 1, last_message_at=at)
+        .where(col(Ticket.id) == ticket_id)
+        .values(message_count=col(Ticket.message_count) + 1, last_message_at=at)
     )
 
 
 def add_dead_letter(s: Session, **fields: Any) -> bool:
     """Keep a failed mail; False if this (office, folder, uidvalidity, uid) was already kept."""
     exists = s.execute(
-        select(DeadLetter.id).where(
-            DeadLetter.office_code == fields["office_code"],  # type: ignore[arg-type]
-            DeadLetter.folder == fields["folder"],  # type: ignore[arg-type]
-            DeadLetter.uidvalidity == fields["uidvalidity"],  # type: ignore[arg-type]
-            DeadLetter.uid == fields["uid"],  # type: ignore[arg-type]
+        select(col(DeadLetter.id)).where(
+            col(DeadLetter.office_code) == fields["office_code"],
+            col(DeadLetter.folder) == fields["folder"],
+            col(DeadLetter.uidvalidity) == fields["uidvalidity"],
+            col(DeadLetter.uid) == fields["uid"],
         )
     ).first()
     if exists is not None:
@@ -171,7 +180,9 @@ def add_dead_letter(s: Session, **fields: Any) -> bool:
 def add_outbox(s: Session, **fields: Any) -> int:
     """Queue an outgoing message for delivery; returns the outbox id."""
     return int(
-        s.execute(insert(OutboxRow).values(state="pending", **fields).returning(OutboxRow.id)).scalar_one()
+        s.execute(
+            insert(OutboxRow).values(state="pending", **fields).returning(col(OutboxRow.id))
+        ).scalar_one()
     )
 
 
@@ -179,23 +190,23 @@ def due_outbox(s: Session, office: str, now: datetime, limit: int) -> list[Outbo
     """Up to `limit` due mails of an office, oldest first (not yet marked: see advance_outbox)."""
     rows = s.execute(
         select(
-            OutboxRow.id,
-            OutboxRow.office_code,
-            OutboxRow.envelope_from,
-            OutboxRow.envelope_to,
-            MessageRow.raw,
-            OutboxRow.attempts,
-            MessageRow.message_id,
-            Ticket.ref,
+            col(OutboxRow.id),
+            col(OutboxRow.office_code),
+            col(OutboxRow.envelope_from),
+            col(OutboxRow.envelope_to),
+            col(MessageRow.raw),
+            col(OutboxRow.attempts),
+            col(MessageRow.message_id),
+            col(Ticket.ref),
         )
-        .join(MessageRow, MessageRow.id == OutboxRow.message_pk)  # type: ignore[arg-type]
-        .outerjoin(Ticket, Ticket.id == OutboxRow.ticket_id)  # type: ignore[arg-type]
+        .join(MessageRow, col(MessageRow.id) == col(OutboxRow.message_pk))
+        .outerjoin(Ticket, col(Ticket.id) == col(OutboxRow.ticket_id))
         .where(
-            OutboxRow.office_code == office,  # type: ignore[arg-type]
-            OutboxRow.state == "pending",  # type: ignore[arg-type]
-            OutboxRow.next_attempt_at <= now,  # type: ignore[arg-type]
+            col(OutboxRow.office_code) == office,
+            col(OutboxRow.state) == "pending",
+            col(OutboxRow.next_attempt_at) <= now,
         )
-        .order_by(OutboxRow.id)
+        .order_by(col(OutboxRow.id))
         .limit(limit)
     ).all()
     return [OutboxItem(*row) for row in rows]
@@ -209,7 +220,7 @@ def advance_outbox(s: Session, sent_id: int | None, sending_id: int | None, now:
     if sending_id is not None:
         s.execute(
             update(OutboxRow)
-            .where(OutboxRow.id == sending_id, OutboxRow.state == "pending")  # type: ignore[arg-type]
+            .where(col(OutboxRow.id) == sending_id, col(OutboxRow.state) == "pending")
             .values(state="sending")
         )
 
@@ -218,27 +229,27 @@ def release_interrupted(s: Session, office: str) -> int:
     """Put back mails a stopped process left `sending` (they are sent again); returns how many."""
     done = s.execute(
         update(OutboxRow)
-        .where(OutboxRow.office_code == office, OutboxRow.state == "sending")  # type: ignore[arg-type]
+        .where(col(OutboxRow.office_code) == office, col(OutboxRow.state) == "sending")
         .values(state="pending")
     )
-    return int(done.rowcount)  # type: ignore[attr-defined]
+    return _rowcount(done)
 
 
 def mark_sent(s: Session, outbox_id: int, now: datetime) -> None:
     s.execute(
         update(OutboxRow)
-        .where(OutboxRow.id == outbox_id)  # type: ignore[arg-type]
-        .values(state="sent", sent_at=now, attempts=OutboxRow.attempts + 1, last_error="")
+        .where(col(OutboxRow.id) == outbox_id)
+        .values(state="sent", sent_at=now, attempts=col(OutboxRow.attempts) + 1, last_error="")
     )
 
 
 def mark_retry(s: Session, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
     s.execute(
         update(OutboxRow)
-        .where(OutboxRow.id == outbox_id)  # type: ignore[arg-type]
+        .where(col(OutboxRow.id) == outbox_id)
         .values(
             state="pending",
-            attempts=OutboxRow.attempts + 1,
+            attempts=col(OutboxRow.attempts) + 1,
             last_error=error,
             next_attempt_at=next_attempt_at,
         )
@@ -248,20 +259,20 @@ def mark_retry(s: Session, outbox_id: int, error: str, next_attempt_at: datetime
 def mark_failed(s: Session, outbox_id: int, error: str) -> None:
     s.execute(
         update(OutboxRow)
-        .where(OutboxRow.id == outbox_id)  # type: ignore[arg-type]
-        .values(state="failed", attempts=OutboxRow.attempts + 1, last_error=error)
+        .where(col(OutboxRow.id) == outbox_id)
+        .values(state="failed", attempts=col(OutboxRow.attempts) + 1, last_error=error)
     )
 
 
 def next_outbox_due(s: Session, office: str) -> datetime | None:
     """When the earliest pending mail of an office is due, or None."""
     value = s.execute(
-        select(func.min(OutboxRow.next_attempt_at)).where(
-            OutboxRow.office_code == office,
-            OutboxRow.state == "pending",  # type: ignore[arg-type]
+        select(func.min(col(OutboxRow.next_attempt_at))).where(
+            col(OutboxRow.office_code) == office,
+            col(OutboxRow.state) == "pending",
         )
     ).scalar()
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 # --- reading for people ------------------------------------------------------------------
@@ -271,11 +282,11 @@ def list_tickets(
     s: Session, office: str | None = None, state: str | None = None, limit: int = 200
 ) -> list[Ticket]:
     """Tickets, newest first, optionally of one office and/or one state."""
-    query = select(Ticket).order_by(Ticket.id.desc()).limit(limit)  # type: ignore[union-attr]
+    query = select(Ticket).order_by(col(Ticket.id).desc()).limit(limit)
     if office:
-        query = query.where(Ticket.office_code == office)
+        query = query.where(col(Ticket.office_code) == office)
     if state:
-        query = query.where(Ticket.state == state)
+        query = query.where(col(Ticket.state) == state)
     return list(s.execute(query).scalars())
 
 
@@ -283,14 +294,14 @@ def ticket_with_messages(
     s: Session, ref: str
 ) -> tuple[Ticket, list[tuple[MessageRow, OutboxRow | None]]] | None:
     """A ticket and its messages in order, each outgoing one with its delivery state."""
-    ticket = s.execute(select(Ticket).where(Ticket.ref == ref)).scalar_one_or_none()
+    ticket = s.execute(select(Ticket).where(col(Ticket.ref) == ref)).scalar_one_or_none()
     if ticket is None:
         return None
     rows = s.execute(
         select(MessageRow, OutboxRow)
-        .outerjoin(OutboxRow, OutboxRow.message_pk == MessageRow.id)  # type: ignore[arg-type]
-        .where(MessageRow.ticket_id == ticket.id)
-        .order_by(MessageRow.id)
+        .outerjoin(OutboxRow, col(OutboxRow.message_pk) == col(MessageRow.id))
+        .where(col(MessageRow.ticket_id) == ticket.id)
+        .order_by(col(MessageRow.id))
     ).all()
     return ticket, [(m, o) for m, o in rows]
 
@@ -302,14 +313,14 @@ def counts(s: Session) -> dict[str, int]:
         "messages": s.execute(select(func.count()).select_from(MessageRow)).scalar_one(),
         "dead_letters": s.execute(select(func.count()).select_from(DeadLetter)).scalar_one(),
     }
-    for state, n in s.execute(select(OutboxRow.state, func.count()).group_by(OutboxRow.state)):
+    for state, n in s.execute(select(col(OutboxRow.state), func.count()).group_by(col(OutboxRow.state))):
         result[f"outbox_{state}"] = n
     return result
 
 
 def messages_without_ticket(s: Session, office: str | None = None) -> list[MessageRow]:
     """Mails recorded but never put on a ticket (auto-replies, bounces, list mail)."""
-    query = select(MessageRow).where(MessageRow.ticket_id.is_(None))  # type: ignore[union-attr]
+    query = select(MessageRow).where(col(MessageRow.ticket_id).is_(None))
     if office:
-        query = query.where(MessageRow.office_code == office)
+        query = query.where(col(MessageRow.office_code) == office)
     return list(s.execute(query).scalars())
