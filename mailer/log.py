@@ -38,4 +38,4 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
 
 def get(name: str) -> Any:
     """A logger for a module; its last name part becomes the `component` field."""
-    return structlog.get_logger().bind(component=name.rsplit(".", 1)[-1])
+    return structlog.get_logger(component=name.rsplit(".", 1)[-1])

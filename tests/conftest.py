@@ -75,9 +75,15 @@ def office_mailboxes(stack: mailstack.Stack) -> None:
 
 
 @pytest.fixture
-def captured_logs() -> Iterator[list[dict[str, object]]]:
-    with structlog.testing.capture_logs() as logs:
-        yield logs
+def events() -> Iterator[list[dict[str, object]]]:
+    """Every structlog event, with the context bound by contextvars merged in as in production."""
+    capture = structlog.testing.LogCapture()
+    old = structlog.get_config()
+    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
+    try:
+        yield capture.entries
+    finally:
+        structlog.configure(**old)
 
 
 def requester() -> str:

@@ -171,3 +171,34 @@ def test_ticket_numbers_count_per_office(pipe: Pipeline, engine: Engine) -> None
         "PST-3514-2026-00003",
         "PST-8205-2026-00001",
     ]
+
+
+def test_log_events_carry_office_mailbox_uid_message_and_ticket(
+    pipe: Pipeline, events: list[dict[str, object]]
+) -> None:
+    """`ticket_created` names the office, mailbox, UID, Message-ID and ticket it is about."""
+    raw, mid = make_mail("rina@example.com")
+    mail = fetched(raw)
+    pipe.process(mail)
+    (created,) = [e for e in events if e["event"] == "ticket_created"]
+    assert created["office"] == "3514"
+    assert created["mailbox"] == "INBOX"
+    assert created["uid"] == mail.uid
+    assert created["message_id"] == mid
+    assert created["ticket"] == "PST-3514-2026-00001"
+
+
+def test_dead_letter_event_names_the_step_and_reason(
+    pipe: Pipeline, events: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mail_dead_lettered` says which step failed and why."""
+
+    def broken(*_args: object) -> None:
+        raise ValueError("threader exploded")
+
+    monkeypatch.setattr(pipeline_module, "find_ticket", broken)
+    pipe.process(fetched(make_mail("rina@example.com")[0]))
+    (dead,) = [e for e in events if e["event"] == "mail_dead_lettered"]
+    assert dead["step"] == "thread"
+    assert "threader exploded" in str(dead["error"])
+    assert dead["office"] == "3514"
