@@ -99,7 +99,10 @@ class OutboxSender:
         return "sent"
 
     async def _wait(self, stop: asyncio.Event) -> None:
-        due = await self._db(repo.next_outbox_due, self.office.code)
+        try:
+            due = await self._db(repo.next_outbox_due, self.office.code)
+        except Exception:  # the database is down: wait the default, the next round will say why
+            due = None
         timeout = _IDLE_WAIT_S
         if due is not None:
             timeout = max(0.05, min(timeout, (due - self.clock.now()).total_seconds()))  # type: ignore[operator]
@@ -111,8 +114,16 @@ class OutboxSender:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until `stop` is set; never raises."""
-        await self.resume()
+        resumed = False
         while not stop.is_set():
+            if not resumed:
+                try:
+                    await self.resume()
+                    resumed = True
+                except Exception as exc:
+                    self._log.error("outbox_resume_failed", reason=f"{type(exc).__name__}: {exc}")
+                    await self._wait(stop)
+                    continue
             self.wake.clear()  # a wake-up from here on is seen by the wait below
             try:
                 done = await self.send_due(stop)
