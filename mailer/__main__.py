@@ -1,4 +1,5 @@
-from mailer.cli import main
 import sys
+
+from mailer.cli import main
 
 sys.exit(main())
