@@ -107,18 +107,58 @@ _HEADERS = [
 _MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")
 
 
+def _any(patterns: list[re.Pattern[str]]) -> re.Pattern[str]:
+    """One regex for a list (each keeps its own case rule): one search per line instead of many."""
+    return re.compile(
+        "|".join(f"(?i:{p.pattern})" if p.flags & re.I else f"(?:{p.pattern})" for p in patterns)
+    )
+
+
+_SIGNATURE_ANY = _any(_SIGNATURES)
+_EMBEDDED_ANY = _any(_EMBEDDED)
+_HEADER_ANY = _any(_HEADERS)
+# Lower-case words one of which every signature / marker line contains. Substring tests run in
+# C; a big regex alternation of literals does not, and costs a millisecond per mail.
+_SIGNATURE_WORDS = (
+    "kirim", "sent", "from", "mobile", "outlook", "envoy", "gesendet", "nachricht", "inviato", "sendt",
+    "enviado", "verzonden", "verstuurd", "från", "從我",
+)  # fmt: skip
+_EMBEDDED_WORDS = (
+    "wrote", "writes", "said", "says", "menulis", "schrieb", "geschrieben", "écrit", "a dit", "geschreven",
+    "schreef", "napisa", "escreveu", "escribió", "scritto", "写道", "пише", "написал", "skrev", "@",
+    "forward", "original", "message", "posted", "diteruskan", "pesan", "transf", "ursprüng", "mensaje",
+    "原始", "gmt",
+)  # fmt: skip
+_LINE_START_TRIGGER = re.compile(
+    r"^[ \t]*[>|]|^[ \t]*[-_=~#*—ᐧ,+]+[ \t]*$|^[ \t*]*[^\W\d_][\w -]{0,20}[ \t*]*:", re.M
+)
+
+
+def _has(text: str, words: tuple[str, ...]) -> bool:
+    return any(word in text for word in words)
+
+
+def _worth_trimming(text: str) -> bool:
+    """Cheap test: could anything in this text be quoted history, a marker or a signature?"""
+    if _LINE_START_TRIGGER.search(text):
+        return True
+    lowered = text.lower()
+    return _has(lowered, _EMBEDDED_WORDS) or _has(lowered, _SIGNATURE_WORDS)
+
+
 def classify(line: str) -> str:
     """One letter for what a line is: e d s b h q t (see the module docstring)."""
     if not line.strip():
         return EMPTY
     if _DELIMITER.match(line):
         return DELIMITER
-    plain = _MARKDOWN_LINK.sub(r"\1", line)
-    if any(r.search(plain) for r in _SIGNATURES):
+    plain = _MARKDOWN_LINK.sub(r"\1", line) if "](" in line else line
+    lowered = plain.lower()
+    if _has(lowered, _SIGNATURE_WORDS) and _SIGNATURE_ANY.search(plain):
         return SIGNATURE
-    if any(r.search(line) for r in _EMBEDDED):
+    if _has(lowered, _EMBEDDED_WORDS) and _EMBEDDED_ANY.search(line):
         return EMBEDDED
-    if any(r.search(line) for r in _HEADERS):
+    if ":" in line and _HEADER_ANY.search(line):
         return HEADER
     if _QUOTE.match(line):
         return QUOTE
@@ -164,6 +204,8 @@ def trim(text: str) -> tuple[str, str]:
     """(what the person wrote, what was cut: quoted history, signature). Both stripped."""
     if not text or not text.strip():
         return "", ""
+    if not _worth_trimming(text):
+        return text.replace("\r\n", "\n").strip(), ""
     blocks: dict[str, str] = {}
 
     def hoist(match: re.Match[str]) -> str:
