@@ -49,6 +49,25 @@ port_open() {  # port -> 0 when something accepts TCP connections on $HOST:port
     timeout 1 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$HOST" "$1" 2>/dev/null
 }
 
+wait_ports_closed() {  # seconds port... -> 0 once none accepts, 1 on timeout
+    local deadline=$((SECONDS + $1)) port
+    shift
+    for port in "$@"; do
+        while port_open "$port"; do
+            ((SECONDS < deadline)) || return 1
+            sleep 0.05
+        done
+    done
+}
+
+# One `up`/`down`/`clear` at a time per scratch dir (test processes may run side by side).
+lock_dir() {
+    mkdir -p "$DIR"
+    [[ -e $DIR/.lock ]] || : >"$DIR/.lock"
+    exec 9<"$DIR/.lock"
+    flock -w 120 9 || die "another mailstack.sh holds $DIR/.lock"
+}
+
 wait_ports() {  # seconds port... -> 0 once all accept, 1 on timeout
     local deadline=$((SECONDS + $1)) port
     shift
@@ -506,6 +525,9 @@ stop_dovecot() {
     pid=$(dovecot_pid) || return 0
     doveadm -c "$DOVECOT_CONF" stop >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
     wait_gone "$pid" dovecot 10 || { log "dovecot $pid did not stop; killing it"; kill -9 "$pid" 2>/dev/null || true; }
+    # Its login and lmtp processes hold the listening sockets until they notice.
+    # shellcheck disable=SC2046
+    wait_ports_closed 10 $(dovecot_ports) || true
     log "dovecot stopped"
 }
 
@@ -515,6 +537,8 @@ stop_postfix() {
     ((EUID != 0)) || ensure_postfix_alternate_dir
     postfix -c "$POSTFIX_ETC" stop >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
     wait_gone "$pid" master 10 || { log "postfix $pid did not stop; killing it"; kill -9 "$pid" 2>/dev/null || true; }
+    # shellcheck disable=SC2046
+    wait_ports_closed 10 $(postfix_ports) || true
     log "postfix stopped"
 }
 
@@ -536,8 +560,8 @@ start_dovecot() {
     rm -rf "$DOVECOT_RUN"
     mkdir -p "$DOVECOT_RUN"
     # Not our stdio: the daemons keep what they inherit open, and a caller reading our output
-    # through a pipe (subprocess capture_output) would never see it close.
-    dovecot -c "$DOVECOT_CONF" </dev/null >"$DIR/dovecot.start.log" 2>&1 \
+    # through a pipe (subprocess capture_output) would never see it close. Nor the lock (fd 9).
+    dovecot -c "$DOVECOT_CONF" </dev/null >"$DIR/dovecot.start.log" 2>&1 9<&- \
         || die "dovecot did not start: $(cat "$DIR/dovecot.start.log"); see $DIR/dovecot.log"
     # shellcheck disable=SC2046
     wait_ports 20 $(dovecot_ports) || die "dovecot ports did not open; see $DIR/dovecot.log"
@@ -555,7 +579,7 @@ start_postfix() {
     # shellcheck disable=SC2046
     assert_ports_free postfix $(postfix_ports)
     ensure_postfix_alternate_dir
-    postfix -c "$POSTFIX_ETC" start </dev/null >"$DIR/postfix.start.log" 2>&1 \
+    postfix -c "$POSTFIX_ETC" start </dev/null >"$DIR/postfix.start.log" 2>&1 9<&- \
         || die "postfix did not start: $(cat "$DIR/postfix.start.log"); see $DIR/maillog"
     # shellcheck disable=SC2046
     wait_ports 20 $(postfix_ports) || die "postfix ports did not open; see $DIR/maillog"
@@ -563,7 +587,6 @@ start_postfix() {
 }
 
 cmd_up() {
-    check_settings
     cmd_install
     ensure_tls
     write_configs
@@ -631,8 +654,8 @@ main() {
     (($#)) && shift
     case $cmd in
         install) cmd_install ;;
-        up) cmd_up ;;
-        down) cmd_down ;;
+        up) check_settings && lock_dir && cmd_up ;;
+        down) [[ -d $DIR ]] || exit 0; lock_dir && cmd_down ;;
         status) cmd_status ;;
         clear) cmd_clear "$@" ;;
         path) echo "$DIR" ;;
