@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -29,6 +29,14 @@ from storage import db, repo
 
 logger = log.get(__name__)
 T = TypeVar("T")
+# Mails stored per commit when catching up a backlog: the commit is shared, each mail keeps its
+# own savepoint, and the write lock is held for tens of milliseconds at most.
+COMMIT_EVERY = 25
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class MailboxWatcher:
@@ -78,14 +86,16 @@ class MailboxWatcher:
         if state.uidnext and state.uidnext <= last_uid + 1:
             return done  # UIDNEXT has not moved: nothing new
         uids = self.client.uids_after(last_uid)
-        size = self.daemon.fetch_batch
-        for chunk in (uids[i : i + size] for i in range(0, len(uids), size)):
-            for uid, raw, received_at in self.client.fetch(chunk):
-                fetched = FetchedMail(office.code, folder, state.uidvalidity, uid, raw, received_at)
-                outcome = self.pipeline.process(fetched)
-                done[outcome] += 1
-                if outcome is Outcome.TICKET_CREATED:
-                    self.on_queued(office.code)
+        for chunk in _chunks(uids, self.daemon.fetch_batch):
+            fetched = [
+                FetchedMail(office.code, folder, state.uidvalidity, uid, raw, received_at)
+                for uid, raw, received_at in self.client.fetch(chunk)
+            ]
+            for group in _chunks(fetched, COMMIT_EVERY):
+                outcomes = self.pipeline.process_batch(group)
+                done.update(outcomes)
+                if Outcome.TICKET_CREATED in outcomes:
+                    self.on_queued(office.code)  # committed: the sender may go
             if self.stopping.is_set():
                 break
         if uids:

@@ -12,7 +12,7 @@ name and the reason, and the cursor moves on: one bad mail never stops the other
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -62,7 +62,15 @@ class MailContext:
     match: ThreadMatch | None = None
     ticket: repo.TicketRef | None = None
     new_ticket: bool = False
+    language: str = "id"
+    due: datetime | None = None
+    step: str = "start"  # the step running, named in a dead letter
+    failure: Exception | None = None
     outgoing: Outgoing | None = None
+
+    def reset_transaction_state(self) -> None:
+        """Forget what the transactional steps learnt (their writes were rolled back)."""
+        self.match, self.ticket, self.new_ticket, self.outgoing = None, None, False, None
 
     @property
     def mail(self) -> ParsedMail:
@@ -94,8 +102,6 @@ def step_parse(p: Pipeline, ctx: MailContext) -> None:
     ctx.parsed = parse(ctx.fetched.raw)
     mid = ctx.parsed.message_id
     ctx.dedupe_key = dedupe_key(mid, ctx.fetched.raw, ctx.parsed)
-    if mid:
-        structlog.contextvars.bind_contextvars(message_id=mid)
 
 
 def step_classify(p: Pipeline, ctx: MailContext) -> None:
@@ -144,9 +150,8 @@ def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
         raw_sha256=ctx.raw_sha256,
         raw=ctx.fetched.raw,
     )
-    if ctx.ticket is not None:
+    if ctx.ticket is not None and not ctx.new_ticket:  # a new ticket counts its first mail itself
         repo.note_ticket_message(s, ctx.ticket.id, ctx.now)
-        structlog.contextvars.bind_contextvars(ticket=ctx.ticket.ref)
 
 
 def _open_ticket(s: Session, ctx: MailContext) -> repo.TicketRef:
@@ -154,6 +159,8 @@ def _open_ticket(s: Session, ctx: MailContext) -> repo.TicketRef:
     year = now.astimezone(office.tz).year
     ref = f"PST-{office.code}-{year}-{repo.next_ticket_seq(s, office.code, year):05d}"
     requester = rules.acknowledgement_recipient(mail) or ""
+    ctx.language = rules.language(mail)
+    ctx.due = sla.due_at(office, ctx.received_at)
     ticket_id = repo.add_ticket(
         s,
         ref=ref,
@@ -162,11 +169,11 @@ def _open_ticket(s: Session, ctx: MailContext) -> repo.TicketRef:
         requester_email=requester,
         requester_name=mail.from_.name if mail.from_ else "",
         subject=mail.subject,
-        language=rules.language(mail),
+        language=ctx.language,
         received_at=ctx.received_at,
-        due_at=sla.due_at(office, ctx.received_at),
+        due_at=ctx.due,
         last_message_at=now,
-        message_count=0,
+        message_count=1,
         created_at=now,
     )
     return repo.TicketRef(ticket_id, ref, "open", requester)
@@ -180,10 +187,9 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
     if not rules.answerable(to) or to in p.own_addresses:
         logger.info("ack_skipped", reason="no outside address we can answer", to=to)
         return
-    lang = rules.language(ctx.mail)
-    due = sla.due_at(ctx.office, ctx.received_at)
+    assert ctx.due is not None
     out = p.renderer.acknowledgement(
-        ctx.office, ticket.ref, ctx.mail, to, lang, due, ctx.received_at, ctx.now
+        ctx.office, ticket.ref, ctx.mail, to, ctx.language, ctx.due, ctx.received_at, ctx.now
     )
     message_pk = repo.add_message(
         s,
@@ -217,7 +223,8 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
     ctx.outgoing = out
 
 
-def step_cursor(p: Pipeline, ctx: MailContext, s: Session) -> None:
+def save_cursor(ctx: MailContext, s: Session) -> None:
+    """Every mail up to this one is done: committed with them, the cursor never runs ahead."""
     f = ctx.fetched
     repo.save_cursor(s, f.office_code, f.mailbox, f.uidvalidity, f.uid, ctx.now)
 
@@ -228,80 +235,141 @@ IN_TX: tuple[tuple[str, TxStep], ...] = (
     ("thread", step_thread),
     ("store", step_store),
     ("acknowledge", step_acknowledge),
-    ("cursor", step_cursor),
 )
 
 
 class Pipeline:
-    """Runs the steps for one mail at a time; safe to share between mailbox threads."""
+    """Runs the steps for fetched mail; safe to share between mailbox threads."""
 
     def __init__(self, settings: Settings, engine: Engine, renderer: Renderer, clock: Clock) -> None:
         self.settings, self.engine, self.renderer, self.clock = settings, engine, renderer, clock
         self.own_addresses = frozenset(o.email for o in settings.offices)
 
     def process(self, fetched: FetchedMail) -> Outcome:
-        """Process one fetched mail to the end; returns what happened. Raises only if the
-        database itself fails (then the cursor has not moved and the mail comes again)."""
-        office = self.settings.office(fetched.office_code)
+        """Process one fetched mail to the end; see process_batch."""
+        return self.process_batch([fetched])[0]
+
+    def process_batch(self, batch: Sequence[FetchedMail]) -> list[Outcome]:
+        """Process mails (of one mailbox, in UID order) to the end; returns what happened to each.
+
+        The pure steps run first; then one transaction takes the whole batch, each mail in its
+        own SAVEPOINT, so a mail is stored entirely or not at all and the cursor moves with it,
+        while the commit (the costly part) is shared. Raises only if the database itself fails:
+        then nothing of the batch is committed, the cursor has not moved and the mail comes again.
+        """
         now = self.clock.now()
+        contexts = [self._context(fetched, now) for fetched in batch]
+        for ctx in contexts:
+            self._run_pure_steps(ctx)
+        try:  # fast path: no savepoints, as long as no mail fails
+            with db.transaction(self.engine) as s:
+                outcomes = [self._store_optimistic(ctx, s) for ctx in contexts]
+                save_cursor(contexts[-1], s)
+        except _MailFailed:  # rolled back; again, each mail in its own savepoint
+            for ctx in contexts:
+                ctx.reset_transaction_state()
+            with db.transaction(self.engine) as s:
+                outcomes = [self._store(ctx, s) for ctx in contexts]
+                save_cursor(contexts[-1], s)
+        for ctx, outcome in zip(contexts, outcomes, strict=True):
+            self._report(ctx, outcome)
+        return outcomes
+
+    def _context(self, fetched: FetchedMail, now: datetime) -> MailContext:
+        office = self.settings.office(fetched.office_code)
         received = fetched.received_at if fetched.received_at and fetched.received_at <= now else now
-        ctx = MailContext(fetched, office, now, received)
-        with structlog.contextvars.bound_contextvars(  # message_id, ticket: bound by the steps
-            office=office.code, mailbox=fetched.mailbox, uid=fetched.uid, message_id=None, ticket=None
-        ):
-            step = "start"
+        return MailContext(fetched, office, now, received)
+
+    def _run_pure_steps(self, ctx: MailContext) -> None:
+        for ctx.step, fn in BEFORE_TX:
             try:
-                for step, fn in BEFORE_TX:  # noqa: B007  (`step` names the failing one below)
-                    fn(self, ctx)
-                with db.transaction(self.engine) as s:
-                    for step, tx_fn in IN_TX:  # noqa: B007
+                fn(self, ctx)
+            except Exception as exc:
+                ctx.failure = exc
+                return
+
+    def _store_optimistic(self, ctx: MailContext, s: Session) -> Outcome:
+        if ctx.failure is not None:  # parse/classify failed: nothing was written for it
+            self._dead_letter(ctx, s)
+            return Outcome.DEAD_LETTER
+        try:
+            for ctx.step, tx_fn in IN_TX:
+                tx_fn(self, ctx, s)
+        except Duplicate:  # raised before anything of this mail is written
+            return Outcome.DUPLICATE
+        except Exception as exc:
+            if _is_database_failure(exc):
+                raise
+            raise _MailFailed from exc
+        return _outcome(ctx)
+
+    def _store(self, ctx: MailContext, s: Session) -> Outcome:
+        if ctx.failure is None:
+            try:
+                with s.begin_nested():
+                    for ctx.step, tx_fn in IN_TX:
                         tx_fn(self, ctx, s)
+                return _outcome(ctx)
             except Duplicate:
-                self._advance_only(ctx)
-                logger.info("mail_duplicate", dedupe_key=ctx.dedupe_key)
                 return Outcome.DUPLICATE
             except Exception as exc:
                 if _is_database_failure(exc):
                     raise
-                self._dead_letter(ctx, step, exc)
-                return Outcome.DEAD_LETTER
-            return self._report(ctx)
+                ctx.failure = exc
+        ctx.reset_transaction_state()  # rolled back with the savepoint
+        with s.begin_nested():
+            self._dead_letter(ctx, s)
+        return Outcome.DEAD_LETTER
 
-    def _report(self, ctx: MailContext) -> Outcome:
-        decision = ctx.decision
-        assert decision is not None
-        if ctx.new_ticket:
-            logger.info("ticket_created", kind=decision.kind, ack_queued=ctx.outgoing is not None)
-            return Outcome.TICKET_CREATED
-        if ctx.ticket is not None:
-            how = ctx.match.how if ctx.match else ""
-            logger.info("followup_stored", kind=decision.kind, matched_by=how)
-            return Outcome.FOLLOWUP
-        logger.info("mail_recorded", kind=decision.kind, reason=decision.reason)
-        return Outcome.RECORDED
+    def _report(self, ctx: MailContext, outcome: Outcome) -> None:
+        """Log what happened to one mail, with its context, once it is committed."""
+        f, decision = ctx.fetched, ctx.decision
+        with structlog.contextvars.bound_contextvars(
+            office=f.office_code,
+            mailbox=f.mailbox,
+            uid=f.uid,
+            message_id=ctx.parsed.message_id if ctx.parsed else None,
+            ticket=ctx.ticket.ref if ctx.ticket else None,
+        ):
+            if outcome is Outcome.DEAD_LETTER:
+                error = f"{type(ctx.failure).__name__}: {ctx.failure}"
+                logger.error("mail_dead_lettered", step=ctx.step, error=error, exc_info=ctx.failure)
+            elif outcome is Outcome.DUPLICATE:
+                logger.info("mail_duplicate", dedupe_key=ctx.dedupe_key)
+            elif decision is None:
+                return
+            elif outcome is Outcome.TICKET_CREATED:
+                logger.info("ticket_created", kind=decision.kind, ack_queued=ctx.outgoing is not None)
+            elif outcome is Outcome.FOLLOWUP:
+                how = ctx.match.how if ctx.match else ""
+                logger.info("followup_stored", kind=decision.kind, matched_by=how)
+            else:
+                logger.info("mail_recorded", kind=decision.kind, reason=decision.reason)
 
-    def _advance_only(self, ctx: MailContext) -> None:
-        with db.transaction(self.engine) as s:
-            step_cursor(self, ctx, s)
-
-    def _dead_letter(self, ctx: MailContext, step: str, exc: Exception) -> None:
+    def _dead_letter(self, ctx: MailContext, s: Session) -> None:
         f = ctx.fetched
-        error = f"{type(exc).__name__}: {exc}"
-        with db.transaction(self.engine) as s:
-            repo.add_dead_letter(
-                s,
-                office_code=f.office_code,
-                folder=f.mailbox,
-                uidvalidity=f.uidvalidity,
-                uid=f.uid,
-                step=step,
-                error=error,
-                raw_sha256=ctx.raw_sha256 or hashlib.sha256(f.raw).hexdigest(),
-                raw=f.raw,
-                created_at=ctx.now,
-            )
-            step_cursor(self, ctx, s)
-        logger.error("mail_dead_lettered", step=step, error=error, exc_info=exc)
+        repo.add_dead_letter(
+            s,
+            office_code=f.office_code,
+            folder=f.mailbox,
+            uidvalidity=f.uidvalidity,
+            uid=f.uid,
+            step=ctx.step,
+            error=f"{type(ctx.failure).__name__}: {ctx.failure}",
+            raw_sha256=ctx.raw_sha256 or hashlib.sha256(f.raw).hexdigest(),
+            raw=f.raw,
+            created_at=ctx.now,
+        )
+
+
+class _MailFailed(Exception):
+    """A mail failed inside the optimistic batch: roll it back and redo the batch with savepoints."""
+
+
+def _outcome(ctx: MailContext) -> Outcome:
+    if ctx.new_ticket:
+        return Outcome.TICKET_CREATED
+    return Outcome.FOLLOWUP if ctx.ticket is not None else Outcome.RECORDED
 
 
 def _is_database_failure(exc: Exception) -> bool:

@@ -160,11 +160,19 @@ class Renderer:
 
 def _header(name: str, value: str) -> bytes:
     """One header line, RFC 2047-encoded when not ASCII, folded when longer than 78 columns."""
-    if value.isascii() and len(name) + len(value) < 77:
+    if not value.isascii():
+        folded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+        return f"{name}: {folded}\r\n".encode("ascii")
+    if len(name) + len(value) < 77:
         return f"{name}: {value}\r\n".encode("ascii")
-    charset = "us-ascii" if value.isascii() else "utf-8"
-    folded = Header(value, charset, header_name=name).encode(linesep="\r\n")
-    return f"{name}: {folded}\r\n".encode("ascii")
+    lines, line = [], f"{name}:"
+    for word in value.split(" "):  # fold at spaces (RFC 5322 §2.2.3); a lone long word stays whole
+        if len(line) + 1 + len(word) > 78 and line != f"{name}:":
+            lines.append(line)
+            line = ""
+        line += f" {word}"
+    lines.append(line)
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
 
 def _qp(text: str) -> bytes:

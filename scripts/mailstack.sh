@@ -386,6 +386,9 @@ default_transport = $lmtp
 relay_transport = $lmtp
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+# Faults a real server produces, for the tests of the daemon's outbox: a recipient refused for
+# good (550) and one deferred (450), at the domain fault.example.
+smtpd_recipient_restrictions = check_recipient_access inline:{ {refused@fault.example = 550 5.1.1 No such user}, {deferred@fault.example = 450 4.2.0 Mailbox busy, try later} }, permit
 message_size_limit = 52428800
 
 # No DNS and no outside network.

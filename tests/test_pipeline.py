@@ -202,3 +202,38 @@ def test_dead_letter_event_names_the_step_and_reason(
     assert dead["step"] == "thread"
     assert "threader exploded" in str(dead["error"])
     assert dead["office"] == "3514"
+
+
+def test_batch_keeps_each_mail_atomic(
+    pipe: Pipeline, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In one commit of several mails, a failing mail is dead-lettered alone, the same mail
+    twice is stored once, and the cursor ends on the last UID."""
+    good1, _ = make_mail("a@example.com")
+    bad, _ = make_mail("b@example.com", subject="boom")
+    good2, _ = make_mail("c@example.com")
+    real_store = pipeline_module.step_store
+
+    def store_or_fail(p: Pipeline, ctx: pipeline_module.MailContext, s: object) -> None:
+        real_store(p, ctx, s)  # type: ignore[arg-type]
+        if ctx.mail.subject == "boom":
+            raise RuntimeError("fails after writing")
+
+    monkeypatch.setattr(
+        pipeline_module,
+        "IN_TX",
+        tuple((name, store_or_fail if name == "store" else fn) for name, fn in pipeline_module.IN_TX),
+    )
+    batch = [fetched(good1), fetched(bad), fetched(good2), fetched(good2)]
+    outcomes = pipe.process_batch(batch)
+    assert outcomes == [
+        Outcome.TICKET_CREATED,
+        Outcome.DEAD_LETTER,
+        Outcome.TICKET_CREATED,
+        Outcome.DUPLICATE,
+    ]
+    assert count(engine, Ticket) == 2  # the failed mail's half-written ticket was rolled back
+    assert count(engine, MessageRow, direction="in") == 2
+    assert count(engine, DeadLetter) == 1
+    with db.reading(engine) as s:
+        assert repo.get_cursor(s, "3514", "INBOX") == (7, batch[-1].uid)
