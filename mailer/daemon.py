@@ -106,7 +106,7 @@ class Daemon:
             total.update(done)
             if not done or "retry_connection" in done:
                 break
-        await sender.submitter.close()
+        await sender.close()
         return total
 
     async def run_forever(self, stop: asyncio.Event) -> None:

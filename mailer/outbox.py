@@ -4,8 +4,9 @@ A mail is rendered into the outbox inside the transaction that stored the reques
 nothing is sent before it is committed. The sender takes due rows oldest first; one commit per
 mail records the previous one `sent` and marks the next `sending` (in flight), then submits it.
 Failures are recorded at once: `pending` again with a backoff (4xx, connection trouble) or
-`failed` (5xx, too many attempts). A killed process leaves at most one row `sending` per
-office; it goes back to `pending` at the next start and is sent then. The only window for a
+`failed` (5xx, too many attempts). Each of the office's SMTP connections (`outbox.connections`) is a lane
+with at most one mail in flight, so a killed process leaves at most that many rows `sending`;
+they go back to `pending` at the next start and are sent then. The only window for a
 duplicate is between the server's final 250 and our next commit, a few milliseconds.
 """
 
@@ -34,7 +35,7 @@ class OutboxSender:
 
     def __init__(self, office: Office, settings: OutboxSettings, engine: Engine, clock: Clock) -> None:
         self.office, self.settings, self.engine, self.clock = office, settings, engine, clock
-        self.submitter = Submitter(office.smtp)
+        self.submitters = [Submitter(office.smtp) for _ in range(settings.connections)]
         self.wake = asyncio.Event()
         self._log = logger.bind(office=office.code)
 
@@ -56,30 +57,42 @@ class OutboxSender:
             )
 
     async def send_due(self, stop: asyncio.Event | None = None) -> Counter[str]:
-        """One round: submit the due mails one by one. Returns counts by result."""
-        done: Counter[str] = Counter()
+        """One round: submit the due mails, oldest first, over the office's connections (each a
+        lane with at most one mail in flight). Returns counts by result."""
         items = await self._db(repo.due_outbox, self.office.code, self.clock.now(), self.settings.batch)
         assert isinstance(items, list)
-        sent_id: int | None = None
+        queue: asyncio.Queue[repo.OutboxItem] = asyncio.Queue()
         for item in items:
-            if stop is not None and stop.is_set():
-                break
+            queue.put_nowait(item)
+        lanes = [self._lane(submitter, queue, stop) for submitter in self.submitters[: max(1, len(items))]]
+        done: Counter[str] = Counter()
+        for counts in await asyncio.gather(*lanes):
+            done.update(counts)
+        return done
+
+    async def _lane(
+        self, submitter: Submitter, queue: asyncio.Queue[repo.OutboxItem], stop: asyncio.Event | None
+    ) -> Counter[str]:
+        done: Counter[str] = Counter()
+        sent_id: int | None = None
+        while not queue.empty() and not (stop is not None and stop.is_set()):
+            item = queue.get_nowait()
             await self._db(repo.advance_outbox, sent_id, item.id, self.clock.now())
-            result = await self._deliver(item)
+            result = await self._deliver(submitter, item)
             done[result] += 1
             sent_id = item.id if result == "sent" else None
             if result == "retry_connection":
-                break
+                break  # the server is in trouble: the rest waits for the next round
         if sent_id is not None:
             await self._db(repo.advance_outbox, sent_id, None, self.clock.now())
         return done
 
-    async def _deliver(self, item: repo.OutboxItem) -> str:
+    async def _deliver(self, submitter: Submitter, item: repo.OutboxItem) -> str:
         log = self._log.bind(
             outbox_id=item.id, ticket=item.ticket_ref, message_id=item.message_id, to=item.envelope_to
         )
         try:
-            reply = await self.submitter.send(item.envelope_from, item.envelope_to, item.raw)
+            reply = await submitter.send(item.envelope_from, item.envelope_to, item.raw)
         except PermanentError as exc:
             await self._db(repo.mark_failed, item.id, str(exc))
             log.error("mail_failed", reason=str(exc), attempts=item.attempts + 1)
@@ -132,5 +145,9 @@ class OutboxSender:
                 done = Counter()
             if not done or "retry_connection" in done:
                 await self._wait(stop)
-        await self.submitter.close()
+        await self.close()
         self._log.info("outbox_stopped")
+
+    async def close(self) -> None:
+        for submitter in self.submitters:
+            await submitter.close()

@@ -114,6 +114,7 @@ class OutboxSettings:
     retry_min_s: float = 30.0
     retry_max_s: float = 3600.0
     batch: int = 100
+    connections: int = 2
 
 
 @dataclass(frozen=True)
@@ -279,6 +280,7 @@ def _outbox(r: _Reader) -> OutboxSettings:
         retry_min_s=r.number("retry_min_s", d.retry_min_s),
         retry_max_s=r.number("retry_max_s", d.retry_max_s),
         batch=r.integer("batch", d.batch, minimum=1),
+        connections=r.integer("connections", d.connections, minimum=1),
     )
     r.done()
     return outbox
