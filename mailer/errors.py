@@ -27,6 +27,10 @@ class TransientError(MailerError):
     """Worth trying again later: the server was unreachable, busy, or answered 4xx."""
 
 
+class RecipientDeferred(TransientError):
+    """The server deferred one recipient (4xx to RCPT): retry that mail later, send the others."""
+
+
 class PermanentError(MailerError):
     """Trying again will not help: the server refused for good (5xx) or the input is unusable."""
 

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from mailer import log
 from mailer.clock import Clock
-from mailer.errors import PermanentError, TransientError
+from mailer.errors import PermanentError, RecipientDeferred, TransientError
 from mailer.settings import Office, OutboxSettings
 from mailer.smtp import Submitter
 from storage import db, repo
@@ -107,7 +107,7 @@ class OutboxSender:
             retry_at = self.clock.now() + timedelta(seconds=delay)
             await self._db(repo.mark_retry, item.id, str(exc), retry_at)
             log.warning("mail_deferred", reason=str(exc), attempts=attempts, retry_in_s=delay)
-            return "retry_connection"
+            return "deferred" if isinstance(exc, RecipientDeferred) else "retry_connection"
         log.info("mail_sent", reply=reply.strip()[:120])  # recorded `sent` by the caller's next commit
         return "sent"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import aiosmtplib
 
-from mailer.errors import PermanentError, TransientError
+from mailer.errors import PermanentError, RecipientDeferred, TransientError
 from mailer.imap import tls_context
 from mailer.settings import SmtpSettings
 
@@ -48,7 +48,11 @@ class Submitter:
             _errors, reply = await self._smtp.sendmail(envelope_from, [envelope_to], raw)
             return reply
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise classify(exc.recipients[0].code, exc.recipients[0].message) from exc
+            refused = exc.recipients[0]
+            error = classify(refused.code, refused.message)
+            if isinstance(error, TransientError):
+                raise RecipientDeferred(str(error)) from exc
+            raise error from exc
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset_after_error()
             raise classify(exc.code, exc.message) from exc

@@ -274,3 +274,28 @@ def test_running_daemon_acknowledges_new_mail_within_seconds(settings: Settings)
         loop.close()
     assert not runner.is_alive()
     assert len(tickets(settings)) == 1
+
+
+def test_refused_ack_is_failed_and_deferred_ack_is_retried_later(settings: Settings) -> None:
+    """Postfix's 550 marks the ack failed for good; its 450 leaves it pending with a later
+    attempt and the error recorded; a good ack queued behind them, on the same single
+    connection, is sent regardless."""
+    import dataclasses
+
+    settings = dataclasses.replace(settings, outbox=dataclasses.replace(settings.outbox, connections=1))
+    good = requester()
+    for sender in ("refused@fault.example", "deferred@fault.example", good):
+        deliver(make_mail(sender)[0], sender, to=OFFICE, expect=0)
+    mailstack.wait_for(OFFICE, 3)
+    report = run_once(settings)
+    assert report.sent["3514"]["sent"] == 1
+    engine = db.make_engine(settings.database_url)
+    with db.reading(engine) as s:
+        rows = {r.envelope_to: r for r in s.execute(select(OutboxRow)).scalars()}
+    refused, deferred = rows["refused@fault.example"], rows["deferred@fault.example"]
+    assert refused.state == "failed" and refused.last_error.startswith("550")
+    assert deferred.state == "pending" and deferred.last_error.startswith("450")
+    assert deferred.attempts == 1
+    assert deferred.next_attempt_at > deferred.created_at
+    assert rows[good].state == "sent"
+    assert len(mailstack.wait_for(good, 1)) == 1
