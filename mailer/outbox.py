@@ -14,20 +14,59 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from mailer import log
 from mailer.clock import Clock
 from mailer.errors import PermanentError, RecipientDeferred, TransientError
+from mailer.render import Outgoing
 from mailer.settings import Office, OutboxSettings
 from mailer.smtp import Submitter
 from storage import db, repo
 
 logger = log.get(__name__)
 _IDLE_WAIT_S = 5.0
+
+
+def enqueue(
+    s: Session, office: Office, ticket_id: int | None, kind: str, reason: str, out: Outgoing, now: datetime
+) -> int:
+    """Store a rendered mail on its ticket and queue it for delivery, inside the caller's
+    transaction (nothing is sent before that commits). Returns the outbox id."""
+    message_pk = repo.add_message(
+        s,
+        office_code=office.code,
+        ticket_id=ticket_id,
+        direction="out",
+        kind=kind,
+        reason=reason,
+        message_id=out.message_id,
+        dedupe_key=f"out:{out.message_id}",
+        from_email=office.email,
+        from_name=office.name,
+        to_emails=out.envelope_to,
+        subject=out.subject,
+        sent_at=now,
+        stored_at=now,
+        body_text=out.text,
+        raw_sha256=hashlib.sha256(out.raw).hexdigest(),
+        raw=out.raw,
+    )
+    return repo.add_outbox(
+        s,
+        office_code=office.code,
+        message_pk=message_pk,
+        ticket_id=ticket_id,
+        envelope_from=out.envelope_from,
+        envelope_to=out.envelope_to,
+        next_attempt_at=now,
+        created_at=now,
+    )
 
 
 class OutboxSender:

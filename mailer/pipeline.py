@@ -24,6 +24,7 @@ from sqlmodel import Session
 from mailer import log, rules, sla
 from mailer.clock import Clock
 from mailer.model import Decision, FetchedMail, MailKind, ParsedMail
+from mailer.outbox import enqueue
 from mailer.parse import parse
 from mailer.render import Outgoing, Renderer
 from mailer.settings import Office, Settings
@@ -191,35 +192,7 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
     out = p.renderer.acknowledgement(
         ctx.office, ticket.ref, ctx.mail, to, ctx.language, ctx.due, ctx.received_at, ctx.now
     )
-    message_pk = repo.add_message(
-        s,
-        office_code=ctx.office.code,
-        ticket_id=ticket.id,
-        direction="out",
-        kind="ack",
-        reason="acknowledgement of a new request",
-        message_id=out.message_id,
-        dedupe_key=dedupe_key(out.message_id, out.raw),
-        from_email=ctx.office.email,
-        from_name=ctx.office.name,
-        to_emails=to,
-        subject=out.subject,
-        sent_at=ctx.now,
-        stored_at=ctx.now,
-        body_text=out.text,
-        raw_sha256=hashlib.sha256(out.raw).hexdigest(),
-        raw=out.raw,
-    )
-    repo.add_outbox(
-        s,
-        office_code=ctx.office.code,
-        message_pk=message_pk,
-        ticket_id=ticket.id,
-        envelope_from=out.envelope_from,
-        envelope_to=out.envelope_to,
-        next_attempt_at=ctx.now,
-        created_at=ctx.now,
-    )
+    enqueue(s, ctx.office, ticket.id, "ack", "acknowledgement of a new request", out, ctx.now)
     ctx.outgoing = out
 
 
