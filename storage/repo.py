@@ -339,11 +339,3 @@ def counts(s: Session) -> dict[str, int]:
     for state, n in s.execute(select(col(OutboxRow.state), func.count()).group_by(col(OutboxRow.state))):
         result[f"outbox_{state}"] = n
     return result
-
-
-def messages_without_ticket(s: Session, office: str | None = None) -> list[MessageRow]:
-    """Mails recorded but never put on a ticket (auto-replies, bounces, list mail)."""
-    query = select(MessageRow).where(col(MessageRow.ticket_id).is_(None))
-    if office:
-        query = query.where(col(MessageRow.office_code) == office)
-    return list(s.execute(query).scalars())
