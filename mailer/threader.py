@@ -17,6 +17,15 @@ from mailer.model import ParsedMail
 from storage import repo
 
 TAG = re.compile(r"\[?\b(PST-(\d{4})-\d{4}-\d{5,})\b\]?")
+# Reply and forward prefixes of the clients the public and staff use (English, German, French,
+# Indonesian Gmail/Outlook), bare, counted ("Re[2]:", "RE(3):") or bracketed ("[Fwd: …]"),
+# and the "[EXTERNAL]" banners mail gateways add.
+_PREFIX = re.compile(
+    r"^\s*(?:(?:re|fwd?|aw|wg|tr|balas|bls|trs|teruskan|antw|sv|vs|ref|rif)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]"
+    r"|\[(?:external|eksternal|ext|spam\??)\]|\*\*\*\s*spam\s*\*\*\*)\s*",
+    re.IGNORECASE,
+)
+_BRACKETED = re.compile(r"^\s*\[\s*(?:fwd?|re)\s*:\s*(.*)\]\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +34,22 @@ class ThreadMatch:
 
     ticket: repo.TicketRef
     how: str
+
+
+def normalise_subject(subject: str) -> str:
+    """The subject a conversation keeps however clients prefix it: "RE: Balas: [EXTERNAL] Fwd:
+    Data IPM [PST-3514-2026-00001]" → "data ipm". Ticket tags are dropped, case and spaces folded."""
+    text = TAG.sub(" ", subject)
+    while True:
+        bracketed = _BRACKETED.match(text)
+        if bracketed:
+            text = bracketed.group(1)
+            continue
+        stripped = _PREFIX.sub("", text, count=1)
+        if stripped == text:
+            break
+        text = stripped
+    return " ".join(text.split()).casefold()
 
 
 def ticket_tag(subject: str, office_code: str) -> str | None:
