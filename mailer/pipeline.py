@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 import structlog
@@ -28,7 +28,7 @@ from mailer.outbox import enqueue
 from mailer.parse import parse
 from mailer.render import Outgoing, Renderer
 from mailer.settings import Office, Settings
-from mailer.threader import ThreadMatch, find_ticket
+from mailer.threader import ThreadMatch, find_ticket, normalise_subject
 from storage import db, repo
 
 logger = log.get(__name__)
@@ -115,7 +115,8 @@ def step_dedupe(p: Pipeline, ctx: MailContext, s: Session) -> None:
 
 
 def step_thread(p: Pipeline, ctx: MailContext, s: Session) -> None:
-    ctx.match = find_ticket(s, ctx.office.code, ctx.mail)
+    window = timedelta(days=p.settings.threading.subject_window_days)
+    ctx.match = find_ticket(s, ctx.office.code, ctx.mail, ctx.now, window)
     if ctx.match is not None:
         ctx.ticket = ctx.match.ticket
 
@@ -170,6 +171,7 @@ def _open_ticket(s: Session, ctx: MailContext) -> repo.TicketRef:
         requester_email=requester,
         requester_name=mail.from_.name if mail.from_ else "",
         subject=mail.subject,
+        subject_key=normalise_subject(mail.subject),
         language=ctx.language,
         received_at=ctx.received_at,
         due_at=ctx.due,

@@ -118,6 +118,11 @@ class OutboxSettings:
 
 
 @dataclass(frozen=True)
+class ThreadingSettings:
+    subject_window_days: float = 14.0  # same sender + same normalised subject joins within this
+
+
+@dataclass(frozen=True)
 class Settings:
     file: Path
     database_url: str
@@ -127,6 +132,7 @@ class Settings:
     outbox: OutboxSettings
     offices: tuple[Office, ...]
     provinces: dict[str, Province]
+    threading: ThreadingSettings = ThreadingSettings()
 
     def office(self, code: str) -> Office:
         for office in self.offices:
@@ -237,6 +243,7 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
         outbox=_outbox(root.table("outbox", required=False)),
         offices=offices,
         provinces=provinces,
+        threading=_threading(root.table("threading", required=False)),
     )
     for reader in (storage, log, offices_table, root):
         reader.done()
@@ -284,6 +291,13 @@ def _outbox(r: _Reader) -> OutboxSettings:
     )
     r.done()
     return outbox
+
+
+def _threading(r: _Reader) -> ThreadingSettings:
+    d = ThreadingSettings()
+    threading = ThreadingSettings(subject_window_days=r.number("subject_window_days", d.subject_window_days))
+    r.done()
+    return threading
 
 
 def _provinces(r: _Reader) -> dict[str, Province]:

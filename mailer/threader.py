@@ -4,16 +4,21 @@ Matchers are tried in order; the first that finds a ticket wins:
 1. In-Reply-To / References against every Message-ID stored for the office (the mails we
    received and the ones we sent, whose IDs are unguessable).
 2. The ticket tag in the subject, e.g. "Re: Data inflasi [PST-3514-2026-00042]".
+3. Last, the same sender with the same normalised subject, on a ticket active within a window
+   (`threading.subject_window_days`): Outlook on the web and some phones send replies with no
+   References at all.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
 from mailer.model import ParsedMail
+from mailer.rules import acknowledgement_recipient
 from storage import repo
 
 TAG = re.compile(r"\[?\b(PST-(\d{4})-\d{4}-\d{5,})\b\]?")
@@ -60,7 +65,9 @@ def ticket_tag(subject: str, office_code: str) -> str | None:
     return None
 
 
-def find_ticket(s: Session, office_code: str, mail: ParsedMail) -> ThreadMatch | None:
+def find_ticket(
+    s: Session, office_code: str, mail: ParsedMail, now: datetime, window: timedelta
+) -> ThreadMatch | None:
     """The ticket this mail continues, or None for a new conversation."""
     ids = [*mail.in_reply_to, *reversed(mail.references)]
     ids = [i for i in dict.fromkeys(ids) if i != mail.message_id]
@@ -72,4 +79,9 @@ def find_ticket(s: Session, office_code: str, mail: ParsedMail) -> ThreadMatch |
         found = repo.ticket_by_ref(s, ref, office=office_code)
         if found is not None:
             return ThreadMatch(found, "subject_tag")
+    sender, key = acknowledgement_recipient(mail), normalise_subject(mail.subject)
+    if sender and key:
+        found = repo.ticket_by_conversation(s, office_code, sender, key, now - window)
+        if found is not None:
+            return ThreadMatch(found, "same_sender_subject")
     return None

@@ -121,6 +121,17 @@ _TICKET_BY_MESSAGE_IDS = (
     .limit(1)
 )
 _TICKET_BY_REF = select(*_TICKET_COLUMNS).where(_T.c.ref == bindparam("ref"))
+_TICKET_BY_CONVERSATION = (
+    select(*_TICKET_COLUMNS)
+    .where(
+        _T.c.office_code == bindparam("office"),
+        _T.c.requester_email == bindparam("sender"),
+        _T.c.subject_key == bindparam("key"),
+        _T.c.last_message_at >= bindparam("since"),
+    )
+    .order_by(_T.c.id.desc())
+    .limit(1)
+)
 _NEXT_SEQ = (
     update(_K)
     .where(_K.c.office_code == bindparam("office"), _K.c.year == bindparam("yr"))
@@ -165,6 +176,15 @@ def ticket_by_ref(s: Session, ref: str, office: str | None = None) -> TicketRef 
     if row is None or (office is not None and not ref.startswith(f"PST-{office}-")):
         return None
     return TicketRef(*row)
+
+
+def ticket_by_conversation(
+    s: Session, office: str, sender: str, subject_key: str, since: datetime
+) -> TicketRef | None:
+    """The newest ticket of this sender with this normalised subject active since `since`."""
+    values = {"office": office, "sender": sender, "key": subject_key, "since": since}
+    row = s.connection().execute(_TICKET_BY_CONVERSATION, values).first()
+    return None if row is None else TicketRef(*row)
 
 
 def next_ticket_seq(s: Session, office: str, year: int) -> int:

@@ -83,7 +83,10 @@ class Ticket(SQLModel, table=True):
     """One consultation request and its conversation."""
 
     __tablename__ = "tickets"
-    __table_args__ = (Index("ix_tickets_office_state", "office_code", "state"),)
+    __table_args__ = (
+        Index("ix_tickets_office_state", "office_code", "state"),
+        Index("ix_tickets_conversation", "office_code", "requester_email", "subject_key"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     ref: str = Field(unique=True, max_length=40)
     office_code: str = Field(foreign_key="offices.code", max_length=8)
@@ -92,6 +95,7 @@ class Ticket(SQLModel, table=True):
     requester_email: str = Field(index=True)
     requester_name: str = ""
     subject: str = text_column()
+    subject_key: str = Field(default="", sa_column_kwargs={"server_default": ""})  # normalised subject
     language: str = Field(default="id", max_length=5)
     received_at: datetime = utc_column()
     due_at: datetime = utc_column(index=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -237,3 +238,36 @@ def test_batch_keeps_each_mail_atomic(
     assert count(engine, DeadLetter) == 1
     with db.reading(engine) as s:
         assert repo.get_cursor(s, "3514", "INBOX") == (7, batch[-1].uid)
+
+
+def test_reply_without_references_joins_by_sender_and_subject(
+    pipe: Pipeline, engine: Engine, clock: FrozenClock
+) -> None:
+    """A reply with no References and no tag (Outlook on the web) joins the sender's ticket
+    with the same subject under a client prefix; no second acknowledgement."""
+    raw, _ = make_mail("rina@example.com", subject="Data IPM 2024")
+    pipe.process(fetched(raw))
+    clock.advance(timedelta(days=3))
+    reply, _ = make_mail("rina@example.com", subject="RE: Balas: Data IPM 2024")
+    assert pipe.process(fetched(reply)) is Outcome.FOLLOWUP
+    assert count(engine, Ticket) == 1
+    assert count(engine, OutboxRow) == 1
+
+
+def test_same_subject_from_another_sender_is_a_new_ticket(pipe: Pipeline, engine: Engine) -> None:
+    """Two people asking under the same subject never share a ticket."""
+    pipe.process(fetched(make_mail("rina@example.com", subject="Data IPM 2024")[0]))
+    other = fetched(make_mail("budi@example.com", subject="Re: Data IPM 2024")[0])
+    assert pipe.process(other) is Outcome.TICKET_CREATED
+    assert count(engine, Ticket) == 2
+
+
+def test_same_sender_and_subject_after_the_window_is_a_new_ticket(
+    pipe: Pipeline, engine: Engine, clock: FrozenClock, settings: Settings
+) -> None:
+    """Past `threading.subject_window_days` of quiet, the same subject starts a new ticket."""
+    pipe.process(fetched(make_mail("rina@example.com", subject="Data IPM 2024")[0]))
+    clock.advance(timedelta(days=settings.threading.subject_window_days + 1))
+    again = fetched(make_mail("rina@example.com", subject="Data IPM 2024")[0])
+    assert pipe.process(again) is Outcome.TICKET_CREATED
+    assert count(engine, Ticket) == 2

@@ -85,3 +85,45 @@ def test_pipeline_runs_on_postgresql(postgres: Settings, clock: FrozenClock) -> 
             assert len(repo.due_outbox(s, "3514", clock.now(), 10)) == 1
     finally:
         engine.dispose()
+
+
+def test_upgrade_from_0001_keeps_existing_tickets(
+    tmp_path: Path, settings: Settings, clock: FrozenClock
+) -> None:
+    """A database made by the first release upgrades in place; its tickets survive with an
+    empty conversation key."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = db.make_engine(settings.database_url)
+    config = Config()
+    config.set_main_option("script_location", str(db.MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+    old_ticket = {
+        "ref": "PST-3514-2026-00001", "office_code": "3514", "state": "open", "kind": "request",
+        "requester_email": "a@example.com", "requester_name": "A", "subject": "Data", "language": "id",
+        "received_at": "2026-11-23 00:00:00", "due_at": "2026-11-25 00:00:00",
+        "last_message_at": "2026-11-23 00:00:00", "message_count": 1, "created_at": "2026-11-23 00:00:00",
+    }  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO offices VALUES ('3514', 'BPS', 'b@bps.go.id', '3500', 'Asia/Jakarta', :at)"),
+            {"at": "2026-11-23 00:00:00"},
+        )
+        columns = ", ".join(old_ticket)
+        conn.execute(
+            text(f"INSERT INTO tickets ({columns}) VALUES ({', '.join(':' + c for c in old_ticket)})"),
+            old_ticket,
+        )
+    engine.dispose()
+    upgraded = open_database(settings, clock)
+    try:
+        assert schema_drift(upgraded) == []
+        with db.reading(upgraded) as s:
+            (ticket,) = repo.list_tickets(s)
+        assert ticket.ref == "PST-3514-2026-00001"
+        assert ticket.subject_key == ""
+    finally:
+        upgraded.dispose()
