@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -112,12 +112,12 @@ class MailboxClient:
             if raw is not None:
                 yield uid, bytes(raw), _utc(response[uid].get(b"INTERNALDATE"))
 
-    def wait_for_change(self, timeout_s: float, should_stop: object) -> bool:
+    def wait_for_change(self, timeout_s: float, should_stop: Callable[[], bool]) -> bool:
         """Block until the server reports a change, `timeout_s` passes, or `should_stop()`
         turns true (checked every second). IDLE if the server has it, else NOOP polling.
         Returns True when the server reported something."""
         deadline = time.monotonic() + timeout_s
-        stop = should_stop if callable(should_stop) else (lambda: False)
+        stop = should_stop
         if not self.can_idle:
             while time.monotonic() < deadline and not stop():
                 time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))

@@ -16,7 +16,9 @@ import asyncio
 import contextlib
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -31,6 +33,7 @@ from storage import db, repo
 
 logger = log.get(__name__)
 _IDLE_WAIT_S = 5.0
+T = TypeVar("T")
 
 
 def enqueue(
@@ -78,11 +81,12 @@ class OutboxSender:
         self.wake = asyncio.Event()
         self._log = logger.bind(office=office.code)
 
-    def _tx(self, fn: object, *args: object) -> object:
+    def _tx(self, fn: Callable[..., T], *args: Any) -> T:
         with db.transaction(self.engine) as s:
-            return fn(s, *args)  # type: ignore[operator]
+            return fn(s, *args)
 
-    async def _db(self, fn: object, *args: object) -> object:
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a repo function in its own transaction, off the event loop."""
         return await asyncio.to_thread(self._tx, fn, *args)
 
     async def resume(self) -> None:
@@ -99,7 +103,6 @@ class OutboxSender:
         """One round: submit the due mails, oldest first, over the office's connections (each a
         lane with at most one mail in flight). Returns counts by result."""
         items = await self._db(repo.due_outbox, self.office.code, self.clock.now(), self.settings.batch)
-        assert isinstance(items, list)
         queue: asyncio.Queue[repo.OutboxItem] = asyncio.Queue()
         for item in items:
             queue.put_nowait(item)
@@ -157,7 +160,7 @@ class OutboxSender:
             due = None
         timeout = _IDLE_WAIT_S
         if due is not None:
-            timeout = max(0.05, min(timeout, (due - self.clock.now()).total_seconds()))  # type: ignore[operator]
+            timeout = max(0.05, min(timeout, (due - self.clock.now()).total_seconds()))
         waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

@@ -83,7 +83,7 @@ Step = Callable[["Pipeline", MailContext], None]
 TxStep = Callable[["Pipeline", MailContext, Session], None]
 
 
-def dedupe_key(message_id: str | None, raw: bytes, mail: ParsedMail | None = None) -> str:
+def dedupe_key(message_id: str | None, raw: bytes, mail: ParsedMail) -> str:
     """Identity of a mail across folders and resyncs: its Message-ID plus a digest of its body
     (the bytes after the header block) and of the headers its author wrote (From, To, Cc,
     Subject, Date). Copies of one mail differ only in trace headers (Received, Delivered-To,
@@ -91,10 +91,9 @@ def dedupe_key(message_id: str | None, raw: bytes, mail: ParsedMail | None = Non
     split = raw.find(b"\r\n\r\n")
     body = raw[split + 4 :] if split >= 0 else raw[raw.find(b"\n\n") + 2 :] if b"\n\n" in raw else raw
     digest = hashlib.sha256(body)
-    if mail is not None:
-        people = [a.email for a in (mail.from_, *mail.to, *mail.cc) if a is not None]
-        stamp = mail.date.isoformat() if mail.date else ""
-        digest.update("\0".join([mail.subject, stamp, *people]).encode("utf-8", "surrogatepass"))
+    people = [a.email for a in (mail.from_, *mail.to, *mail.cc) if a is not None]
+    stamp = mail.date.isoformat() if mail.date else ""
+    digest.update("\0".join([mail.subject, stamp, *people]).encode("utf-8", "surrogatepass"))
     return f"mid:{message_id}:{digest.hexdigest()[:32]}" if message_id else f"body:{digest.hexdigest()[:32]}"
 
 
