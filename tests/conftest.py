@@ -33,11 +33,26 @@ def office_env(password: str | None = None) -> dict[str, str]:
     return {f"PST_MAIL_PASSWORD_{code}": value for code in OFFICE_CODES}
 
 
+def on_stack(settings: Settings) -> Settings:
+    """The loopback offices pointed at the ports of the stack the tests use (PST_* variables),
+    so that a second stack on other ports runs the same suite."""
+    r, stack = dataclasses.replace, mailstack.STACK
+    return r(
+        settings,
+        offices=tuple(
+            r(o, imap=r(o.imap, port=stack.imap_port), smtp=r(o.smtp, port=stack.smtp_port))
+            if o.imap.host == stack.host and o.imap.tls == "plain"
+            else o
+            for o in settings.offices
+        ),
+    )
+
+
 def project_settings(tmp_path: Path, sending: bool = True, **environ: str) -> Settings:
-    """The shipped settings.toml, with the database in tmp_path."""
+    """The shipped settings.toml, with the database in tmp_path, on the tests' stack."""
     settings = load_settings(ROOT / "settings.toml", environ={**os.environ, **office_env(), **environ})
     return dataclasses.replace(
-        settings,
+        on_stack(settings),
         database_url=f"sqlite:///{tmp_path / 'pst.sqlite3'}",
         outbox=dataclasses.replace(settings.outbox, enabled=sending),
         log_format="console",

@@ -28,6 +28,8 @@ def write_settings(tmp_path: Path, sending: bool) -> Path:
     text = (ROOT / "settings.toml").read_text(encoding="utf-8")
     text = text.replace('path = "var/pst-mailer.sqlite3"', f'path = "{tmp_path / "pst.sqlite3"}"')
     text = text.replace("enabled = true", f"enabled = {'true' if sending else 'false'}")
+    text = text.replace("port = 10143", f"port = {mailstack.STACK.imap_port}")
+    text = text.replace("port = 2525", f"port = {mailstack.STACK.smtp_port}")
     target = tmp_path / f"settings-{'send' if sending else 'nosend'}.toml"
     target.write_text(text, encoding="utf-8")
     return target
