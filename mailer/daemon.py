@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from mailer import log
 from mailer.clock import Clock, SystemClock
 from mailer.fetch import MailboxWatcher
+from mailer.model import Role
 from mailer.outbox import OutboxSender
 from mailer.pipeline import Pipeline
 from mailer.render import Renderer
@@ -69,9 +70,16 @@ class Daemon:
             o.code: OutboxSender(o, settings.outbox, self.engine, self.clock) for o in settings.offices
         }
         self.watchers = {
-            o.code: MailboxWatcher(o, settings.daemon, self.engine, self.pipeline, self.clock, self._queued)
+            (o.code, role): MailboxWatcher(
+                o, settings.daemon, self.engine, self.pipeline, self.clock, self._queued, role
+            )
             for o in settings.offices
+            for role in (Role.INBOX, Role.SENT)
+            if role is Role.INBOX or o.imap.sent_folder
         }
+        for (code, role), watcher in self.watchers.items():
+            if role is Role.SENT:
+                watcher.follows = self.watchers[(code, Role.INBOX)]
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _queued(self, office_code: str) -> None:
@@ -84,15 +92,18 @@ class Daemon:
         in `errors` and does not stop the others."""
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         report = PassReport()
-        results = await asyncio.gather(
-            *(w.run_once() for w in self.watchers.values()), return_exceptions=True
-        )
-        for code, result in zip(self.watchers, results, strict=True):
+        results: list[Counter[str] | BaseException] = []
+        for role in (Role.INBOX, Role.SENT):  # answers after the requests they answer
+            watchers = [w for (_, r), w in self.watchers.items() if r is role]
+            results += await asyncio.gather(*(w.run_once() for w in watchers), return_exceptions=True)
+        keys = [k for role in (Role.INBOX, Role.SENT) for k in self.watchers if k[1] is role]
+        for (code, role), result in zip(keys, results, strict=True):
             if isinstance(result, BaseException):
-                report.errors[code] = f"{type(result).__name__}: {result}"
-                logger.error("mailbox_failed", office=code, reason=report.errors[code])
+                reason = f"{type(result).__name__}: {result}"
+                report.errors.setdefault(code, reason)  # the INBOX's failure first
+                logger.error("mailbox_failed", office=code, role=role, reason=reason)
             else:
-                report.fetched[code] = result
+                report.fetched.setdefault(code, Counter()).update(result)
         if self.settings.outbox.enabled:
             sent = await asyncio.gather(*(self._drain(s) for s in self.senders.values()))
             report.sent = dict(zip(self.senders, sent, strict=True))
@@ -113,10 +124,14 @@ class Daemon:
         """Run every watcher and sender until `stop` is set, then stop them cleanly."""
         self._loop = asyncio.get_running_loop()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        tasks = [asyncio.create_task(w.run(stop), name=f"imap-{c}") for c, w in self.watchers.items()]
+        tasks = [
+            asyncio.create_task(w.run(stop), name=f"imap-{code}-{role}")
+            for (code, role), w in self.watchers.items()
+        ]
         if self.settings.outbox.enabled:
             tasks += [asyncio.create_task(s.run(stop), name=f"smtp-{c}") for c, s in self.senders.items()]
-        logger.info("daemon_started", offices=list(self.watchers), sending=self.settings.outbox.enabled)
+        offices = list(dict.fromkeys(code for code, _ in self.watchers))
+        logger.info("daemon_started", offices=offices, sending=self.settings.outbox.enabled)
         await stop.wait()
         logger.info("daemon_stopping")
         for watcher in self.watchers.values():

@@ -1,4 +1,7 @@
-"""One office mailbox, watched: catch up from the stored cursor, then IDLE (or poll) for more.
+"""One office mailbox folder, watched: catch up from the stored cursor, then IDLE (or poll) for more.
+
+Each office has a watcher on its INBOX (the public's mail) and, unless turned off, one on the
+account's Sent folder (officers answering from the shared mailbox); each has its own cursor.
 
 The blocking IMAP and database work runs in the mailbox's own worker thread (one connection,
 one thread); the asyncio side only supervises: reconnect with backoff, clean stop. A mailbox
@@ -22,7 +25,7 @@ from mailer import log
 from mailer.clock import Clock
 from mailer.errors import PermanentError
 from mailer.imap import MailboxClient
-from mailer.model import FetchedMail
+from mailer.model import FetchedMail, Role
 from mailer.pipeline import Outcome, Pipeline
 from mailer.settings import DaemonSettings, Office
 from storage import db, repo
@@ -50,25 +53,37 @@ class MailboxWatcher:
         pipeline: Pipeline,
         clock: Clock,
         on_queued: Callable[[str], None] = lambda _office: None,
+        role: Role = Role.INBOX,
     ) -> None:
         self.office, self.daemon, self.engine = office, daemon, engine
-        self.pipeline, self.clock, self.on_queued = pipeline, clock, on_queued
-        self.client = MailboxClient(office.imap)
+        self.pipeline, self.clock, self.on_queued, self.role = pipeline, clock, on_queued, role
+        folder = office.imap.sent_folder
+        if role is Role.INBOX:
+            folder = office.imap.folder
+        elif folder == "auto":
+            folder = MailboxClient.AUTO_SENT
+        self.client = MailboxClient(office.imap, folder)
         self.stopping = threading.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"imap-{office.code}")
-        self._log = logger.bind(office=office.code, mailbox=office.imap.folder)
+        # Set once the folder is caught up. The Sent watcher waits for its office's INBOX watcher
+        # to be caught up: an answer must find the request it answers already on a ticket.
+        self.caught_up = asyncio.Event()
+        self.follows: MailboxWatcher | None = None
+        name = f"imap-{office.code}" if role is Role.INBOX else f"imap-{office.code}-{role}"
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._log = logger.bind(office=office.code, mailbox=folder)
 
     # --- blocking work, in the mailbox thread --------------------------------------------
 
     def connect(self) -> None:
         state = self.client.connect()
+        self._log = self._log.bind(mailbox=self.client.folder)
         self._log.info(
             "mailbox_connected", uidvalidity=state.uidvalidity, exists=state.exists, idle=self.client.can_idle
         )
 
     def sync(self) -> Counter[str]:
         """Process every mail after the cursor; returns outcome counts."""
-        office, folder = self.office, self.office.imap.folder
+        office, folder = self.office, self.client.folder
         state = self.client.examine()
         with db.reading(self.engine) as s:
             cursor = repo.get_cursor(s, office.code, folder)
@@ -88,7 +103,7 @@ class MailboxWatcher:
         uids = self.client.uids_after(last_uid)
         for chunk in _chunks(uids, self.daemon.fetch_batch):
             fetched = [
-                FetchedMail(office.code, folder, state.uidvalidity, uid, raw, received_at)
+                FetchedMail(office.code, folder, state.uidvalidity, uid, raw, received_at, self.role)
                 for uid, raw, received_at in self.client.fetch(chunk)
             ]
             for group in _chunks(fetched, COMMIT_EVERY):
@@ -127,16 +142,20 @@ class MailboxWatcher:
             return await self._call(self.sync)
         finally:
             await self._call(self.client.close)
+            self.caught_up.set()  # caught up or failed: nobody waits on it any longer
 
     async def run(self, stop: asyncio.Event) -> None:
         """Watch until `stop` is set; never raises (failures are logged and retried)."""
         backoff = self.daemon.reconnect_min_s
+        if self.follows is not None:
+            await _first(self.follows.caught_up, stop)
         while not stop.is_set():
             try:
                 await self._call(self.connect)
                 backoff = self.daemon.reconnect_min_s
                 while not stop.is_set():
                     await self._call(self.sync)
+                    self.caught_up.set()
                     await self._call(self.wait)
             except PermanentError as exc:
                 self._log.error("mailbox_failed", reason=str(exc), retry_in_s=self.daemon.reconnect_max_s)
@@ -158,3 +177,13 @@ class MailboxWatcher:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Wait until any of the events is set."""
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

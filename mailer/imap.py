@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.imapclient import SENT
 
 from mailer.errors import ConfigError, PermanentError, TransientError
 from mailer.settings import ImapSettings
@@ -39,10 +40,17 @@ def tls_context(ca_file: object) -> ssl.SSLContext:
 
 
 class MailboxClient:
-    """One connection to one office mailbox. Not thread-safe: one thread uses it."""
+    """One connection to one folder of an office mailbox. Not thread-safe: one thread uses it.
 
-    def __init__(self, settings: ImapSettings) -> None:
+    `folder` is the folder's name, or "auto-sent" for the folder the server flags \\Sent
+    (RFC 6154 special-use), looked up at each connect."""
+
+    AUTO_SENT = "auto-sent"
+
+    def __init__(self, settings: ImapSettings, folder: str | None = None) -> None:
         self.settings = settings
+        self.wanted = folder or settings.folder
+        self.folder = "" if self.wanted == self.AUTO_SENT else self.wanted
         self._client: IMAPClient | None = None
         self.can_idle = False
 
@@ -69,6 +77,8 @@ class MailboxClient:
             client.login(s.username, s.password.value)
             self.can_idle = client.has_capability("IDLE")
             self._client = client
+            if self.wanted == self.AUTO_SENT:
+                self.folder = self._find_sent(client)
             return self.examine()
         except LoginError as exc:
             _quietly_close(client)
@@ -80,14 +90,22 @@ class MailboxClient:
             _quietly_close(client)
             raise TransientError(f"{s.host}:{s.port}: {exc}") from exc
 
+    def _find_sent(self, client: IMAPClient) -> str:
+        found = client.find_special_folder(SENT)
+        if not found:
+            raise PermanentError(
+                f"{self.settings.username} has no folder flagged \\Sent: name it in imap.sent_folder, "
+                'or set imap.sent_folder = "" not to read answers from the Sent folder'
+            )
+        return str(found)
+
     def examine(self) -> FolderState:
         """(Re-)open the folder read-only and return its state."""
+        key = "imap.folder" if self.folder == self.settings.folder else "imap.sent_folder"
         try:
-            info = self.client.select_folder(self.settings.folder, readonly=True)
+            info = self.client.select_folder(self.folder, readonly=True)
         except IMAPClientError as exc:
-            raise ConfigError(
-                "settings", "imap.folder", f"cannot open {self.settings.folder!r}: {exc}"
-            ) from exc
+            raise ConfigError("settings", key, f"cannot open {self.folder!r}: {exc}") from exc
         return FolderState(
             uidvalidity=int(info.get(b"UIDVALIDITY", 0)),
             uidnext=int(info.get(b"UIDNEXT", 0)),

@@ -32,10 +32,18 @@ class Attachment:
     sha256: str
 
 
+class Role(StrEnum):
+    """Which folder of the office account a mail was found in."""
+
+    INBOX = "inbox"  # the folder the public writes to
+    SENT = "sent"  # the account's sent mail: officers answering from the shared mailbox
+
+
 @dataclass(frozen=True, slots=True)
 class FetchedMail:
     """One mail as it came off the server: identity (mailbox, UIDVALIDITY, UID), the bytes,
-    and when the server received it (IMAP INTERNALDATE; None if the server did not say)."""
+    when the server received it (IMAP INTERNALDATE; None if the server did not say), and the
+    role of the folder it was found in."""
 
     office_code: str
     mailbox: str
@@ -43,6 +51,7 @@ class FetchedMail:
     uid: int
     raw: bytes
     received_at: datetime | None = None
+    role: Role = Role.INBOX
 
 
 @dataclass(frozen=True, slots=True)

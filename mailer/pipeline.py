@@ -1,6 +1,7 @@
 """The per-mail driver: a named, ordered tuple of steps (GNU Mailman's pipeline habit).
 
-    parse → classify → [ dedupe → thread → store → acknowledge → cursor ]  one transaction
+    parse → classify → identify → [ dedupe → thread → store → lifecycle → acknowledge → cursor ]
+                                    one transaction
 
 The bracketed steps share one database transaction, so the raw mail, the ticket, the
 rendered acknowledgement (an outbox row) and the mailbox cursor are committed together or
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -21,9 +22,9 @@ import structlog
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from mailer import log, rules, sla
+from mailer import lifecycle, log, rules, sla, staff
 from mailer.clock import Clock
-from mailer.model import Decision, FetchedMail, MailKind, ParsedMail
+from mailer.model import Decision, FetchedMail, MailKind, ParsedMail, Role
 from mailer.outbox import enqueue
 from mailer.parse import parse
 from mailer.render import Outgoing, Renderer
@@ -68,10 +69,16 @@ class MailContext:
     step: str = "start"  # the step running, named in a dead letter
     failure: Exception | None = None
     outgoing: Outgoing | None = None
+    officer: staff.Officer | None = None  # set when an officer wrote it
+    command: staff.Command | None = None
+    warnings: list[str] = field(default_factory=list)  # staff-looking but unverified, ignored commands
+    message_pk: int | None = None
+    change: lifecycle.Change | None = None
 
     def reset_transaction_state(self) -> None:
         """Forget what the transactional steps learnt (their writes were rolled back)."""
         self.match, self.ticket, self.new_ticket, self.outgoing = None, None, False, None
+        self.message_pk, self.change = None, None
 
     @property
     def mail(self) -> ParsedMail:
@@ -108,6 +115,20 @@ def step_classify(p: Pipeline, ctx: MailContext) -> None:
     ctx.decision = rules.decide(ctx.mail, p.own_addresses)
 
 
+def step_identify(p: Pipeline, ctx: MailContext) -> None:
+    """Is it an officer's mail (Sent folder, office account, staff address), and a command?"""
+    if ctx.decision is None or ctx.decision.kind is not MailKind.REQUEST:
+        return  # auto-replies, bounces, our own mail: nobody's answer
+    officer, why = staff.identify(ctx.mail, ctx.fetched.raw, ctx.office, ctx.fetched.role, p.own_addresses)
+    if why:
+        ctx.warnings.append(why)
+    if officer is not None:
+        ctx.officer = officer
+        ctx.command, why = staff.command(ctx.mail, p.own_addresses)
+        if why:
+            ctx.warnings.append(why)
+
+
 def step_dedupe(p: Pipeline, ctx: MailContext, s: Session) -> None:
     if repo.message_exists(s, ctx.office.code, ctx.dedupe_key):
         raise Duplicate(ctx.dedupe_key)
@@ -116,23 +137,34 @@ def step_dedupe(p: Pipeline, ctx: MailContext, s: Session) -> None:
 def step_thread(p: Pipeline, ctx: MailContext, s: Session) -> None:
     window = timedelta(days=p.settings.threading.subject_window_days)
     ctx.match = find_ticket(s, ctx.office.code, ctx.mail, ctx.now, window)
+    if ctx.match is None and ctx.officer is not None:  # officers may paste the reference anywhere
+        for ref in staff.ticket_refs(ctx.mail):
+            found = repo.ticket_by_ref(s, ref, office=ctx.office.code)
+            if found is not None:
+                ctx.match = ThreadMatch(found, "ticket_ref_in_text")
+                break
     if ctx.match is not None:
         ctx.ticket = ctx.match.ticket
+    elif ctx.officer is not None and ctx.fetched.role is Role.INBOX and ctx.officer.how.startswith("staff"):
+        # A colleague's new question from a staff address: a request like anyone's.
+        ctx.officer, ctx.command = None, None
 
 
 def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
     mail, decision, office = ctx.mail, ctx.decision, ctx.office
     assert decision is not None
-    if ctx.ticket is None and decision.kind is MailKind.REQUEST:
+    if ctx.ticket is None and decision.kind is MailKind.REQUEST and ctx.officer is None:
         ctx.ticket, ctx.new_ticket = _open_ticket(s, ctx), True
-    kind = str(decision.kind)
-    if decision.kind is MailKind.REQUEST and not ctx.new_ticket:
+    kind, direction = str(decision.kind), "in"
+    if ctx.officer is not None:
+        kind, direction = _staff_kind(ctx, p.own_addresses)
+    elif decision.kind is MailKind.REQUEST and not ctx.new_ticket:
         kind = "followup"
-    repo.add_message(
+    ctx.message_pk = repo.add_message(
         s,
         office_code=office.code,
         ticket_id=ctx.ticket.id if ctx.ticket else None,
-        direction="in",
+        direction=direction,
         kind=kind,
         reason=decision.reason,
         message_id=mail.message_id,
@@ -153,6 +185,61 @@ def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
     )
     if ctx.ticket is not None and not ctx.new_ticket:  # a new ticket counts its first mail itself
         repo.note_ticket_message(s, ctx.ticket.id, ctx.now)
+
+
+def _staff_kind(ctx: MailContext, own: frozenset[str]) -> tuple[str, str]:
+    """(kind, direction) of an officer's mail: an answer goes out to people; a command or a
+    note stays inside the office."""
+    if ctx.command is not None:
+        return "staff_command", "in"
+    if staff.goes_outside(ctx.mail, own):
+        return "staff_answer", "out"
+    return "staff_note", "in"
+
+
+def step_lifecycle(p: Pipeline, ctx: MailContext, s: Session) -> None:
+    """Move the ticket: an officer's answer or command, or the requester writing again."""
+    ticket, mail, decision = ctx.ticket, ctx.mail, ctx.decision
+    if ticket is None or ctx.new_ticket or decision is None:
+        return
+    officer = ctx.officer
+    if officer is not None:
+        if ctx.command is not None:
+            change = lifecycle.staff_command(ticket.state, ctx.command)
+        elif staff.goes_outside(mail, p.own_addresses):
+            change = lifecycle.staff_answered(ticket.state)
+        else:
+            change = lifecycle.staff_note(ticket.state)
+        actor = officer.email
+    elif decision.kind is MailKind.REQUEST:
+        thanks = ticket.state == lifecycle.ANSWERED and staff.is_thanks(mail.text)
+        found = lifecycle.requester_wrote(ticket.state, thanks)
+        if found is None:
+            return
+        change, actor = found, mail.from_.email if mail.from_ else ""
+    else:
+        return
+    repo.change_ticket(
+        s,
+        ticket.id,
+        state=change.state,
+        at=ctx.received_at,
+        resolution=change.resolution,
+        due_at=sla.due_at(ctx.office, ctx.received_at) if change.fresh_clock else None,
+        officer=officer.email if officer is not None else None,
+        first_response=change.first_response,
+    )
+    repo.add_ticket_event(
+        s,
+        ticket_id=ticket.id,
+        message_pk=ctx.message_pk,
+        at=ctx.received_at,
+        event=change.event,
+        state=change.state,
+        actor=actor,
+        detail=change.detail,
+    )
+    ctx.change = change
 
 
 def _open_ticket(s: Session, ctx: MailContext) -> repo.TicketRef:
@@ -203,11 +290,16 @@ def save_cursor(ctx: MailContext, s: Session) -> None:
     repo.save_cursor(s, f.office_code, f.mailbox, f.uidvalidity, f.uid, ctx.now)
 
 
-BEFORE_TX: tuple[tuple[str, Step], ...] = (("parse", step_parse), ("classify", step_classify))
+BEFORE_TX: tuple[tuple[str, Step], ...] = (
+    ("parse", step_parse),
+    ("classify", step_classify),
+    ("identify", step_identify),
+)
 IN_TX: tuple[tuple[str, TxStep], ...] = (
     ("dedupe", step_dedupe),
     ("thread", step_thread),
     ("store", step_store),
+    ("lifecycle", step_lifecycle),
     ("acknowledge", step_acknowledge),
 )
 
@@ -305,6 +397,12 @@ class Pipeline:
             message_id=ctx.parsed.message_id if ctx.parsed else None,
             ticket=ctx.ticket.ref if ctx.ticket else None,
         ):
+            for warning in ctx.warnings:
+                logger.warning("staff_mail_not_taken", reason=warning)
+            if ctx.change is not None:
+                c = ctx.change
+                by = ctx.officer.email if ctx.officer else (ctx.mail.from_.email if ctx.mail.from_ else "")
+                logger.info("ticket_changed", event=c.event, state=c.state, by=by, detail=c.detail or None)
             if outcome is Outcome.DEAD_LETTER:
                 error = f"{type(ctx.failure).__name__}: {ctx.failure}"
                 logger.error("mail_dead_lettered", step=ctx.step, error=error, exc_info=ctx.failure)
@@ -316,7 +414,8 @@ class Pipeline:
                 logger.info("ticket_created", kind=decision.kind, ack_queued=ctx.outgoing is not None)
             elif outcome is Outcome.FOLLOWUP:
                 how = ctx.match.how if ctx.match else ""
-                logger.info("followup_stored", kind=decision.kind, matched_by=how)
+                officer = ctx.officer.formatted() if ctx.officer else None
+                logger.info("followup_stored", kind=decision.kind, matched_by=how, officer=officer)
             else:
                 logger.info("mail_recorded", kind=decision.kind, reason=decision.reason)
 

@@ -44,6 +44,26 @@ class ImapSettings:
     folder: str = "INBOX"
     ca_file: Path | None = None  # trust this CA instead of the system store
     timeout_s: float = 30.0
+    # The folder the office account's sent mail lands in: "auto" (the folder with the \Sent
+    # special-use flag, RFC 6154), a folder name, or "" (not watched).
+    sent_folder: str = "auto"
+
+
+@dataclass(frozen=True)
+class StaffSettings:
+    """Who answers the public for an office, and whether their mail must prove it."""
+
+    addresses: frozenset[str] = frozenset()  # officers' own addresses
+    domains: tuple[str, ...] = ()  # every address at these domains (and their subdomains)
+    require_authentication: bool = False  # count staff mail only if Authentication-Results pass
+    authserv_ids: tuple[str, ...] = ()  # the office's receiving server(s), as named in that header
+
+    def knows(self, address: str) -> bool:
+        """Whether an address belongs to the office's staff by the settings (not yet verified)."""
+        domain = address.rpartition("@")[2]
+        return address in self.addresses or any(
+            domain == d or domain.endswith("." + d) for d in self.domains
+        )
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,7 @@ class Office:
     complaint_channels: tuple[tuple[str, str], ...]  # (label, value) in published order
     imap: ImapSettings
     smtp: SmtpSettings
+    staff: StaffSettings = StaffSettings()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -195,6 +216,13 @@ class _Reader:
         if value <= minimum:
             raise self.fail(name, f"must be greater than {minimum}, got {value}")
         return value
+
+    def strings(self, name: str) -> list[str]:
+        """A list of non-empty strings (empty when absent)."""
+        value = self._get(name, list, [])
+        if not all(isinstance(item, str) and item.strip() for item in value):
+            raise self.fail(name, "must be a list of non-empty strings")
+        return [item.strip() for item in value]
 
     def flag(self, name: str, default: bool) -> bool:
         return bool(self._get(name, bool, default))
@@ -340,9 +368,33 @@ def _office(r: _Reader, code: str, provinces: dict[str, Province], env: dict[str
         complaint_channels=_channels(r),
         imap=_imap(r.table("imap"), env),
         smtp=_smtp(r.table("smtp"), env),
+        staff=_staff(r.table("staff", required=False)),
     )
     r.done()
     return office
+
+
+def _staff(r: _Reader) -> StaffSettings:
+    addresses = [a.lower() for a in r.strings("addresses")]
+    for i, address in enumerate(addresses):
+        if not _EMAIL.match(address):
+            raise r.fail(f"addresses[{i}]", f"not an email address: {address!r}")
+    domains = [d.lower().lstrip("@") for d in r.strings("domains")]
+    for i, domain in enumerate(domains):
+        if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain):
+            raise r.fail(f"domains[{i}]", f"not a domain name: {domain!r}")
+    required = r.flag("require_authentication", False)
+    ids = tuple(x.lower() for x in r.strings("authserv_ids"))
+    if required and not ids:
+        raise r.fail(
+            "authserv_ids",
+            "require_authentication needs the authserv-id of the office's receiving server "
+            "(only its Authentication-Results are trusted)",
+        )
+    r.done()
+    return StaffSettings(frozenset(addresses), tuple(domains), required, ids)
+
+
 
 
 def _hours(r: _Reader) -> OfficeHours:
@@ -442,7 +494,10 @@ def _imap(r: _Reader, env: dict[str, str]) -> ImapSettings:
         folder=r.text("folder", "INBOX"),
         ca_file=_ca_file(r),
         timeout_s=r.number("timeout_s", 30.0),
+        sent_folder=r.text("sent_folder", "auto"),
     )
+    if imap.sent_folder == imap.folder:
+        raise r.fail("sent_folder", f"must differ from folder ({imap.folder!r})")
     r.done()
     return imap
 

@@ -21,6 +21,7 @@ from storage.tables import (
     OutboxRow,
     Ticket,
     TicketCounter,
+    TicketEvent,
 )
 
 
@@ -210,6 +211,51 @@ def add_message(s: Session, **fields: Any) -> int:
 def note_ticket_message(s: Session, ticket_id: int, at: datetime) -> None:
     """Count one more message on a ticket and move its last activity to `at`."""
     s.connection().execute(_NOTE_MESSAGE, {"ticket": ticket_id, "at": at})
+
+
+def change_ticket(
+    s: Session,
+    ticket_id: int,
+    *,
+    state: str,
+    at: datetime,
+    resolution: str | None = None,
+    due_at: datetime | None = None,
+    officer: str | None = None,
+    first_response: bool = False,
+) -> None:
+    """Move a ticket to `state` (at `at`); optionally set its resolution, restart its clock with
+    a new `due_at`, note the officer who handled it and, if it has none yet, its first response."""
+    values: dict[str, Any] = {"state": state, "state_changed_at": at}
+    if resolution is not None:
+        values["resolution"] = resolution
+    if due_at is not None:
+        values["due_at"] = due_at
+    if officer is not None:
+        values["last_officer"] = officer
+    s.execute(update(Ticket).where(col(Ticket.id) == ticket_id).values(**values))
+    if first_response and officer is not None:
+        s.execute(
+            update(Ticket)
+            .where(col(Ticket.id) == ticket_id, col(Ticket.first_response_at).is_(None))
+            .values(first_response_at=at, first_response_by=officer)
+        )
+
+
+def add_ticket_event(s: Session, **fields: Any) -> None:
+    """Record one change of a ticket (ticket_id, message_pk, at, event, state, actor, detail)."""
+    s.execute(insert(TicketEvent).values(**fields))
+
+
+def ticket_events(s: Session, ticket_id: int) -> list[TicketEvent]:
+    """A ticket's history, oldest first."""
+    query = select(TicketEvent).where(col(TicketEvent.ticket_id) == ticket_id).order_by(col(TicketEvent.id))
+    return list(s.execute(query).scalars())
+
+
+def set_ticket_state(s: Session, ref: str, state: str, at: datetime) -> None:
+    """Set a ticket's state directly (operators' repairs and tests)."""
+    s.execute(update(Ticket).where(col(Ticket.ref) == ref).values(state=state, state_changed_at=at))
 
 
 def add_dead_letter(s: Session, **fields: Any) -> bool:

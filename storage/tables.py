@@ -1,6 +1,7 @@
 """The tables. Every datetime is stored as UTC and comes back timezone-aware (UTCDateTime).
 
 offices ─< tickets ─< messages ─ outbox (one delivery row per outgoing message)
+           tickets ─< ticket_events (state changes: who, when, why)
 offices ─< mailbox_cursors, ticket_counters, dead_letters
 """
 
@@ -100,6 +101,11 @@ class Ticket(SQLModel, table=True):
     received_at: datetime = utc_column()
     due_at: datetime = utc_column(index=True)
     first_response_at: datetime | None = utc_column(nullable=True)
+    first_response_by: str = Field(default="", sa_column_kwargs={"server_default": ""})  # the officer
+    last_officer: str = Field(default="", sa_column_kwargs={"server_default": ""})  # who last handled it
+    # How it was settled: answered | thanks | spam | duplicate | closed ("" while open)
+    resolution: str = Field(default="", max_length=20, sa_column_kwargs={"server_default": ""})
+    state_changed_at: datetime | None = utc_column(nullable=True)
     last_message_at: datetime = utc_column()
     message_count: int = 0
     created_at: datetime = utc_column()
@@ -134,6 +140,21 @@ class MessageRow(SQLModel, table=True):
     defects: str = text_column()
     raw_sha256: str = Field(max_length=64)
     raw: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
+
+
+class TicketEvent(SQLModel, table=True):
+    """One change of a ticket's state, with who made it and why: the ticket's history, and the
+    spans the SLA clock was paused (waiting → resumed)."""
+
+    __tablename__ = "ticket_events"
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    message_pk: int | None = Field(default=None, foreign_key="messages.id")  # the mail that caused it
+    at: datetime = utc_column()
+    event: str = Field(max_length=30)  # answered | waiting | resumed | closed | reopened | note | …
+    state: str = Field(max_length=20)  # the ticket's state after the event
+    actor: str = ""  # the officer's or requester's address
+    detail: str = text_column()
 
 
 class OutboxRow(SQLModel, table=True):

@@ -1,0 +1,72 @@
+"""A ticket's states and what moves it between them. Pure: the pipeline applies the result.
+
+    open ──staff answer──▶ answered ──7 days quiet (later issue)──▶ closed
+      │                      │  ▲
+      │ #tunggu              │  └── requester's pure thank-you: stays answered
+      ▼                      ▼
+    waiting ◀──#tunggu── requester writes again ──▶ open, with a fresh SLA clock
+
+- `open`: awaiting the office's answer; the SLA clock runs.
+- `answered`: the office answered (or settled it without a reply: #terjawab, #terimakasih,
+  #spam, #duplikat); the clock is stopped.
+- `waiting`: the office waits for the requester (#tunggu); the clock is paused.
+- `closed`: done (#selesai / #tutup).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailer.staff import Command
+
+OPEN, ANSWERED, WAITING, CLOSED = "open", "answered", "waiting", "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What happens to a ticket: its new state, the event recorded, and side effects."""
+
+    state: str
+    event: str  # answered | waiting | resumed | replied | thanked | settled | closed | reopened | note
+    resolution: str | None = None  # None: unchanged; "" clears it
+    fresh_clock: bool = False  # the SLA clock starts again from this mail
+    first_response: bool = False  # counts as the office's answer (first response, if the first)
+    detail: str = ""
+
+
+def requester_wrote(state: str, thanks: bool) -> Change | None:
+    """The requester (or someone on the ticket) wrote again. A reply after an answer reopens the
+    ticket with a fresh clock, except a pure thank-you; a reply while waiting resumes it."""
+    if state == ANSWERED:
+        if thanks:
+            return Change(ANSWERED, "thanked", detail="a thank-you: the ticket stays answered")
+        return Change(OPEN, "replied", resolution="", fresh_clock=True, detail="the requester wrote again")
+    if state == WAITING:
+        return Change(OPEN, "resumed", resolution="", fresh_clock=True, detail="the requester answered")
+    return None  # open: nothing changes; closed: the threader decides (reopen or a new ticket)
+
+
+def staff_answered(state: str) -> Change:
+    """An officer's answer reached the requester: the clock stops."""
+    return Change(ANSWERED, "answered", resolution="answered", first_response=True)
+
+
+def staff_command(state: str, command: Command) -> Change:
+    """An officer's command word, sent only to the office."""
+    detail = f"#{command.word}"
+    if command.action == "close":
+        return Change(CLOSED, "closed", resolution=command.resolution, detail=detail)
+    if command.action == "wait":
+        return Change(WAITING, "waiting", detail=detail)
+    if command.action == "settle":
+        return Change(ANSWERED, "settled", resolution=command.resolution, detail=detail)
+    if command.action == "reopen":
+        return Change(OPEN, "reopened", resolution="", fresh_clock=True, detail=detail)
+    return Change(state, "note", detail=detail)
+
+
+def staff_note(state: str) -> Change:
+    """An officer wrote to the office in the ticket's conversation without a command: per the
+    issue, that too is the office answering (the officer answered elsewhere and filed it)."""
+    detail = "sent to the office"
+    return Change(ANSWERED, "answered", resolution="answered", first_response=True, detail=detail)
