@@ -119,6 +119,7 @@ def _show(settings: Settings, ref: str, raw: bool) -> int:
     db.migrate(engine)
     with db.reading(engine) as s:
         found = repo.ticket_with_messages(s, ref)
+        history = repo.ticket_events(s, found[0].id) if found and found[0].id is not None else []
     if found is None:
         print(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
@@ -131,8 +132,19 @@ def _show(settings: Settings, ref: str, raw: bool) -> int:
     print(f"  subject   : {t.subject}")
     print(f"  received  : {t.received_at.astimezone(tz):%Y-%m-%d %H:%M %Z}")
     print(f"  due       : {t.due_at.astimezone(tz):%Y-%m-%d %H:%M %Z}")
+    if t.first_response_at is not None:
+        print(
+            f"  answered  : {t.first_response_at.astimezone(tz):%Y-%m-%d %H:%M %Z} by {t.first_response_by}"
+        )
+    if t.resolution:
+        print(
+            f"  settled   : {t.resolution}" + (f" (last officer {t.last_officer})" if t.last_officer else "")
+        )
+    for e in history:
+        detail = f"  {e.detail}" if e.detail else ""
+        print(f"  {e.at.astimezone(tz):%Y-%m-%d %H:%M}  {e.event:<9} -> {e.state:<8} {e.actor}{detail}")
     for m, outbox in messages:
-        arrow = "<-" if m.direction == "in" else "->"
+        arrow = "->" if m.direction == "out" else "<=" if m.kind.startswith("staff") else "<-"
         delivery = (
             f"  [{outbox.state}{', ' + outbox.last_error if outbox.last_error else ''}]" if outbox else ""
         )

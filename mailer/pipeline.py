@@ -402,7 +402,7 @@ class Pipeline:
             if ctx.change is not None:
                 c = ctx.change
                 by = ctx.officer.email if ctx.officer else (ctx.mail.from_.email if ctx.mail.from_ else "")
-                logger.info("ticket_changed", event=c.event, state=c.state, by=by, detail=c.detail or None)
+                logger.info("ticket_changed", change=c.event, state=c.state, by=by, detail=c.detail or None)
             if outcome is Outcome.DEAD_LETTER:
                 error = f"{type(ctx.failure).__name__}: {ctx.failure}"
                 logger.error("mail_dead_lettered", step=ctx.step, error=error, exc_info=ctx.failure)

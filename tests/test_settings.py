@@ -388,6 +388,41 @@ BAD_SETTINGS = [
         "must stay under 29 minutes (RFC 2177)",
         id="idle-timeout-an-hour",
     ),
+    pytest.param(
+        (('domains = ["bps.go.id"]', 'domains = ["bps go id"]'),),
+        None,
+        "offices.3571.staff.domains[0]",
+        "not a domain name: 'bps go id'",
+        id="staff-domain-with-spaces",
+    ),
+    pytest.param(
+        (("addresses = []", 'addresses = ["dewi"]'),),
+        None,
+        "offices.3571.staff.addresses[0]",
+        "not an email address: 'dewi'",
+        id="staff-address-not-an-address",
+    ),
+    pytest.param(
+        (("addresses = []", 'addresses = "dewi@bps.go.id"'),),
+        None,
+        "offices.3571.staff.addresses",
+        "must be list, got str",
+        id="staff-addresses-not-a-list",
+    ),
+    pytest.param(
+        (("require_authentication = false", "require_authentication = true"),),
+        None,
+        "offices.3571.staff.authserv_ids",
+        "require_authentication needs the authserv-id",
+        id="staff-authentication-without-server",
+    ),
+    pytest.param(
+        (('sent_folder = "auto"', 'sent_folder = "INBOX"'),),
+        None,
+        "offices.3571.imap.sent_folder",
+        "must differ from folder ('INBOX')",
+        id="sent-folder-is-the-inbox",
+    ),
 ]
 
 
