@@ -101,13 +101,18 @@ def _tickets(settings: Settings, office: str | None, state: str | None, limit: i
     db.migrate(engine)
     with db.reading(engine) as s:
         rows = repo.list_tickets(s, office=office, state=state, limit=limit)
+        flags = repo.address_flags(s, office)
     header = f"{'REFERENCE':<22} {'STATE':<9} {'RECEIVED (UTC)':<17} {'DUE (UTC)':<17} {'MSGS':>4}"
     print(f"{header}  REQUESTER / SUBJECT")
     for t in rows:
+        flag = flags.get((t.office_code, t.requester_email))
+        marker = f" [{flag.flag.upper()}]" if flag else ""
         print(
             f"{t.ref:<22} {t.state:<9} {t.received_at:%Y-%m-%d %H:%M} {t.due_at:%Y-%m-%d %H:%M} "
-            f"{t.message_count:>4}  {t.requester_email} / {t.subject[:60]}"
+            f"{t.message_count:>4}  {t.requester_email}{marker} / {t.subject[:60]}"
         )
+    if any(flags.get((t.office_code, t.requester_email)) for t in rows):
+        print("[BOUNCING]: our mail to that address failed for good; [COMPLAINED]: it reported our mail")
     print(f"({len(rows)} ticket{'s' if len(rows) != 1 else ''})")
     return 0
 
@@ -120,6 +125,7 @@ def _show(settings: Settings, ref: str, raw: bool) -> int:
     with db.reading(engine) as s:
         found = repo.ticket_with_messages(s, ref)
         history = repo.ticket_events(s, found[0].id) if found and found[0].id is not None else []
+        flags = repo.address_flags(s, found[0].office_code) if found else {}
     if found is None:
         print(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
@@ -143,6 +149,12 @@ def _show(settings: Settings, ref: str, raw: bool) -> int:
     for e in history:
         detail = f"  {e.detail}" if e.detail else ""
         print(f"  {e.at.astimezone(tz):%Y-%m-%d %H:%M}  {e.event:<9} -> {e.state:<8} {e.actor}{detail}")
+    for (_office, address), flag in flags.items():
+        if address == t.requester_email or flag.ticket_id == t.id:
+            print(
+                f"  !! {address} is {flag.flag.upper()} since {flag.since.astimezone(tz):%Y-%m-%d %H:%M}: "
+                f"{flag.reason}; no automatic mail goes to it"
+            )
     for m, outbox in messages:
         arrow = "->" if m.direction == "out" else "<=" if m.kind.startswith("staff") else "<-"
         delivery = (

@@ -91,6 +91,7 @@ class MailKind(StrEnum):
     BOUNCE = "bounce"  # DSN, MAILER-DAEMON, null return path
     LIST = "list"  # mailing list or bulk mail
     OWN = "own"  # one of our own acknowledgements, come back
+    FEEDBACK = "feedback"  # an ARF abuse/complaint report (RFC 5965) about mail we sent
 
 
 @dataclass(frozen=True, slots=True)

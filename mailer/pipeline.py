@@ -1,7 +1,7 @@
 """The per-mail driver: a named, ordered tuple of steps (GNU Mailman's pipeline habit).
 
-    parse → classify → identify → [ dedupe → thread → store → lifecycle → acknowledge → cursor ]
-                                    one transaction
+    parse → classify → identify → report
+      → [ dedupe → thread → flags → store → lifecycle → acknowledge → cursor ]  one transaction
 
 The bracketed steps share one database transaction, so the raw mail, the ticket, the
 rendered acknowledgement (an outbox row) and the mailbox cursor are committed together or
@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from mailer import lifecycle, log, rules, sla, staff
+from mailer import guard, lifecycle, log, reports, rules, sla, staff
 from mailer.clock import Clock
 from mailer.model import Decision, FetchedMail, MailKind, ParsedMail, Role
 from mailer.outbox import enqueue
@@ -33,6 +33,7 @@ from mailer.threader import ThreadMatch, find_ticket, normalise_subject
 from storage import db, repo
 
 logger = log.get(__name__)
+BOUNCE_MATCH_WINDOW = timedelta(days=30)  # a bounce without our Message-ID: our mail to it since
 
 
 class Outcome(StrEnum):
@@ -74,11 +75,16 @@ class MailContext:
     warnings: list[str] = field(default_factory=list)  # staff-looking but unverified, ignored commands
     message_pk: int | None = None
     change: lifecycle.Change | None = None
+    report: reports.Report | None = None  # what a bounce or complaint says about our mail
+    flagged: list[tuple[str, str, str]] = field(default_factory=list)  # (address, flag, reason)
+    unflagged: list[str] = field(default_factory=list)  # addresses whose bouncing flag was lifted
+    ack_withheld: str = ""  # why a new ticket got no acknowledgement
 
     def reset_transaction_state(self) -> None:
         """Forget what the transactional steps learnt (their writes were rolled back)."""
         self.match, self.ticket, self.new_ticket, self.outgoing = None, None, False, None
         self.message_pk, self.change = None, None
+        self.flagged, self.unflagged, self.ack_withheld = [], [], ""
 
     @property
     def mail(self) -> ParsedMail:
@@ -129,6 +135,12 @@ def step_identify(p: Pipeline, ctx: MailContext) -> None:
             ctx.warnings.append(why)
 
 
+def step_report(p: Pipeline, ctx: MailContext) -> None:
+    """A bounce or complaint: read what it says about which of our mails (pure)."""
+    if ctx.decision is not None and ctx.decision.kind in (MailKind.BOUNCE, MailKind.FEEDBACK):
+        ctx.report = reports.read_report(ctx.fetched.raw)
+
+
 def step_dedupe(p: Pipeline, ctx: MailContext, s: Session) -> None:
     if repo.message_exists(s, ctx.office.code, ctx.dedupe_key):
         raise Duplicate(ctx.dedupe_key)
@@ -148,6 +160,58 @@ def step_thread(p: Pipeline, ctx: MailContext, s: Session) -> None:
     elif ctx.officer is not None and ctx.fetched.role is Role.INBOX and ctx.officer.how.startswith("staff"):
         # A colleague's new question from a staff address: a request like anyone's.
         ctx.officer, ctx.command = None, None
+
+
+def step_flags(p: Pipeline, ctx: MailContext, s: Session) -> None:
+    """A report about one of our mails joins that mail's ticket and flags the address that
+    failed for good (bouncing) or complained; a person writing again lifts their bouncing flag."""
+    decision, office = ctx.decision, ctx.office
+    assert decision is not None
+    if decision.kind is MailKind.REQUEST and ctx.mail.from_ is not None:
+        if repo.clear_address_flag(s, office.code, ctx.mail.from_.email, "bouncing"):
+            ctx.unflagged.append(ctx.mail.from_.email)
+        return
+    report = ctx.report
+    ours = _reported_mail(s, ctx, report) if report is not None else None
+    if report is None or ours is None:
+        return  # about no mail of ours (e.g. backscatter of forged mail): recorded, nobody flagged
+    if ours.ticket is not None:
+        ctx.ticket, ctx.match = ours.ticket, ThreadMatch(ours.ticket, f"{report.kind}_report")
+    if not report.failed:
+        return  # a delay, a success notice, a "not spam" report: kept on the ticket, no flag
+    flag, reason = ("complained" if report.kind == "arf" else "bouncing"), report.summary()
+    ticket_id = ours.ticket.id if ours.ticket else None
+    for address in _failed_recipients(ours, report):
+        if address not in p.own_addresses and repo.flag_address(
+            s, office.code, address, flag, ctx.now, reason, ticket_id
+        ):
+            ctx.flagged.append((address, flag, reason))
+
+
+def _failed_recipients(ours: repo.OutgoingRef, report: reports.Report) -> list[str]:
+    """Which of our mail's recipients the report says failed: the one recipient of an
+    acknowledgement (whatever address a forwarder's report names), else those it names."""
+    if len(ours.recipients) == 1:
+        return list(ours.recipients)
+    return [r.address for r in report.failed if r.address in ours.recipients]
+
+
+def _reported_mail(s: Session, ctx: MailContext, report: reports.Report) -> repo.OutgoingRef | None:
+    """Our mail a report is about: by its returned Message-ID, else the newest mail we queued
+    for one of the recipients it names (within BOUNCE_MATCH_WINDOW)."""
+    office = ctx.office.code
+    if report.original_message_id:
+        ours = repo.outgoing_by_message_id(s, office, report.original_message_id)
+        if ours is not None:
+            return ours
+    since = ctx.now - BOUNCE_MATCH_WINDOW
+    for recipient in report.failed:
+        if not recipient.address:
+            continue
+        ours = repo.latest_outgoing_to(s, office, recipient.address, since)
+        if ours is not None:
+            return ours
+    return None
 
 
 def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
@@ -273,8 +337,10 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
     if not (ctx.new_ticket and ticket and decision and decision.acknowledge):
         return
     to = ticket.requester_email
-    if not rules.answerable(to) or to in p.own_addresses:
-        logger.info("ack_skipped", reason="no outside address we can answer", to=to)
+    ctx.ack_withheld = guard.refusal(s, ctx.office.code, to, p.own_addresses) or guard.rate_refusal(
+        s, ctx.office.code, to, ctx.now, ("ack",), p.settings.acknowledgement.max_per_sender_per_hour
+    )
+    if ctx.ack_withheld:
         return
     assert ctx.due is not None
     out = p.renderer.acknowledgement(
@@ -294,10 +360,12 @@ BEFORE_TX: tuple[tuple[str, Step], ...] = (
     ("parse", step_parse),
     ("classify", step_classify),
     ("identify", step_identify),
+    ("report", step_report),
 )
 IN_TX: tuple[tuple[str, TxStep], ...] = (
     ("dedupe", step_dedupe),
     ("thread", step_thread),
+    ("flags", step_flags),
     ("store", step_store),
     ("lifecycle", step_lifecycle),
     ("acknowledge", step_acknowledge),
@@ -418,6 +486,8 @@ class Pipeline:
                 logger.info("followup_stored", kind=decision.kind, matched_by=how, officer=officer)
             else:
                 logger.info("mail_recorded", kind=decision.kind, reason=decision.reason)
+            if outcome not in (Outcome.DEAD_LETTER, Outcome.DUPLICATE):
+                _report_flags(ctx)
 
     def _dead_letter(self, ctx: MailContext, s: Session) -> None:
         f = ctx.fetched
@@ -433,6 +503,16 @@ class Pipeline:
             raw=f.raw,
             created_at=ctx.now,
         )
+
+
+def _report_flags(ctx: MailContext) -> None:
+    """Log what loop protection did for one mail (inside _report's bound context)."""
+    for address, flag, reason in ctx.flagged:
+        logger.warning("address_flagged", address=address, flag=flag, reason=reason)
+    for address in ctx.unflagged:
+        logger.info("address_unflagged", address=address, reason="it wrote to the office again")
+    if ctx.ack_withheld:
+        logger.info("ack_withheld", reason=ctx.ack_withheld)
 
 
 class _MailFailed(Exception):

@@ -4,8 +4,18 @@ and which language to answer in. No I/O: tested with tables of cases.
 Loop protection (RFC 3834 §2 and common practice): never answer mail that is itself
 automatic (Auto-Submitted other than "no", X-Autoreply/X-Autorespond, Precedence
 bulk/junk/list/auto_reply, Outlook's X-Auto-Response-Suppress), bounces (null return path,
-MAILER-DAEMON/postmaster, multipart/report DSNs), list mail (List-Id, List-Unsubscribe
-with bulk precedence) and mail from our own office addresses.
+MAILER-DAEMON/postmaster, multipart/report DSNs and ARF feedback reports), list mail (any
+RFC 2369/2919 List-* header, ezmlm's Mailing-List), mail from our own office addresses, and
+our own mail come back (our X-PST-Mailer header, an X-Loop naming one of our office
+addresses, or a Message-ID of the form render.new_message_id gives in one of our domains).
+A person's mail whose sender asks for no automatic replies (X-Auto-Response-Suppress: All or
+AutoReply) still opens its ticket, unacknowledged.
+
+The other way round, every mail we send says it is automatic: Auto-Submitted: auto-replied,
+X-Auto-Response-Suppress: All, X-Loop: <office address> (render.py). Acknowledgements keep the
+office as envelope sender rather than RFC 3834 §3.3's null one, so that a bounce comes back to
+us and flags the address (mailer.reports, the pipeline's flags step); the checks above keep
+that bounce itself unanswered.
 """
 
 from __future__ import annotations
@@ -16,6 +26,14 @@ from collections.abc import Collection
 from mailer.model import Decision, MailKind, ParsedMail
 
 OWN_MAILER = "pst-mailer"  # value of our X-PST-Mailer header
+OWN_MESSAGE_ID = re.compile(r"^pst\.[0-9a-f]{32}@([^@\s]+)$")  # render.new_message_id, no brackets
+_ADDRESS = re.compile(r"[^\s<>,;:\"()]+@[^\s<>,;:\"()]+")
+_LIST_HEADERS = (
+    "list-id", "list-post", "list-unsubscribe", "list-subscribe", "list-help", "list-owner",
+    "list-archive", "x-mailing-list", "mailing-list",
+)  # fmt: skip
+_LIST_PRECEDENCE = {"bulk", "junk", "list"}
+_AUTO_PRECEDENCE = {"auto_reply", "auto-reply", "autoreply"}
 _BOUNCE_LOCALPARTS = {"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"}
 _AUTO_SUBJECT = re.compile(
     r"^\s*(automatic reply|auto(matic)?[- ]?reply|autoreply|auto:|out of (the )?office|balasan otomatis"
@@ -128,8 +146,11 @@ def decide(mail: ParsedMail, own_addresses: Collection[str]) -> Decision:
     """Classify an incoming mail. Returns Decision(kind, reason, acknowledge)."""
     h = mail.headers
     sender = mail.from_.email if mail.from_ else ""
-    if h.get("x-pst-mailer") == OWN_MAILER:
-        return Decision(MailKind.OWN, "X-PST-Mailer: our own mail came back", False)
+    own = _own_reason(mail, own_addresses)
+    if own:
+        return Decision(MailKind.OWN, own, False)
+    if is_feedback_report(mail):
+        return Decision(MailKind.FEEDBACK, "multipart/report feedback report (ARF complaint)", False)
     bounce = _bounce_reason(mail, sender)
     if bounce:
         return Decision(MailKind.BOUNCE, bounce, False)
@@ -143,7 +164,39 @@ def decide(mail: ParsedMail, own_addresses: Collection[str]) -> Decision:
         return Decision(MailKind.REQUEST, "no usable From address: nobody to acknowledge", False)
     if sender in own_addresses:
         return Decision(MailKind.REQUEST, "sent from an office address of this desk: not acknowledged", False)
+    if _suppress(h) & {"all", "autoreply"}:
+        reason = "X-Auto-Response-Suppress: the sender asks for no automatic reply"
+        return Decision(MailKind.REQUEST, reason, False)
     return Decision(MailKind.REQUEST, "a person's mail", True)
+
+
+def is_own_message_id(message_id: str | None, own_addresses: Collection[str]) -> bool:
+    """Whether a Message-ID (no brackets) is one render.new_message_id made in one of our domains."""
+    found = OWN_MESSAGE_ID.match(message_id.lower()) if message_id else None
+    return found is not None and any(a.endswith(f"@{found[1]}") for a in own_addresses)
+
+
+def _own_reason(mail: ParsedMail, own_addresses: Collection[str]) -> str:
+    h = mail.headers
+    if h.get("x-pst-mailer") == OWN_MAILER:
+        return "X-PST-Mailer: our own mail came back"
+    looped = [a for a in _ADDRESS.findall(h.get("x-loop", "").lower()) if a in own_addresses]
+    if looped:
+        return f"X-Loop: {looped[0]} (our own mail came back)"
+    if is_own_message_id(mail.message_id, own_addresses):
+        return "our own Message-ID came back"
+    return ""
+
+
+def _suppress(h: dict[str, str]) -> set[str]:
+    """The values of Outlook's X-Auto-Response-Suppress, lower-cased."""
+    return {p.strip().lower() for p in h.get("x-auto-response-suppress", "").split(",")}
+
+
+def _first_word(value: str) -> str:
+    """ "bulk" of 'Bulk', '"bulk"', 'bulk (newsletter)' or 'bulk; x': Precedence as written."""
+    words = re.split(r"[\s;(]+", value.strip().strip('"').lower(), maxsplit=1)
+    return words[0].strip('"')
 
 
 def _bounce_reason(mail: ParsedMail, sender: str) -> str:
@@ -151,12 +204,18 @@ def _bounce_reason(mail: ParsedMail, sender: str) -> str:
         return "null return path <>"
     if sender.split("@", 1)[0] in _BOUNCE_LOCALPARTS:
         return f"sender {sender}"
+    if "x-failed-recipients" in mail.headers:
+        return "X-Failed-Recipients header (Exim bounce)"
     ctype = mail.headers.get("content-type", mail.content_type).lower()
     if mail.content_type == "multipart/report" and "delivery-status" in ctype.replace(" ", ""):
         return "multipart/report delivery status notification"
-    if mail.content_type == "multipart/report" and "feedback-report" in ctype:
-        return "multipart/report abuse feedback report"
     return ""
+
+
+def is_feedback_report(mail: ParsedMail) -> bool:
+    """An ARF report (RFC 5965): multipart/report; report-type=feedback-report."""
+    ctype = mail.headers.get("content-type", "").lower().replace(" ", "").replace('"', "")
+    return mail.content_type == "multipart/report" and "report-type=feedback-report" in ctype
 
 
 def _auto_reason(mail: ParsedMail) -> str:
@@ -167,10 +226,10 @@ def _auto_reason(mail: ParsedMail) -> str:
     for name in ("x-autoreply", "x-autorespond", "x-autogenerated", "x-ms-exchange-inbox-rules-loop"):
         if name in h:
             return f"{name} header"
-    if h.get("precedence", "").strip().lower() == "auto_reply":
-        return "Precedence: auto_reply"
-    suppress = {p.strip().lower() for p in h.get("x-auto-response-suppress", "").split(",")}
-    if suppress & _SUPPRESS_AUTOREPLY and _AUTO_SUBJECT.match(mail.subject):
+    precedence = _first_word(h.get("precedence", ""))
+    if precedence in _AUTO_PRECEDENCE:
+        return f"Precedence: {precedence}"
+    if _suppress(h) & _SUPPRESS_AUTOREPLY and _AUTO_SUBJECT.match(mail.subject):
         return "X-Auto-Response-Suppress with an automatic subject"
     if _AUTO_SUBJECT.match(mail.subject):
         return "automatic subject"
@@ -179,13 +238,12 @@ def _auto_reason(mail: ParsedMail) -> str:
 
 def _list_reason(mail: ParsedMail) -> str:
     h = mail.headers
-    precedence = h.get("precedence", "").strip().lower()
-    if precedence in ("bulk", "junk", "list"):
+    precedence = _first_word(h.get("precedence", ""))
+    if precedence in _LIST_PRECEDENCE:
         return f"Precedence: {precedence}"
-    if "list-id" in h:
-        return "List-Id header"
-    if "list-unsubscribe" in h and "list-post" not in h:
-        return "List-Unsubscribe header (newsletter)"
+    for name in _LIST_HEADERS:
+        if name in h:
+            return f"{name} header: list or bulk mail"
     return ""
 
 

@@ -144,6 +144,11 @@ class ThreadingSettings:
 
 
 @dataclass(frozen=True)
+class AcknowledgementSettings:
+    max_per_sender_per_hour: int = 3  # more new requests from one address get a ticket, no ack
+
+
+@dataclass(frozen=True)
 class Settings:
     file: Path
     database_url: str
@@ -154,6 +159,7 @@ class Settings:
     offices: tuple[Office, ...]
     provinces: dict[str, Province]
     threading: ThreadingSettings = ThreadingSettings()
+    acknowledgement: AcknowledgementSettings = AcknowledgementSettings()
 
     def office(self, code: str) -> Office:
         for office in self.offices:
@@ -272,6 +278,7 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
         offices=offices,
         provinces=provinces,
         threading=_threading(root.table("threading", required=False)),
+        acknowledgement=_acknowledgement(root.table("acknowledgement", required=False)),
     )
     for reader in (storage, log, offices_table, root):
         reader.done()
@@ -326,6 +333,15 @@ def _threading(r: _Reader) -> ThreadingSettings:
     threading = ThreadingSettings(subject_window_days=r.number("subject_window_days", d.subject_window_days))
     r.done()
     return threading
+
+
+def _acknowledgement(r: _Reader) -> AcknowledgementSettings:
+    d = AcknowledgementSettings()
+    ack = AcknowledgementSettings(
+        max_per_sender_per_hour=r.integer("max_per_sender_per_hour", d.max_per_sender_per_hour, minimum=1)
+    )
+    r.done()
+    return ack
 
 
 def _provinces(r: _Reader) -> dict[str, Province]:

@@ -424,6 +424,16 @@ maximal_backoff_time = 10s
 EOF
 }
 
+postfix_bounce_cf() {
+    cat <<EOF
+
+# Asynchronous bounces, for the loop-protection tests: Postfix accepts a mail for one of these
+# recipients, then hands it to its error transport, and the sender gets a real RFC 3464 bounce
+# (multipart/report from MAILER-DAEMON) delivered like any other mail.
+smtpd_data_restrictions = check_recipient_access inline:{ {bounced@fault.example = FILTER error:5.1.1 Mailbox does not exist} }
+EOF
+}
+
 postfix_master_cf() {
     local submission_opts="
   -o smtpd_sasl_auth_enable=yes
@@ -456,7 +466,7 @@ write_configs() {
         chown postfix:postfix "$POSTFIX_LIB"
     fi
     write_if_changed "$DOVECOT_CONF" < <(dovecot_conf)
-    write_if_changed "$POSTFIX_ETC/main.cf" < <(postfix_main_cf)
+    write_if_changed "$POSTFIX_ETC/main.cf" < <(postfix_main_cf; postfix_bounce_cf)
     write_if_changed "$POSTFIX_ETC/master.cf" < <(postfix_master_cf)
 }
 

@@ -10,10 +10,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Result, bindparam, func, insert, select, update
+from sqlalchemy import Result, bindparam, delete, func, insert, select, update
 from sqlmodel import Session, col
 
 from storage.tables import (
+    AddressFlag,
     DeadLetter,
     MailboxCursor,
     MessageRow,
@@ -405,3 +406,122 @@ def counts(s: Session) -> dict[str, int]:
     for state, n in s.execute(select(col(OutboxRow.state), func.count()).group_by(col(OutboxRow.state))):
         result[f"outbox_{state}"] = n
     return result
+
+
+# --- loops and abuse: reports about our mail, flagged addresses, the acknowledgement limit -----
+
+
+class OutgoingRef(NamedTuple):
+    """One mail we sent: its messages.id, the ticket it belongs to (or None), its recipients
+    (the outbox envelope; the stored To/Cc for a mail sent by other means)."""
+
+    message_pk: int
+    ticket: TicketRef | None
+    recipients: tuple[str, ...]
+
+
+def _outgoing(s: Session, where: Any) -> OutgoingRef | None:
+    row = s.execute(
+        select(col(MessageRow.id), col(OutboxRow.envelope_to), col(MessageRow.to_emails), *_TICKET_COLUMNS)
+        .join(OutboxRow, col(OutboxRow.message_pk) == col(MessageRow.id), isouter=True)
+        .join(_T, _T.c.id == col(MessageRow.ticket_id), isouter=True)
+        .where(col(MessageRow.direction) == "out", where)
+        .order_by(col(MessageRow.id).desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    ticket = TicketRef(*row[3:]) if row[3] is not None else None
+    recipients = (row[1],) if row[1] else tuple(a.strip() for a in str(row[2]).split(",") if a.strip())
+    return OutgoingRef(int(row[0]), ticket, recipients)
+
+
+def outgoing_by_message_id(s: Session, office: str, message_id: str) -> OutgoingRef | None:
+    """The mail this office sent with this Message-ID (without brackets), or None."""
+    return _outgoing(s, (col(MessageRow.office_code) == office) & (col(MessageRow.message_id) == message_id))
+
+
+def latest_outgoing_to(s: Session, office: str, address: str, since: datetime) -> OutgoingRef | None:
+    """The newest mail this office queued for `address` since `since`, or None."""
+    return _outgoing(
+        s,
+        (col(OutboxRow.office_code) == office)
+        & (col(OutboxRow.envelope_to) == address)
+        & (col(OutboxRow.created_at) >= since),
+    )
+
+
+def count_mail_to(s: Session, office: str, address: str, since: datetime, kinds: Sequence[str]) -> int:
+    """How many mails of these kinds (e.g. "ack") this office queued for `address` since `since`
+    (index ix_outbox_office_to_created; rows of this transaction included)."""
+    return int(
+        s.execute(
+            select(func.count())
+            .select_from(OutboxRow)
+            .join(MessageRow, col(MessageRow.id) == col(OutboxRow.message_pk))
+            .where(
+                col(OutboxRow.office_code) == office,
+                col(OutboxRow.envelope_to) == address,
+                col(OutboxRow.created_at) >= since,
+                col(MessageRow.kind).in_(list(kinds)),
+            )
+        ).scalar_one()
+    )
+
+
+class Flag(NamedTuple):
+    """A flagged address of an office: (flag, since, reason, ticket_id)."""
+
+    flag: str
+    since: datetime
+    reason: str
+    ticket_id: int | None
+
+
+_F = AddressFlag.__table__  # type: ignore[attr-defined]
+_GET_FLAG = select(_F.c.flag, _F.c.since, _F.c.reason, _F.c.ticket_id).where(
+    _F.c.office_code == bindparam("office"), _F.c.address == bindparam("address")
+)
+
+
+def address_flag(s: Session, office: str, address: str) -> Flag | None:
+    """The flag on an address for an office (bouncing, complained), or None."""
+    row = s.connection().execute(_GET_FLAG, {"office": office, "address": address}).first()
+    return None if row is None else Flag(*row)
+
+
+def flag_address(
+    s: Session, office: str, address: str, flag: str, since: datetime, reason: str, ticket_id: int | None
+) -> bool:
+    """Flag an address (`bouncing` or `complained`); a complaint is never downgraded to a
+    bounce. Returns False when the address already had this flag (or a complaint)."""
+    values = {"flag": flag, "since": since, "reason": reason, "ticket_id": ticket_id}
+    old = address_flag(s, office, address)
+    conn = s.connection()
+    if old is None:
+        conn.execute(insert(_F).values(office_code=office, address=address, **values))
+        return True
+    if old.flag == flag or old.flag == "complained":
+        return False
+    conn.execute(update(_F).where(_F.c.office_code == office, _F.c.address == address).values(**values))
+    return True
+
+
+def clear_address_flag(s: Session, office: str, address: str, flag: str) -> bool:
+    """Lift a flag of this kind from an address; returns whether there was one."""
+    done = s.execute(
+        delete(AddressFlag).where(
+            col(AddressFlag.office_code) == office,
+            col(AddressFlag.address) == address,
+            col(AddressFlag.flag) == flag,
+        )
+    )
+    return _rowcount(done) > 0
+
+
+def address_flags(s: Session, office: str | None = None) -> dict[tuple[str, str], AddressFlag]:
+    """Every flagged address, {(office, address): flag row}, optionally of one office."""
+    query = select(AddressFlag)
+    if office:
+        query = query.where(col(AddressFlag.office_code) == office)
+    return {(f.office_code, f.address): f for f in s.execute(query).scalars()}

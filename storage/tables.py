@@ -2,7 +2,7 @@
 
 offices ─< tickets ─< messages ─ outbox (one delivery row per outgoing message)
            tickets ─< ticket_events (state changes: who, when, why)
-offices ─< mailbox_cursors, ticket_counters, dead_letters
+offices ─< mailbox_cursors, ticket_counters, dead_letters, address_flags
 """
 
 from __future__ import annotations
@@ -193,3 +193,26 @@ class DeadLetter(SQLModel, table=True):
     raw_sha256: str = Field(max_length=64)
     raw: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
     created_at: datetime = utc_column()
+
+
+class AddressFlag(SQLModel, table=True):
+    """An outside address that gets no automatic mail from an office: `bouncing` (a permanent
+    delivery failure of our mail to it; cleared when it writes to us again) or `complained`
+    (an ARF complaint about our mail; never cleared automatically)."""
+
+    __tablename__ = "address_flags"
+    office_code: str = Field(primary_key=True, foreign_key="offices.code", max_length=8)
+    address: str = Field(primary_key=True)
+    flag: str = Field(max_length=12)  # bouncing | complained
+    since: datetime = utc_column()
+    reason: str = text_column()
+    ticket_id: int | None = Field(default=None, foreign_key="tickets.id")  # the mail that bounced
+
+
+# The per-sender acknowledgement limit counts an office's recent mail to one address.
+Index(
+    "ix_outbox_office_to_created",
+    OutboxRow.office_code,
+    OutboxRow.envelope_to,
+    OutboxRow.created_at,  # type: ignore[arg-type]
+)

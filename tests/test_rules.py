@@ -3,13 +3,18 @@ and where it goes. Pure functions, tested with tables of parsed mails."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mailer.model import Address, MailKind, ParsedMail
 from mailer.parse import parse
-from mailer.rules import acknowledgement_recipient, decide, language
+from mailer.render import new_message_id
+from mailer.rules import acknowledgement_recipient, decide, is_own_message_id, language
+from mailer.settings import Settings
 from tests.conftest import OFFICE_CODES, make_mail
 
+SAMPLES = Path(__file__).parent / "samples" / "reports"
 OWN = frozenset(f"bps{code}@bps.go.id" for code in OFFICE_CODES)
 REQUEST_SUBJECT = "Permohonan data jumlah penduduk miskin 2024"
 
@@ -19,6 +24,12 @@ def mail(
 ) -> ParsedMail:
     """A parsed plain-text mail from `sender` with extra headers."""
     raw, _ = make_mail(sender, subject=subject, headers=headers)
+    return parse(raw)
+
+
+def own_message_id_mail(domain: str) -> ParsedMail:
+    """A mail carrying a Message-ID of our format (render.new_message_id) in `domain`."""
+    raw, _ = make_mail("rina@example.com", message_id=f"pst.{'ab12' * 8}@{domain}")
     return parse(raw)
 
 
@@ -119,6 +130,81 @@ DECISIONS = [
     pytest.param(
         mail(sender="bps3571@example.com"), MailKind.REQUEST, True, id="office-local-part-other-domain"
     ),
+    # Loops and abuse (issue 3): X-Loop, our own Message-IDs, every List-* header, Precedence as
+    # written in the wild, X-Auto-Response-Suppress, Exim bounces and ARF complaints.
+    pytest.param(mail(("X-Loop", "bps3514@bps.go.id")), MailKind.OWN, False, id="x-loop-names-an-office"),
+    pytest.param(
+        mail(("X-Loop", "BPS Pasuruan <BPS3514@BPS.GO.ID>")),
+        MailKind.OWN,
+        False,
+        id="x-loop-named-upper-case",
+    ),
+    pytest.param(
+        mail(("X-Loop", "helpdesk@example.org"), ("X-Loop", "bps8205@bps.go.id")),
+        MailKind.OWN,
+        False,
+        id="x-loop-ours-behind-another-hop",
+    ),
+    pytest.param(
+        mail(("X-Loop", "helpdesk@example.org")), MailKind.REQUEST, True, id="x-loop-of-someone-else"
+    ),
+    pytest.param(own_message_id_mail("bps.go.id"), MailKind.OWN, False, id="our-message-id-came-back"),
+    pytest.param(own_message_id_mail("example.com"), MailKind.REQUEST, True, id="our-id-format-other-domain"),
+    pytest.param(
+        mail(("List-Post", "<mailto:diskusi@lists.example.org>")), MailKind.LIST, False, id="list-post"
+    ),
+    pytest.param(
+        mail(("List-Unsubscribe", "<mailto:leave@news.example.com>"), ("List-Post", "NO")),
+        MailKind.LIST,
+        False,
+        id="list-unsubscribe-with-list-post",
+    ),
+    pytest.param(mail(("List-Help", "<mailto:help@l.example.org>")), MailKind.LIST, False, id="list-help"),
+    pytest.param(
+        mail(("List-Subscribe", "<mailto:join@l.example.org>")), MailKind.LIST, False, id="list-subscribe"
+    ),
+    pytest.param(mail(("List-Owner", "<mailto:owner@l.example.org>")), MailKind.LIST, False, id="list-owner"),
+    pytest.param(
+        mail(("List-Archive", "<https://l.example.org/arsip>")), MailKind.LIST, False, id="list-archive"
+    ),
+    pytest.param(
+        mail(("Mailing-List", "contact diskusi-help@l.example.org; run by ezmlm")),
+        MailKind.LIST,
+        False,
+        id="ezmlm-mailing-list",
+    ),
+    pytest.param(
+        mail(("X-Mailing-List", "<diskusi@l.example.org>")), MailKind.LIST, False, id="x-mailing-list"
+    ),
+    pytest.param(
+        mail(("Precedence", "bulk (newsletter)")), MailKind.LIST, False, id="precedence-with-comment"
+    ),
+    pytest.param(mail(("Precedence", '"junk"')), MailKind.LIST, False, id="precedence-quoted"),
+    pytest.param(mail(("Precedence", "auto-reply")), MailKind.AUTO_REPLY, False, id="precedence-auto-reply"),
+    pytest.param(mail(("Precedence", "autoreply")), MailKind.AUTO_REPLY, False, id="precedence-autoreply"),
+    pytest.param(mail(("Precedence", "first-class")), MailKind.REQUEST, True, id="precedence-first-class"),
+    pytest.param(
+        mail(("X-Auto-Response-Suppress", "All")), MailKind.REQUEST, False, id="suppress-all-ticket-no-ack"
+    ),
+    pytest.param(
+        mail(("X-Auto-Response-Suppress", "DR, AutoReply")),
+        MailKind.REQUEST,
+        False,
+        id="suppress-autoreply-ticket-no-ack",
+    ),
+    pytest.param(mail(("X-Auto-Response-Suppress", "OOF")), MailKind.REQUEST, True, id="suppress-oof-only"),
+    pytest.param(
+        mail(("X-Auto-Response-Suppress", "DR, RN, NRN")), MailKind.REQUEST, True, id="suppress-receipts-only"
+    ),
+    pytest.param(
+        mail(("X-Failed-Recipients", "rina@example.com")),
+        MailKind.BOUNCE,
+        False,
+        id="exim-x-failed-recipients",
+    ),
+    pytest.param(
+        parse((SAMPLES / "arf-abuse.eml").read_bytes()), MailKind.FEEDBACK, False, id="arf-feedback-report"
+    ),
 ]
 
 
@@ -209,3 +295,14 @@ def test_acknowledgement_recipient_from_parsed_headers() -> None:
     """A parsed Reply-To header is where the acknowledgement goes, not the From address."""
     parsed = mail(("Reply-To", "Rina Pribadi <Rina.Pribadi@Example.ORG>"), sender="rina@kampus.ac.id")
     assert acknowledgement_recipient(parsed) == "rina.pribadi@example.org"
+
+
+def test_render_message_ids_are_recognised_as_ours(settings: Settings) -> None:
+    """Every Message-ID render.new_message_id makes is recognised as ours, and only in our domains."""
+    office = settings.office("3514")
+    mid = new_message_id(office)
+    assert is_own_message_id(mid, OWN)
+    assert is_own_message_id(mid.upper(), OWN)
+    assert not is_own_message_id(mid.replace("@bps.go.id", "@example.com"), OWN)
+    assert not is_own_message_id("pst.1234@bps.go.id", OWN)
+    assert not is_own_message_id(None, OWN)

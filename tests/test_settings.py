@@ -423,6 +423,27 @@ BAD_SETTINGS = [
         "must differ from folder ('INBOX')",
         id="sent-folder-is-the-inbox",
     ),
+    pytest.param(
+        (("max_per_sender_per_hour = 3", "max_per_sender_per_hour = 0"),),
+        None,
+        "acknowledgement.max_per_sender_per_hour",
+        "must be at least 1, got 0",
+        id="ack-limit-zero",
+    ),
+    pytest.param(
+        (("max_per_sender_per_hour = 3", 'max_per_sender_per_hour = "3"'),),
+        None,
+        "acknowledgement.max_per_sender_per_hour",
+        "must be an integer, got str",
+        id="ack-limit-a-string",
+    ),
+    pytest.param(
+        (("max_per_sender_per_hour = 3", "max_per_sender_in_an_hour = 3"),),
+        None,
+        "acknowledgement.max_per_sender_in_an_hour",
+        "unknown key (misspelt?)",
+        id="ack-limit-misspelt",
+    ),
 ]
 
 
@@ -565,3 +586,8 @@ def test_check_config_with_shipped_settings_exits_0() -> None:
     for code in OFFICE_CODES:
         assert f"  {code} BPS " in done.stdout
     assert PASSWORD not in done.stdout + done.stderr
+
+
+def test_shipped_acknowledgement_limit(shipped: Settings) -> None:
+    """As shipped, one address gets at most 3 acknowledgements an hour from an office."""
+    assert shipped.acknowledgement.max_per_sender_per_hour == 3

@@ -1,0 +1,268 @@
+"""Loops and abuse in the pipeline, on a real SQLite database without mail servers: bounces and
+complaints about our mail flag the address and join the ticket, flagged addresses get no
+automatic mail, and one address gets at most `max_per_sender_per_hour` acknowledgements."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from mailer import guard
+from mailer.clock import FrozenClock
+from mailer.daemon import open_database
+from mailer.model import FetchedMail
+from mailer.pipeline import Outcome, Pipeline
+from mailer.render import Renderer
+from mailer.settings import Settings
+from storage import db, repo
+from storage.tables import MessageRow, OutboxRow, Ticket
+from tests import test_storage
+from tests.conftest import make_mail
+
+_uids = itertools.count(1)
+pg_settings = test_storage.postgres  # fixture: the settings on a scratch PostgreSQL, or a skip
+OFFICE = "bps3514@bps.go.id"
+
+
+@pytest.fixture
+def pipe(settings: Settings, engine: Engine, clock: FrozenClock) -> Pipeline:
+    return Pipeline(settings, engine, Renderer(), clock)
+
+
+def fetched(raw: bytes, office: str = "3514") -> FetchedMail:
+    return FetchedMail(office, "INBOX", 7, next(_uids), raw)
+
+
+def dsn(
+    rcpt: str, original_id: str | None, action: str = "failed", status: str = "5.1.1", office: str = OFFICE
+) -> bytes:
+    """A Postfix-style DSN about our mail to `rcpt` (returning its headers when original_id is given)."""
+    original = (
+        f"--b1\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: {office}\r\nTo: {rcpt}\r\n"
+        f"Message-ID: <{original_id}>\r\n\r\n"
+        if original_id
+        else ""
+    )
+    return (
+        f"From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\nTo: {office}\r\n"
+        f"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn.{next(_uids)}@mx.example.net>\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b1"\r\n\r\n'
+        "--b1\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n"
+        f"Final-Recipient: rfc822; {rcpt}\r\nAction: {action}\r\nStatus: {status}\r\n"
+        f"Diagnostic-Code: smtp; 550 {status} User unknown\r\n\r\n"
+        f"{original}--b1--\r\n"
+    ).encode()
+
+
+def arf(rcpt: str, original_id: str) -> bytes:
+    """An ARF abuse report about our mail to `rcpt`."""
+    return (
+        "From: fbl@feedback.example\r\nTo: bps3514@bps.go.id\r\nSubject: Abuse report\r\n"
+        f"Message-ID: <arf.{next(_uids)}@feedback.example>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="f"\r\n\r\n'
+        "--f\r\nContent-Type: text/plain\r\n\r\nA user marked this as spam.\r\n"
+        "--f\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nVersion: 1\r\n"
+        f"Original-Rcpt-To: <{rcpt}>\r\n\r\n"
+        "--f\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: <{original_id}>\r\nTo: {rcpt}\r\n\r\n--f--\r\n"
+    ).encode()
+
+
+def ack_of(engine: Engine, rcpt: str) -> MessageRow:
+    with db.reading(engine) as s:
+        return s.execute(
+            select(MessageRow).where(MessageRow.kind == "ack", MessageRow.to_emails == rcpt)
+        ).scalar_one()
+
+
+def flag(engine: Engine, rcpt: str, office: str = "3514") -> repo.Flag | None:
+    with db.reading(engine) as s:
+        return repo.address_flag(s, office, rcpt)
+
+
+def acks(engine: Engine, rcpt: str | None = None) -> int:
+    with db.reading(engine) as s:
+        query = select(func.count()).select_from(OutboxRow)
+        if rcpt:
+            query = query.where(OutboxRow.envelope_to == rcpt)
+        return int(s.execute(query).scalar_one())
+
+
+def tickets(engine: Engine) -> list[Ticket]:
+    with db.reading(engine) as s:
+        return repo.list_tickets(s)
+
+
+def test_bounce_of_our_ack_flags_the_address_on_its_ticket(
+    pipe: Pipeline, engine: Engine, events: list[dict[str, object]]
+) -> None:
+    """A permanent-failure DSN returning our ack's Message-ID joins that ticket (no new ticket,
+    no ack), flags the requester bouncing, and the log says so with office and ticket."""
+    pipe.process(fetched(make_mail("rina@unair.example")[0]))
+    ack = ack_of(engine, "rina@unair.example")
+    assert pipe.process(fetched(dsn("rina@unair.example", ack.message_id))) is Outcome.FOLLOWUP
+    (ticket,) = tickets(engine)
+    with db.reading(engine) as s:
+        bounce = s.execute(select(MessageRow).where(MessageRow.kind == "bounce")).scalar_one()
+    assert bounce.ticket_id == ticket.id and ticket.message_count == 2
+    found = flag(engine, "rina@unair.example")
+    assert found is not None and found.flag == "bouncing" and found.ticket_id == ticket.id
+    assert "5.1.1" in found.reason
+    assert acks(engine) == 1
+    (logged,) = [e for e in events if e["event"] == "address_flagged"]
+    assert logged["office"] == "3514" and logged["ticket"] == ticket.ref and logged["mailbox"] == "INBOX"
+    assert logged["address"] == "rina@unair.example" and logged["flag"] == "bouncing"
+
+
+def test_bounce_without_the_original_is_matched_by_recipient(pipe: Pipeline, engine: Engine) -> None:
+    """A DSN that returns nothing of our mail is matched by its failed recipient to our newest
+    mail to that address, and flags it."""
+    pipe.process(fetched(make_mail("budi@kemenkeu.example")[0]))
+    assert pipe.process(fetched(dsn("budi@kemenkeu.example", None))) is Outcome.FOLLOWUP
+    assert flag(engine, "budi@kemenkeu.example") is not None
+
+
+def test_bounce_about_mail_we_never_sent_flags_nobody(pipe: Pipeline, engine: Engine) -> None:
+    """Backscatter (a bounce of forged mail in our name) is recorded and flags nobody."""
+    outcome = pipe.process(fetched(dsn("stranger@example.org", "forged.1@bps.go.id")))
+    assert outcome is Outcome.RECORDED
+    assert flag(engine, "stranger@example.org") is None
+    assert tickets(engine) == []
+
+
+def test_delay_notice_joins_the_ticket_without_a_flag(pipe: Pipeline, engine: Engine) -> None:
+    """A DSN saying delivery is delayed (4.x.x) is kept on the ticket; the address is not flagged."""
+    pipe.process(fetched(make_mail("siti@desa.example")[0]))
+    ack = ack_of(engine, "siti@desa.example")
+    raw = dsn("siti@desa.example", ack.message_id, action="delayed", status="4.4.1")
+    assert pipe.process(fetched(raw)) is Outcome.FOLLOWUP
+    assert flag(engine, "siti@desa.example") is None
+
+
+def test_bouncing_address_gets_no_ack_until_it_writes_again(
+    pipe: Pipeline, engine: Engine, events: list[dict[str, object]]
+) -> None:
+    """A new request whose acknowledgement would go to a bouncing address gets its ticket and
+    no ack; when that address itself writes again its flag is lifted and it is acknowledged."""
+    pipe.process(fetched(make_mail("rina@unair.example")[0]))
+    pipe.process(fetched(dsn("rina@unair.example", ack_of(engine, "rina@unair.example").message_id)))
+    via_reply_to, _ = make_mail(
+        "sekretariat@unair.example", subject="Data IPM 2025", headers=(("Reply-To", "rina@unair.example"),)
+    )
+    assert pipe.process(fetched(via_reply_to)) is Outcome.TICKET_CREATED
+    assert acks(engine, "rina@unair.example") == 1
+    withheld = [e for e in events if e["event"] == "ack_withheld"]
+    assert "rina@unair.example is bouncing" in str(withheld[0]["reason"])
+    again, _ = make_mail("rina@unair.example", subject="Data inflasi 2025")
+    assert pipe.process(fetched(again)) is Outcome.TICKET_CREATED
+    assert flag(engine, "rina@unair.example") is None
+    assert acks(engine, "rina@unair.example") == 2
+    assert any(e["event"] == "address_unflagged" for e in events)
+
+
+def test_complaint_flags_the_address_for_good(pipe: Pipeline, engine: Engine) -> None:
+    """An ARF complaint about our ack flags the address `complained`: its later requests get
+    tickets but no automatic mail, and a later bounce does not downgrade the flag."""
+    pipe.process(fetched(make_mail("joko@mail.example")[0]))
+    ack = ack_of(engine, "joko@mail.example")
+    assert pipe.process(fetched(arf("joko@mail.example", ack.message_id))) is Outcome.FOLLOWUP
+    assert (
+        pipe.process(fetched(make_mail("joko@mail.example", subject="Data lain")[0]))
+        is Outcome.TICKET_CREATED
+    )
+    pipe.process(fetched(dsn("joko@mail.example", ack.message_id)))
+    found = flag(engine, "joko@mail.example")
+    assert found is not None and found.flag == "complained"
+    assert acks(engine, "joko@mail.example") == 1
+    assert len(tickets(engine)) == 2
+
+
+def test_acknowledgements_per_sender_are_limited_per_hour(
+    pipe: Pipeline, engine: Engine, clock: FrozenClock, events: list[dict[str, object]]
+) -> None:
+    """The 4th and 5th new request from one address within the hour open tickets but get no
+    ack (logged with the reason); another address, and the same one an hour later, do."""
+    for i in range(5):
+        raw, _ = make_mail("robot@acme.example", subject=f"[ACME #{1000 + i}] We received your message")
+        assert pipe.process(fetched(raw)) is Outcome.TICKET_CREATED
+    assert len(tickets(engine)) == 5
+    assert acks(engine, "robot@acme.example") == 3
+    reasons = [str(e["reason"]) for e in events if e["event"] == "ack_withheld"]
+    assert len(reasons) == 2 and all("limit reached: 3 ack" in r for r in reasons)
+    pipe.process(fetched(make_mail("rina@example.com")[0]))
+    assert acks(engine, "rina@example.com") == 1
+    clock.advance(timedelta(hours=1, seconds=1))
+    pipe.process(fetched(make_mail("robot@acme.example", subject="[ACME #2000] Received")[0]))
+    assert acks(engine, "robot@acme.example") == 4
+
+
+def test_acknowledgement_limit_is_per_office(pipe: Pipeline, engine: Engine) -> None:
+    """Acks of one office do not count against another office's limit."""
+    for i in range(3):
+        pipe.process(fetched(make_mail("robot@acme.example", subject=f"Tiket {i}")[0]))
+    raw, _ = make_mail("robot@acme.example", to="bps3571@bps.go.id", subject="Tiket lain")
+    pipe.process(fetched(raw, office="3571"))
+    with db.reading(engine) as s:
+        kediri = s.execute(select(func.count()).select_from(OutboxRow).where(OutboxRow.office_code == "3571"))
+        assert kediri.scalar_one() == 1
+
+
+def test_configured_limit_is_used(settings: Settings, engine: Engine, clock: FrozenClock) -> None:
+    """acknowledgement.max_per_sender_per_hour = 1: the second request in the hour gets no ack."""
+    ack_settings = dataclasses.replace(settings.acknowledgement, max_per_sender_per_hour=1)
+    pipe = Pipeline(dataclasses.replace(settings, acknowledgement=ack_settings), engine, Renderer(), clock)
+    for subject in ("Satu", "Dua"):
+        pipe.process(fetched(make_mail("rina@example.com", subject=subject)[0]))
+    assert acks(engine) == 1
+
+
+def test_limit_counts_acks_in_the_same_batch(pipe: Pipeline, engine: Engine) -> None:
+    """Five requests of one sender committed together in one batch still get three acks."""
+    batch = [fetched(make_mail("robot@acme.example", subject=f"Nomor {i}")[0]) for i in range(5)]
+    assert pipe.process_batch(batch) == [Outcome.TICKET_CREATED] * 5
+    assert acks(engine) == 3
+
+
+def test_x_loop_of_our_office_is_recorded_only(pipe: Pipeline, engine: Engine) -> None:
+    """A mail carrying X-Loop: <our office> (our own mail, come back) is recorded, not ticketed."""
+    raw, _ = make_mail("rina@example.com", headers=(("X-Loop", OFFICE),))
+    assert pipe.process(fetched(raw)) is Outcome.RECORDED
+    assert tickets(engine) == [] and acks(engine) == 0
+
+
+def test_guard_refuses_office_addresses_and_flagged_addresses(engine: Engine, clock: FrozenClock) -> None:
+    """The reusable check for automatic mail: office addresses, unusable and flagged addresses
+    are refused with a reason, others pass."""
+    own = {OFFICE}
+    with db.transaction(engine) as s:
+        repo.flag_address(s, "3514", "gone@example.org", "bouncing", clock.now(), "dsn failed 5.1.1", None)
+        assert guard.refusal(s, "3514", "rina@example.com", own) == ""
+        assert "office address" in guard.refusal(s, "3514", OFFICE, own)
+        assert "no outside address" in guard.refusal(s, "3514", "not an address", own)
+        assert "bouncing" in guard.refusal(s, "3514", "gone@example.org", own)
+        assert guard.refusal(s, "3571", "gone@example.org", own) == ""  # flags are per office
+
+
+def test_flags_and_limit_on_postgresql(pg_settings: Settings, clock: FrozenClock) -> None:
+    """On PostgreSQL too: a bounce of our ack flags the address on its ticket, and the fourth
+    request of one sender in the hour gets no ack."""
+    engine = open_database(pg_settings, clock)
+    try:
+        pipe = Pipeline(pg_settings, engine, Renderer(), clock)
+        pipe.process(fetched(make_mail("rina@unair.example")[0]))
+        assert pipe.process(
+            fetched(dsn("rina@unair.example", ack_of(engine, "rina@unair.example").message_id))
+        ) is (Outcome.FOLLOWUP)
+        found = flag(engine, "rina@unair.example")
+        assert found is not None and found.flag == "bouncing"
+        for i in range(4):
+            pipe.process(fetched(make_mail("robot@acme.example", subject=f"Nomor {i}")[0]))
+        assert acks(engine, "robot@acme.example") == 3
+    finally:
+        engine.dispose()
