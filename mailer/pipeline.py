@@ -1,6 +1,6 @@
 """The per-mail driver: a named, ordered tuple of steps (GNU Mailman's pipeline habit).
 
-    parse → classify → [ dedupe → thread → store → acknowledge → cursor ]  one transaction
+    parse → classify → [ dedupe → thread → store → relate → acknowledge → cursor ]  one transaction
 
 The bracketed steps share one database transaction, so the raw mail, the ticket, the
 rendered acknowledgement (an outbox row) and the mailbox cursor are committed together or
@@ -28,7 +28,18 @@ from mailer.outbox import enqueue
 from mailer.parse import parse
 from mailer.render import Outgoing, Renderer
 from mailer.settings import Office, Settings
-from mailer.threader import ThreadMatch, find_ticket, normalise_subject
+from mailer.threader import (
+    NO_HINTS,
+    Admission,
+    OutlookHints,
+    ThreadMatch,
+    admit,
+    find_ticket,
+    normalise_subject,
+    outlook_hints,
+    people_on,
+    within_reopen_window,
+)
 from storage import db, repo
 
 logger = log.get(__name__)
@@ -68,10 +79,15 @@ class MailContext:
     step: str = "start"  # the step running, named in a dead letter
     failure: Exception | None = None
     outgoing: Outgoing | None = None
+    hints: OutlookHints = NO_HINTS
+    participants: dict[str, str] | None = None  # of the ticket joined, as read by the thread step
+    link_to: tuple[repo.TicketRef, str] | None = None  # (ticket found but not joined, why)
+    reopen: bool = False
 
     def reset_transaction_state(self) -> None:
         """Forget what the transactional steps learnt (their writes were rolled back)."""
         self.match, self.ticket, self.new_ticket, self.outgoing = None, None, False, None
+        self.participants, self.link_to, self.reopen = None, None, False
 
     @property
     def mail(self) -> ParsedMail:
@@ -114,10 +130,29 @@ def step_dedupe(p: Pipeline, ctx: MailContext, s: Session) -> None:
 
 
 def step_thread(p: Pipeline, ctx: MailContext, s: Session) -> None:
-    window = timedelta(days=p.settings.threading.subject_window_days)
-    ctx.match = find_ticket(s, ctx.office.code, ctx.mail, ctx.now, window)
-    if ctx.match is not None:
-        ctx.ticket = ctx.match.ticket
+    """Find the ticket (threader.find_ticket) and decide whether the mail joins it, reopens it,
+    or opens a new ticket linked to it (threader.admit, the reopen window)."""
+    rules_of, mail = p.settings.threading, ctx.mail
+    window = timedelta(days=rules_of.subject_window_days)
+    ctx.hints = outlook_hints(ctx.fetched.raw)
+    ctx.match = match = find_ticket(s, ctx.office.code, mail, ctx.now, window, ctx.hints, p.own_addresses)
+    if match is None:
+        return
+    assert ctx.decision is not None
+    automatic = ctx.decision.kind is not MailKind.REQUEST
+    sender = mail.from_.email if mail.from_ else ""
+    participants = repo.ticket_participants(s, match.ticket.id)
+    verdict = admit(match, sender, people_on(mail, p.own_addresses) - {sender}, participants, automatic)
+    if verdict is Admission.NEW_LINKED:
+        ctx.link_to = (match.ticket, "not_a_participant")
+    elif verdict is Admission.JOIN and match.ticket.state == "closed" and not automatic:
+        closed_at = repo.ticket_closed_at(s, match.ticket.id)
+        if within_reopen_window(closed_at, ctx.received_at, timedelta(days=rules_of.reopen_days)):
+            ctx.ticket, ctx.participants, ctx.reopen = match.ticket, participants, True
+        else:
+            ctx.link_to = (match.ticket, "reopen_window_passed")
+    elif verdict is Admission.JOIN:
+        ctx.ticket, ctx.participants = match.ticket, participants
 
 
 def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
@@ -136,6 +171,7 @@ def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
         kind=kind,
         reason=decision.reason,
         message_id=mail.message_id,
+        conversation_index=ctx.hints.conversation,
         dedupe_key=ctx.dedupe_key,
         folder=ctx.fetched.mailbox,
         uidvalidity=ctx.fetched.uidvalidity,
@@ -181,6 +217,24 @@ def _open_ticket(s: Session, ctx: MailContext) -> repo.TicketRef:
     return repo.TicketRef(ticket_id, ref, "open", requester)
 
 
+def step_relate(p: Pipeline, ctx: MailContext, s: Session) -> None:
+    """The ticket's people and links: the mail's From/To/Cc (not our addresses) become
+    participants, a new ticket opened from another is linked to it, a reopened one gets a
+    fresh deadline."""
+    ticket = ctx.ticket
+    if ticket is None:
+        return
+    if ctx.link_to is not None and ctx.new_ticket:
+        linked, reason = ctx.link_to
+        repo.link_tickets(s, ticket.id, linked.id, reason, ctx.now)
+    if ctx.reopen:
+        repo.reopen_ticket(s, ticket.id, sla.due_at(ctx.office, ctx.received_at))
+    roles = dict.fromkeys(people_on(ctx.mail, p.own_addresses), "cc")
+    if ctx.new_ticket and ticket.requester_email:
+        roles[ticket.requester_email] = "requester"
+    repo.add_participants(s, ticket.id, roles, ctx.now, known=ctx.participants or ())
+
+
 def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
     decision, ticket = ctx.decision, ctx.ticket
     if not (ctx.new_ticket and ticket and decision and decision.acknowledge):
@@ -208,6 +262,7 @@ IN_TX: tuple[tuple[str, TxStep], ...] = (
     ("dedupe", step_dedupe),
     ("thread", step_thread),
     ("store", step_store),
+    ("relate", step_relate),
     ("acknowledge", step_acknowledge),
 )
 
@@ -313,10 +368,17 @@ class Pipeline:
             elif decision is None:
                 return
             elif outcome is Outcome.TICKET_CREATED:
-                logger.info("ticket_created", kind=decision.kind, ack_queued=ctx.outgoing is not None)
+                linked, reason = (ctx.link_to[0].ref, ctx.link_to[1]) if ctx.link_to else (None, None)
+                logger.info(
+                    "ticket_created",
+                    kind=decision.kind,
+                    ack_queued=ctx.outgoing is not None,
+                    linked_to=linked,
+                    link_reason=reason,
+                )
             elif outcome is Outcome.FOLLOWUP:
                 how = ctx.match.how if ctx.match else ""
-                logger.info("followup_stored", kind=decision.kind, matched_by=how)
+                logger.info("followup_stored", kind=decision.kind, matched_by=how, reopened=ctx.reopen)
             else:
                 logger.info("mail_recorded", kind=decision.kind, reason=decision.reason)
 

@@ -120,6 +120,7 @@ class OutboxSettings:
 @dataclass(frozen=True)
 class ThreadingSettings:
     subject_window_days: float = 14.0  # same sender + same normalised subject joins within this
+    reopen_days: float = 30.0  # a mail on a closed ticket reopens it within this; later a new linked one
 
 
 @dataclass(frozen=True)
@@ -295,7 +296,10 @@ def _outbox(r: _Reader) -> OutboxSettings:
 
 def _threading(r: _Reader) -> ThreadingSettings:
     d = ThreadingSettings()
-    threading = ThreadingSettings(subject_window_days=r.number("subject_window_days", d.subject_window_days))
+    threading = ThreadingSettings(
+        subject_window_days=r.number("subject_window_days", d.subject_window_days),
+        reopen_days=r.number("reopen_days", d.reopen_days),
+    )
     r.done()
     return threading
 
