@@ -126,6 +126,9 @@ def _show(settings: Settings, ref: str, raw: bool) -> int:
         found = repo.ticket_with_messages(s, ref)
         history = repo.ticket_events(s, found[0].id) if found and found[0].id is not None else []
         flags = repo.address_flags(s, found[0].office_code) if found else {}
+        assert found is None or found[0].id is not None
+        links = repo.ticket_links(s, found[0].id) if found and found[0].id else []
+        people = repo.ticket_participants(s, found[0].id) if found and found[0].id else {}
     if found is None:
         print(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
@@ -138,6 +141,10 @@ def _show(settings: Settings, ref: str, raw: bool) -> int:
     print(f"  subject   : {t.subject}")
     print(f"  received  : {t.received_at.astimezone(tz):%Y-%m-%d %H:%M %Z}")
     print(f"  due       : {t.due_at.astimezone(tz):%Y-%m-%d %H:%M %Z}")
+    print(f"  people    : {', '.join(f'{email} ({role})' for email, role in sorted(people.items()))}")
+    for direction, other, reason in links:
+        arrow = "opened from" if direction == "from" else "followed by"
+        print(f"  link      : {arrow} {other} ({reason.replace('_', ' ')})")
     if t.first_response_at is not None:
         print(
             f"  answered  : {t.first_response_at.astimezone(tz):%Y-%m-%d %H:%M %Z} by {t.first_response_by}"

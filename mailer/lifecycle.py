@@ -46,6 +46,13 @@ def requester_wrote(state: str, thanks: bool) -> Change | None:
     return None  # open: nothing changes; closed: the threader decides (reopen or a new ticket)
 
 
+def requester_reopened() -> Change:
+    """The requester wrote on a closed ticket within `threading.reopen_days` (the threader
+    decided): it opens again with a fresh clock."""
+    detail = "the requester wrote again within the reopen window"
+    return Change(OPEN, "reopened", resolution="", fresh_clock=True, detail=detail)
+
+
 def staff_answered(state: str) -> Change:
     """An officer's answer reached the requester: the clock stops."""
     return Change(ANSWERED, "answered", resolution="answered", first_response=True)

@@ -1,7 +1,7 @@
 """The per-mail driver: a named, ordered tuple of steps (GNU Mailman's pipeline habit).
 
     parse → classify → identify → report
-      → [ dedupe → thread → flags → store → lifecycle → acknowledge → cursor ]  one transaction
+      → [ dedupe → thread → flags → store → relate → lifecycle → acknowledge → cursor ]  one transaction
 
 The bracketed steps share one database transaction, so the raw mail, the ticket, the
 rendered acknowledgement (an outbox row) and the mailbox cursor are committed together or
@@ -29,7 +29,18 @@ from mailer.outbox import enqueue
 from mailer.parse import parse
 from mailer.render import Outgoing, Renderer
 from mailer.settings import Office, Settings
-from mailer.threader import ThreadMatch, find_ticket, normalise_subject
+from mailer.threader import (
+    NO_HINTS,
+    Admission,
+    OutlookHints,
+    ThreadMatch,
+    admit,
+    find_ticket,
+    normalise_subject,
+    outlook_hints,
+    people_on,
+    within_reopen_window,
+)
 from storage import db, repo
 
 logger = log.get(__name__)
@@ -79,12 +90,17 @@ class MailContext:
     flagged: list[tuple[str, str, str]] = field(default_factory=list)  # (address, flag, reason)
     unflagged: list[str] = field(default_factory=list)  # addresses whose bouncing flag was lifted
     ack_withheld: str = ""  # why a new ticket got no acknowledgement
+    hints: OutlookHints = NO_HINTS
+    participants: dict[str, str] | None = None  # of the ticket joined, as read by the thread step
+    link_to: tuple[repo.TicketRef, str] | None = None  # (ticket found but not joined, why)
+    reopen: bool = False
 
     def reset_transaction_state(self) -> None:
         """Forget what the transactional steps learnt (their writes were rolled back)."""
         self.match, self.ticket, self.new_ticket, self.outgoing = None, None, False, None
         self.message_pk, self.change = None, None
         self.flagged, self.unflagged, self.ack_withheld = [], [], ""
+        self.participants, self.link_to, self.reopen = None, None, False
 
     @property
     def mail(self) -> ParsedMail:
@@ -147,19 +163,40 @@ def step_dedupe(p: Pipeline, ctx: MailContext, s: Session) -> None:
 
 
 def step_thread(p: Pipeline, ctx: MailContext, s: Session) -> None:
-    window = timedelta(days=p.settings.threading.subject_window_days)
-    ctx.match = find_ticket(s, ctx.office.code, ctx.mail, ctx.now, window)
-    if ctx.match is None and ctx.officer is not None:  # officers may paste the reference anywhere
-        for ref in staff.ticket_refs(ctx.mail):
+    """Find the ticket (threader.find_ticket) and decide whether the mail joins it, reopens it,
+    or opens a new ticket linked to it (threader.admit, the reopen window)."""
+    rules_of, mail = p.settings.threading, ctx.mail
+    window = timedelta(days=rules_of.subject_window_days)
+    ctx.hints = outlook_hints(ctx.fetched.raw)
+    ctx.match = match = find_ticket(s, ctx.office.code, mail, ctx.now, window, ctx.hints, p.own_addresses)
+    if match is None and ctx.officer is not None:  # officers may paste the reference anywhere
+        for ref in staff.ticket_refs(mail):
             found = repo.ticket_by_ref(s, ref, office=ctx.office.code)
             if found is not None:
-                ctx.match = ThreadMatch(found, "ticket_ref_in_text")
+                ctx.match = match = ThreadMatch(found, "ticket_ref_in_text")
                 break
-    if ctx.match is not None:
-        ctx.ticket = ctx.match.ticket
-    elif ctx.officer is not None and ctx.fetched.role is Role.INBOX and ctx.officer.how.startswith("staff"):
-        # A colleague's new question from a staff address: a request like anyone's.
-        ctx.officer, ctx.command = None, None
+    if match is None:
+        if ctx.officer is not None and ctx.fetched.role is Role.INBOX and ctx.officer.how.startswith("staff"):
+            ctx.officer, ctx.command = None, None  # a colleague's new question: a request like anyone's
+        return
+    assert ctx.decision is not None
+    automatic = ctx.decision.kind is not MailKind.REQUEST
+    sender = mail.from_.email if mail.from_ else ""
+    participants = repo.ticket_participants(s, match.ticket.id)
+    if ctx.officer is not None:  # the office's staff are on every ticket of the office
+        ctx.ticket, ctx.participants = match.ticket, participants
+        return
+    verdict = admit(match, sender, people_on(mail, p.own_addresses) - {sender}, participants, automatic)
+    if verdict is Admission.NEW_LINKED:
+        ctx.link_to = (match.ticket, "not_a_participant")
+    elif verdict is Admission.JOIN and match.ticket.state == "closed" and not automatic:
+        closed_at = repo.ticket_closed_at(s, match.ticket.id)
+        if within_reopen_window(closed_at, ctx.received_at, timedelta(days=rules_of.reopen_days)):
+            ctx.ticket, ctx.participants, ctx.reopen = match.ticket, participants, True
+        else:
+            ctx.link_to = (match.ticket, "reopen_window_passed")
+    elif verdict is Admission.JOIN:
+        ctx.ticket, ctx.participants = match.ticket, participants
 
 
 def step_flags(p: Pipeline, ctx: MailContext, s: Session) -> None:
@@ -232,6 +269,7 @@ def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
         kind=kind,
         reason=decision.reason,
         message_id=mail.message_id,
+        conversation_index=ctx.hints.conversation,
         dedupe_key=ctx.dedupe_key,
         folder=ctx.fetched.mailbox,
         uidvalidity=ctx.fetched.uidvalidity,
@@ -275,6 +313,8 @@ def step_lifecycle(p: Pipeline, ctx: MailContext, s: Session) -> None:
         else:
             change = lifecycle.staff_note(ticket.state)
         actor = officer.email
+    elif decision.kind is MailKind.REQUEST and ctx.reopen:
+        change, actor = lifecycle.requester_reopened(), mail.from_.email if mail.from_ else ""
     elif decision.kind is MailKind.REQUEST:
         thanks = ticket.state == lifecycle.ANSWERED and staff.is_thanks(mail.text)
         found = lifecycle.requester_wrote(ticket.state, thanks)
@@ -332,6 +372,24 @@ def _open_ticket(s: Session, ctx: MailContext) -> repo.TicketRef:
     return repo.TicketRef(ticket_id, ref, "open", requester)
 
 
+def step_relate(p: Pipeline, ctx: MailContext, s: Session) -> None:
+    """The ticket's people and links: the mail's From/To/Cc (not our addresses) become
+    participants (officers as staff), a new ticket opened from another is linked to it. (A
+    reopened ticket's state and fresh deadline are the lifecycle step's.)"""
+    ticket = ctx.ticket
+    if ticket is None:
+        return
+    if ctx.link_to is not None and ctx.new_ticket:
+        linked, reason = ctx.link_to
+        repo.link_tickets(s, ticket.id, linked.id, reason, ctx.now)
+    roles = dict.fromkeys(people_on(ctx.mail, p.own_addresses), "cc")
+    if ctx.new_ticket and ticket.requester_email:
+        roles[ticket.requester_email] = "requester"
+    if ctx.officer is not None and ctx.officer.email not in p.own_addresses:
+        roles[ctx.officer.email] = "staff"
+    repo.add_participants(s, ticket.id, roles, ctx.now, known=ctx.participants or ())
+
+
 def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
     decision, ticket = ctx.decision, ctx.ticket
     if not (ctx.new_ticket and ticket and decision and decision.acknowledge):
@@ -367,6 +425,7 @@ IN_TX: tuple[tuple[str, TxStep], ...] = (
     ("thread", step_thread),
     ("flags", step_flags),
     ("store", step_store),
+    ("relate", step_relate),
     ("lifecycle", step_lifecycle),
     ("acknowledge", step_acknowledge),
 )
@@ -479,11 +538,24 @@ class Pipeline:
             elif decision is None:
                 return
             elif outcome is Outcome.TICKET_CREATED:
-                logger.info("ticket_created", kind=decision.kind, ack_queued=ctx.outgoing is not None)
+                linked, reason = (ctx.link_to[0].ref, ctx.link_to[1]) if ctx.link_to else (None, None)
+                logger.info(
+                    "ticket_created",
+                    kind=decision.kind,
+                    ack_queued=ctx.outgoing is not None,
+                    linked_to=linked,
+                    link_reason=reason,
+                )
             elif outcome is Outcome.FOLLOWUP:
                 how = ctx.match.how if ctx.match else ""
                 officer = ctx.officer.formatted() if ctx.officer else None
-                logger.info("followup_stored", kind=decision.kind, matched_by=how, officer=officer)
+                logger.info(
+                    "followup_stored",
+                    kind=decision.kind,
+                    matched_by=how,
+                    officer=officer,
+                    reopened=ctx.reopen,
+                )
             else:
                 logger.info("mail_recorded", kind=decision.kind, reason=decision.reason)
             if outcome not in (Outcome.DEAD_LETTER, Outcome.DUPLICATE):

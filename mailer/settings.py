@@ -61,9 +61,7 @@ class StaffSettings:
     def knows(self, address: str) -> bool:
         """Whether an address belongs to the office's staff by the settings (not yet verified)."""
         domain = address.rpartition("@")[2]
-        return address in self.addresses or any(
-            domain == d or domain.endswith("." + d) for d in self.domains
-        )
+        return address in self.addresses or any(domain == d or domain.endswith("." + d) for d in self.domains)
 
 
 @dataclass(frozen=True)
@@ -141,6 +139,7 @@ class OutboxSettings:
 @dataclass(frozen=True)
 class ThreadingSettings:
     subject_window_days: float = 14.0  # same sender + same normalised subject joins within this
+    reopen_days: float = 30.0  # a mail on a closed ticket reopens it within this; later a new linked one
 
 
 @dataclass(frozen=True)
@@ -330,7 +329,10 @@ def _outbox(r: _Reader) -> OutboxSettings:
 
 def _threading(r: _Reader) -> ThreadingSettings:
     d = ThreadingSettings()
-    threading = ThreadingSettings(subject_window_days=r.number("subject_window_days", d.subject_window_days))
+    threading = ThreadingSettings(
+        subject_window_days=r.number("subject_window_days", d.subject_window_days),
+        reopen_days=r.number("reopen_days", d.reopen_days),
+    )
     r.done()
     return threading
 
@@ -409,8 +411,6 @@ def _staff(r: _Reader) -> StaffSettings:
         )
     r.done()
     return StaffSettings(frozenset(addresses), tuple(domains), required, ids)
-
-
 
 
 def _hours(r: _Reader) -> OfficeHours:

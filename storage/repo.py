@@ -23,6 +23,8 @@ from storage.tables import (
     Ticket,
     TicketCounter,
     TicketEvent,
+    TicketLink,
+    TicketParticipant,
 )
 
 
@@ -115,15 +117,8 @@ _MESSAGE_EXISTS = (
     .limit(1)
 )
 _TICKET_COLUMNS = (_T.c.id, _T.c.ref, _T.c.state, _T.c.requester_email)
-_TICKET_BY_MESSAGE_IDS = (
-    select(*_TICKET_COLUMNS)
-    .join(_M, _M.c.ticket_id == _T.c.id)
-    .where(_M.c.office_code == bindparam("office"), _M.c.message_id.in_(bindparam("ids", expanding=True)))
-    .order_by(_M.c.id.desc())
-    .limit(1)
-)
 _TICKET_BY_REF = select(*_TICKET_COLUMNS).where(_T.c.ref == bindparam("ref"))
-_TICKET_BY_CONVERSATION = (
+_TICKETS_BY_CONVERSATION = (
     select(*_TICKET_COLUMNS)
     .where(
         _T.c.office_code == bindparam("office"),
@@ -132,7 +127,7 @@ _TICKET_BY_CONVERSATION = (
         _T.c.last_message_at >= bindparam("since"),
     )
     .order_by(_T.c.id.desc())
-    .limit(1)
+    .limit(bindparam("limit"))
 )
 _NEXT_SEQ = (
     update(_K)
@@ -164,14 +159,6 @@ def message_exists(s: Session, office: str, dedupe_key: str) -> bool:
     return s.connection().execute(_MESSAGE_EXISTS, {"office": office, "key": dedupe_key}).first() is not None
 
 
-def ticket_by_message_ids(s: Session, office: str, message_ids: Sequence[str]) -> TicketRef | None:
-    """The ticket of the newest stored message (ours or theirs) with one of these Message-IDs."""
-    if not message_ids:
-        return None
-    row = s.connection().execute(_TICKET_BY_MESSAGE_IDS, {"office": office, "ids": list(message_ids)}).first()
-    return None if row is None else TicketRef(*row)
-
-
 def ticket_by_ref(s: Session, ref: str, office: str | None = None) -> TicketRef | None:
     """A ticket by its reference (optionally only within one office)."""
     row = s.connection().execute(_TICKET_BY_REF, {"ref": ref}).first()
@@ -180,13 +167,143 @@ def ticket_by_ref(s: Session, ref: str, office: str | None = None) -> TicketRef 
     return TicketRef(*row)
 
 
-def ticket_by_conversation(
-    s: Session, office: str, sender: str, subject_key: str, since: datetime
-) -> TicketRef | None:
-    """The newest ticket of this sender with this normalised subject active since `since`."""
-    values = {"office": office, "sender": sender, "key": subject_key, "since": since}
-    row = s.connection().execute(_TICKET_BY_CONVERSATION, values).first()
+def tickets_by_conversation(
+    s: Session, office: str, sender: str, subject_key: str, since: datetime, limit: int = 10
+) -> list[TicketRef]:
+    """The tickets of this sender with this normalised subject active since `since`, newest first."""
+    values = {"office": office, "sender": sender, "key": subject_key, "since": since, "limit": limit}
+    return [TicketRef(*row) for row in s.connection().execute(_TICKETS_BY_CONVERSATION, values)]
+
+
+class ReferenceHit(NamedTuple):
+    """The ticket a mail's In-Reply-To/References point at, and whether through one of our own
+    outgoing Message-IDs (direction 'out': unguessable, so trusted whoever writes)."""
+
+    ticket: TicketRef
+    ours: bool
+
+
+_REFERENCED = (
+    select(*_TICKET_COLUMNS, _M.c.direction)
+    .join(_M, _M.c.ticket_id == _T.c.id)
+    .where(_M.c.office_code == bindparam("office"), _M.c.message_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_M.c.id.desc())
+    .limit(50)
+)
+_TICKET_BY_CONVERSATION_INDEX = (
+    select(*_TICKET_COLUMNS)
+    .join(_M, _M.c.ticket_id == _T.c.id)
+    .where(_M.c.office_code == bindparam("office"), _M.c.conversation_index == bindparam("index"))
+    .order_by(_M.c.id.desc())
+    .limit(1)
+)
+
+
+def referenced_ticket(s: Session, office: str, message_ids: Sequence[str]) -> ReferenceHit | None:
+    """The ticket of the newest stored message with one of these Message-IDs, preferring our
+    own outgoing ones (a reply to our mail is ours whatever else it cites)."""
+    if not message_ids:
+        return None
+    rows = s.connection().execute(_REFERENCED, {"office": office, "ids": list(message_ids)}).all()
+    for row in rows:
+        if row[4] == "out":
+            return ReferenceHit(TicketRef(*row[:4]), True)
+    return ReferenceHit(TicketRef(*rows[0][:4]), False) if rows else None
+
+
+def ticket_by_conversation_index(s: Session, office: str, index: str) -> TicketRef | None:
+    """The ticket of the newest message of the office with this Outlook conversation index."""
+    row = s.connection().execute(_TICKET_BY_CONVERSATION_INDEX, {"office": office, "index": index}).first()
     return None if row is None else TicketRef(*row)
+
+
+def ticket_texts(s: Session, ticket_ids: Sequence[int], limit: int = 200) -> list[tuple[int, str]]:
+    """[(ticket id, body text)] of the incoming mails of these tickets, newest first."""
+    rows = s.execute(
+        select(col(MessageRow.ticket_id), col(MessageRow.body_text))
+        .where(col(MessageRow.ticket_id).in_(list(ticket_ids)), col(MessageRow.direction) == "in")
+        .order_by(col(MessageRow.id).desc())
+        .limit(limit)
+    )
+    return [(int(t), text) for t, text in rows]
+
+
+def ticket_participants(s: Session, ticket_id: int) -> dict[str, str]:
+    """The people on a ticket: {email: role} (role: requester | cc | staff)."""
+    rows = s.execute(
+        select(col(TicketParticipant.email), col(TicketParticipant.role)).where(
+            col(TicketParticipant.ticket_id) == ticket_id
+        )
+    )
+    return {email: role for email, role in rows}
+
+
+def add_participants(
+    s: Session, ticket_id: int, people: dict[str, str], at: datetime, known: Iterable[str] = ()
+) -> None:
+    """Put people ({email: role}) on a ticket; `known` are already on it and skipped."""
+    skip = set(known)
+    rows = [
+        {"ticket_id": ticket_id, "email": email, "role": role, "added_at": at}
+        for email, role in people.items()
+        if email and email not in skip
+    ]
+    if rows:
+        s.connection().execute(insert(TicketParticipant), rows)
+
+
+def add_staff(s: Session, ticket_id: int, email: str, at: datetime) -> None:
+    """Put an officer on a ticket (their mails then continue it); an existing entry becomes staff."""
+    email = email.strip().lower()
+    known = ticket_participants(s, ticket_id)
+    if email in known:
+        s.execute(
+            update(TicketParticipant)
+            .where(col(TicketParticipant.ticket_id) == ticket_id, col(TicketParticipant.email) == email)
+            .values(role="staff")
+        )
+    else:
+        add_participants(s, ticket_id, {email: "staff"}, at)
+
+
+def link_tickets(s: Session, ticket_id: int, linked_ticket_id: int, reason: str, at: datetime) -> None:
+    """Record that ticket `ticket_id` was opened from a mail pointing at `linked_ticket_id`."""
+    s.execute(
+        insert(TicketLink).values(
+            ticket_id=ticket_id, linked_ticket_id=linked_ticket_id, reason=reason, created_at=at
+        )
+    )
+
+
+def ticket_links(s: Session, ticket_id: int) -> list[tuple[str, str, str]]:
+    """Links of a ticket both ways: [(direction, other ref, reason)], direction "from" when this
+    ticket was opened from the other one, "to" when the other was opened from this one."""
+    out = s.execute(
+        select(col(Ticket.ref), col(TicketLink.reason))
+        .join(TicketLink, col(TicketLink.linked_ticket_id) == col(Ticket.id))
+        .where(col(TicketLink.ticket_id) == ticket_id)
+        .order_by(col(TicketLink.id))
+    ).all()
+    back = s.execute(
+        select(col(Ticket.ref), col(TicketLink.reason))
+        .join(TicketLink, col(TicketLink.ticket_id) == col(Ticket.id))
+        .where(col(TicketLink.linked_ticket_id) == ticket_id)
+        .order_by(col(TicketLink.id))
+    ).all()
+    return [("from", ref, reason) for ref, reason in out] + [("to", ref, reason) for ref, reason in back]
+
+
+def ticket_closed_at(s: Session, ticket_id: int) -> datetime | None:
+    """When a closed ticket was closed (its last mail's time if the closing did not say)."""
+    row = s.execute(
+        select(col(Ticket.closed_at), col(Ticket.last_message_at)).where(col(Ticket.id) == ticket_id)
+    ).first()
+    return None if row is None else row[0] or row[1]
+
+
+def close_ticket(s: Session, ticket_id: int, at: datetime) -> None:
+    """Set a ticket closed as of `at`."""
+    s.execute(update(Ticket).where(col(Ticket.id) == ticket_id).values(state="closed", closed_at=at))
 
 
 def next_ticket_seq(s: Session, office: str, year: int) -> int:
@@ -228,6 +345,8 @@ def change_ticket(
     """Move a ticket to `state` (at `at`); optionally set its resolution, restart its clock with
     a new `due_at`, note the officer who handled it and, if it has none yet, its first response."""
     values: dict[str, Any] = {"state": state, "state_changed_at": at}
+    if state == "closed":
+        values["closed_at"] = at  # the reopen window counts from here
     if resolution is not None:
         values["resolution"] = resolution
     if due_at is not None:
@@ -252,11 +371,6 @@ def ticket_events(s: Session, ticket_id: int) -> list[TicketEvent]:
     """A ticket's history, oldest first."""
     query = select(TicketEvent).where(col(TicketEvent.ticket_id) == ticket_id).order_by(col(TicketEvent.id))
     return list(s.execute(query).scalars())
-
-
-def set_ticket_state(s: Session, ref: str, state: str, at: datetime) -> None:
-    """Set a ticket's state directly (operators' repairs and tests)."""
-    s.execute(update(Ticket).where(col(Ticket.ref) == ref).values(state=state, state_changed_at=at))
 
 
 def add_dead_letter(s: Session, **fields: Any) -> bool:

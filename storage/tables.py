@@ -2,6 +2,7 @@
 
 offices ─< tickets ─< messages ─ outbox (one delivery row per outgoing message)
            tickets ─< ticket_events (state changes: who, when, why)
+           tickets ─< ticket_participants; tickets ─< ticket_links >─ tickets (a follow-up kept apart)
 offices ─< mailbox_cursors, ticket_counters, dead_letters, address_flags
 """
 
@@ -106,6 +107,7 @@ class Ticket(SQLModel, table=True):
     # How it was settled: answered | thanks | spam | duplicate | closed ("" while open)
     resolution: str = Field(default="", max_length=20, sa_column_kwargs={"server_default": ""})
     state_changed_at: datetime | None = utc_column(nullable=True)
+    closed_at: datetime | None = utc_column(nullable=True)  # when it was last closed (reopen window)
     last_message_at: datetime = utc_column()
     message_count: int = 0
     created_at: datetime = utc_column()
@@ -118,6 +120,7 @@ class MessageRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("office_code", "dedupe_key", name="uq_messages_office_dedupe"),
         Index("ix_messages_office_message_id", "office_code", "message_id"),
+        Index("ix_messages_office_conversation", "office_code", "conversation_index"),
     )
     id: int | None = Field(default=None, primary_key=True)
     office_code: str = Field(foreign_key="offices.code", max_length=8)
@@ -126,6 +129,7 @@ class MessageRow(SQLModel, table=True):
     kind: str = Field(max_length=20)  # request | followup | auto_reply | bounce | list | own | ack
     reason: str = ""  # why the rules classified it so
     message_id: str | None = Field(default=None)
+    conversation_index: str | None = Field(default=None, max_length=44)  # Thread-Index, first 22 bytes, hex
     dedupe_key: str
     folder: str | None = None
     uidvalidity: int | None = uid_column(nullable=True)
@@ -155,6 +159,30 @@ class TicketEvent(SQLModel, table=True):
     state: str = Field(max_length=20)  # the ticket's state after the event
     actor: str = ""  # the officer's or requester's address
     detail: str = text_column()
+
+
+class TicketParticipant(SQLModel, table=True):
+    """A person on a ticket: the requester, the people in From/To/Cc of its mails (not our
+    office addresses), and staff. Only they continue a ticket through a guessable match."""
+
+    __tablename__ = "ticket_participants"
+    ticket_id: int = Field(primary_key=True, foreign_key="tickets.id")
+    email: str = Field(primary_key=True)
+    role: str = Field(max_length=10)  # requester | cc | staff
+    added_at: datetime = utc_column()
+
+
+class TicketLink(SQLModel, table=True):
+    """Ticket `ticket_id` was opened from a mail that pointed at `linked_ticket_id` but was not
+    let in (a non-participant, or the requester after the reopen window)."""
+
+    __tablename__ = "ticket_links"
+    __table_args__ = (UniqueConstraint("ticket_id", "linked_ticket_id", name="uq_ticket_links_pair"),)
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    linked_ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    reason: str = Field(max_length=40)  # not_a_participant | reopen_window_passed
+    created_at: datetime = utc_column()
 
 
 class OutboxRow(SQLModel, table=True):

@@ -91,7 +91,7 @@ def test_upgrade_from_0001_keeps_existing_tickets(
     tmp_path: Path, settings: Settings, clock: FrozenClock
 ) -> None:
     """A database made by the first release upgrades in place; its tickets survive with an
-    empty conversation key."""
+    empty conversation key and their requester as a participant (0003)."""
     from alembic import command
     from alembic.config import Config
 
@@ -123,6 +123,7 @@ def test_upgrade_from_0001_keeps_existing_tickets(
         assert schema_drift(upgraded) == []
         with db.reading(upgraded) as s:
             (ticket,) = repo.list_tickets(s)
+            assert repo.ticket_participants(s, ticket.id or 0) == {"a@example.com": "requester"}
         assert ticket.ref == "PST-3514-2026-00001"
         assert ticket.subject_key == ""
     finally:
