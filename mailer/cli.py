@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="one ticket with its messages")
     show.add_argument("ref", help="ticket reference, e.g. PST-3514-2026-00042")
     show.add_argument("--raw", action="store_true", help="print each message's full source")
+    sla_cmd = sub.add_parser("sla", help="explain a ticket's deadline step by step")
+    sla_cmd.add_argument("ref", help="ticket reference, e.g. PST-3514-2026-00042")
     return parser
 
 
@@ -56,7 +58,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run(settings, forever=args.command == "run"))
     if args.command == "tickets":
         return _tickets(settings, args.office, args.state, args.limit)
+    if args.command == "sla":
+        return _sla(settings, args.ref)
     return _show(settings, args.ref, args.raw)
+
+
+def _sla(settings: Settings, ref: str) -> int:
+    """The deadline of a ticket, as the calendar computes it: received, when the clock started,
+    the working days counted, the days skipped and why, the paused spans, the due time."""
+    from mailer import lifecycle, sla
+    from mailer.clock import SystemClock
+    from storage import db, repo
+
+    engine = db.make_engine(settings.database_url)
+    db.migrate(engine)
+    with db.reading(engine) as s:
+        ticket = repo.ticket_by_ref(s, ref)
+        clock = repo.ticket_clock(s, ticket.id) if ticket is not None else None
+    if ticket is None or clock is None:
+        print(f"mailer: no ticket {ref}", file=sys.stderr)
+        return 1
+    office = settings.office(ref.split("-")[1])
+    now = SystemClock().now()
+    start, paused = lifecycle.clock_basis(*clock, now)
+    found = sla.deadline(office, start, paused=paused)
+    print(f"{ref}  [{ticket.state}]  {office.name}, {office.sla_working_days} hari kerja, {office.time_zone}")
+    if start != clock[0]:
+        since = f"{start.astimezone(office.tz):%Y-%m-%d %H:%M %Z}"
+        print(f"(waktu dihitung ulang sejak {since}: pemohon menulis lagi setelah dijawab)")
+    for line in found.explain():
+        print(line)
+    if ticket.state == lifecycle.WAITING:
+        print("(sedang menunggu pemohon: tenggat bergeser selama penundaan)")
+    elif ticket.state != lifecycle.OPEN:
+        print(f"(status {ticket.state}: waktu layanan tidak berjalan)")
+    return 0
 
 
 def _check_config(settings: Settings) -> int:

@@ -15,7 +15,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from mailer.staff import Command
 
@@ -30,6 +32,7 @@ class Change:
     event: str  # answered | waiting | resumed | replied | thanked | settled | closed | reopened | note
     resolution: str | None = None  # None: unchanged; "" clears it
     fresh_clock: bool = False  # the SLA clock starts again from this mail
+    resume: bool = False  # the paused clock runs again: the deadline moves by the pause
     first_response: bool = False  # counts as the office's answer (first response, if the first)
     detail: str = ""
 
@@ -42,7 +45,7 @@ def requester_wrote(state: str, thanks: bool) -> Change | None:
             return Change(ANSWERED, "thanked", detail="a thank-you: the ticket stays answered")
         return Change(OPEN, "replied", resolution="", fresh_clock=True, detail="the requester wrote again")
     if state == WAITING:
-        return Change(OPEN, "resumed", resolution="", fresh_clock=True, detail="the requester answered")
+        return Change(OPEN, "resumed", resolution="", resume=True, detail="the requester answered")
     return None  # open: nothing changes; closed: the threader decides (reopen or a new ticket)
 
 
@@ -77,3 +80,29 @@ def staff_note(state: str) -> Change:
     issue, that too is the office answering (the officer answered elsewhere and filed it)."""
     detail = "sent to the office"
     return Change(ANSWERED, "answered", resolution="answered", first_response=True, detail=detail)
+
+
+# Events after which the clock counts afresh from the event's time.
+FRESH_CLOCK_EVENTS = frozenset({"replied", "reopened"})
+
+
+def clock_basis(
+    received_at: datetime, history: Sequence[tuple[datetime, str, str]], now: datetime
+) -> tuple[datetime, list[tuple[datetime, datetime]]]:
+    """Where a ticket's SLA clock counts from, and the spans it was paused, from its history of
+    (at, event, state after): the receipt, or the last fresh start (a reply after an answer, a
+    reopening); every span spent in `waiting` since then, the open one ending `now`."""
+    start, waiting_since = received_at, None
+    paused: list[tuple[datetime, datetime]] = []
+    for at, event, state in history:
+        if event in FRESH_CLOCK_EVENTS:
+            start, waiting_since = at, None
+            paused = []
+        elif state == WAITING:
+            waiting_since = waiting_since or at
+        elif waiting_since is not None:
+            paused.append((waiting_since, at))
+            waiting_since = None
+    if waiting_since is not None:
+        paused.append((waiting_since, now))
+    return start, paused

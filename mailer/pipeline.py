@@ -323,13 +323,21 @@ def step_lifecycle(p: Pipeline, ctx: MailContext, s: Session) -> None:
         change, actor = found, mail.from_.email if mail.from_ else ""
     else:
         return
+    due = None
+    if change.fresh_clock:
+        due = sla.due_at(ctx.office, ctx.received_at)
+    elif change.resume:  # the deadline moves by the office time spent waiting
+        received, history = repo.ticket_clock(s, ticket.id)
+        history.append((ctx.received_at, change.event, change.state))
+        start, paused = lifecycle.clock_basis(received, history, ctx.received_at)
+        due = sla.due_at(ctx.office, start, paused=paused)
     repo.change_ticket(
         s,
         ticket.id,
         state=change.state,
         at=ctx.received_at,
         resolution=change.resolution,
-        due_at=sla.due_at(ctx.office, ctx.received_at) if change.fresh_clock else None,
+        due_at=due,
         officer=officer.email if officer is not None else None,
         first_response=change.first_response,
     )

@@ -10,7 +10,8 @@ import ipaddress
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -83,6 +84,20 @@ class OfficeHours:
 
 
 @dataclass(frozen=True)
+class CalendarSettings:
+    """Changes to the national working-day calendar: days off added (a decree, an office
+    closure; with the reason) and national holidays taken back (the office works)."""
+
+    add_days_off: dict[date, str] = field(default_factory=dict)
+    remove_days_off: frozenset[date] = frozenset()
+
+    def merged(self, other: CalendarSettings) -> CalendarSettings:
+        return CalendarSettings(
+            {**self.add_days_off, **other.add_days_off}, self.remove_days_off | other.remove_days_off
+        )
+
+
+@dataclass(frozen=True)
 class Office:
     code: str
     name: str
@@ -101,6 +116,7 @@ class Office:
     imap: ImapSettings
     smtp: SmtpSettings
     staff: StaffSettings = StaffSettings()
+    calendar: CalendarSettings = CalendarSettings()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -266,6 +282,8 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
     offices = tuple(_office(offices_table.table(code), code, provinces, env) for code in offices_table.data)
     if not offices:
         raise root.fail("offices", "no office is configured")
+    national = _calendar(root.table("calendar", required=False))
+    offices = tuple(replace(o, calendar=national.merged(o.calendar)) for o in offices)
     _check_unique(root, offices)
     settings = Settings(
         file=file,
@@ -387,9 +405,38 @@ def _office(r: _Reader, code: str, provinces: dict[str, Province], env: dict[str
         imap=_imap(r.table("imap"), env),
         smtp=_smtp(r.table("smtp"), env),
         staff=_staff(r.table("staff", required=False)),
+        calendar=_calendar(r.table("calendar", required=False)),
     )
     r.done()
     return office
+
+
+def _calendar(r: _Reader) -> CalendarSettings:
+    """add_days_off = [["2026-12-31", "why"], …]; remove_days_off = ["2026-05-15", …]."""
+    r.seen.update(("add_days_off", "remove_days_off"))
+    added: dict[date, str] = {}
+    value = r.data.get("add_days_off", [])
+    if not isinstance(value, list):
+        raise r.fail("add_days_off", 'must be a list of ["YYYY-MM-DD", "reason"] pairs')
+    for i, item in enumerate(value):
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], str) and item[1].strip()):
+            raise r.fail(f"add_days_off[{i}]", 'must be a ["YYYY-MM-DD", "reason"] pair')
+        added[_date(r, f"add_days_off[{i}]", item[0])] = item[1].strip()
+    removed = r.data.get("remove_days_off", [])
+    if not isinstance(removed, list):
+        raise r.fail("remove_days_off", 'must be a list of "YYYY-MM-DD" dates')
+    taken_back = frozenset(_date(r, f"remove_days_off[{i}]", item) for i, item in enumerate(removed))
+    r.done()
+    return CalendarSettings(added, taken_back)
+
+
+def _date(r: _Reader, key: str, value: object) -> date:
+    if type(value) is date:  # a TOML local date
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise r.fail(key, f"not a date (YYYY-MM-DD): {value!r}") from None
 
 
 def _staff(r: _Reader) -> StaffSettings:

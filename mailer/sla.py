@@ -1,14 +1,23 @@
 """The office's promise as a deadline: working days of office time after a request arrives.
 
-Rule: the receipt time in the office's time zone is moved to the next opening when it falls
-outside office hours or on a day off; the deadline is the same time of day N working days
-later (clamped to that day's closing time). Working days are the weekdays with office hours,
-minus Indonesian national holidays and joint leave days (cuti bersama) from `holidays`.
-Pure functions of `received_at` and the office: time is a parameter.
+The rule (README, "The promise", has examples):
+1. The clock starts at the receipt time in the office's time zone, moved to the next opening
+   when it falls outside office hours or on a day off.
+2. The deadline is the same time of day N working days later (N = the office's
+   `sla_working_days`), clamped to that day's closing time.
+3. Working days are the weekdays with office hours, minus Indonesian national holidays and
+   joint leave days (cuti bersama) from `holidays`, minus the days the settings add
+   (`calendar.add_days_off`, globally for a decree or per office for a closure), plus the
+   holidays the settings take back (`calendar.remove_days_off`).
+4. Time waiting for the requester does not count: the office time inside each paused span
+   is added to the deadline, counted in office hours.
+Pure functions of the office and the times given: time is a parameter.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
@@ -17,20 +26,36 @@ import holidays
 from mailer.settings import WEEKDAYS, Office
 
 _MAX_SCAN_DAYS = 366  # a deadline further than a year away means the calendar is broken
+_DAY_NAMES = ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu")
+
+Span = tuple[datetime, datetime]
 
 
 @lru_cache(maxsize=64)
-def _national_days_off(year: int) -> frozenset[date]:
-    """Indonesian public holidays and cuti bersama of a year."""
-    found = holidays.country_holidays("ID", years=year, categories=("public", "government"))
-    return frozenset(found.keys())
+def _national_days_off(year: int) -> dict[date, str]:
+    """Indonesian public holidays and cuti bersama of a year, with their Indonesian names."""
+    found = holidays.country_holidays("ID", years=year, categories=("public", "government"), language="id")
+    return dict(found.items())
+
+
+def day_off_reason(office: Office, day: date) -> str | None:
+    """Why the office is closed on `day` ("Sabtu", "Hari Raya Natal", "ditutup: …"), or None."""
+    calendar = office.calendar
+    if day in calendar.add_days_off:
+        return f"libur/tutup menurut pengaturan: {calendar.add_days_off[day]}"
+    if WEEKDAYS[day.weekday()] not in office.hours.by_day:
+        return f"{_DAY_NAMES[day.weekday()]}, tidak ada jam layanan"
+    if day in calendar.remove_days_off:
+        return None
+    name = _national_days_off(day.year).get(day)
+    return f"libur nasional/cuti bersama: {name}" if name else None
 
 
 def _hours(office: Office, day: date) -> tuple[time, time] | None:
     """(opening, closing) local time on `day`, or None when the office is closed."""
-    span = office.hours.by_day.get(WEEKDAYS[day.weekday()])
-    if span is None or day in _national_days_off(day.year):
+    if day_off_reason(office, day) is not None:
         return None
+    span = office.hours.by_day[WEEKDAYS[day.weekday()]]
     return time.fromisoformat(span[0]), time.fromisoformat(span[1])
 
 
@@ -38,11 +63,14 @@ def is_working_day(office: Office, day: date) -> bool:
     return _hours(office, day) is not None
 
 
-def _next_working_day(office: Office, day: date) -> date:
+def _next_working_day(office: Office, day: date, skipped: list[tuple[date, str]] | None = None) -> date:
     for _ in range(_MAX_SCAN_DAYS):
         day += timedelta(days=1)
-        if is_working_day(office, day):
+        reason = day_off_reason(office, day)
+        if reason is None:
             return day
+        if skipped is not None:
+            skipped.append((day, reason))
     raise RuntimeError(f"office {office.code}: no working day within a year of {day}")
 
 
@@ -62,12 +90,100 @@ def clock_start(office: Office, received_at: datetime) -> datetime:
     return datetime.combine(day, next_hours[0], office.tz)
 
 
-def due_at(office: Office, received_at: datetime, working_days: int | None = None) -> datetime:
-    """The deadline (aware, office time zone) for a request received at `received_at`."""
+def office_time(office: Office, start: datetime, end: datetime) -> timedelta:
+    """The office hours between two moments (what a paused span costs the office)."""
+    total, cursor = timedelta(0), start.astimezone(office.tz)
+    end = end.astimezone(office.tz)
+    while cursor < end:
+        hours = _hours(office, cursor.date())
+        if hours is not None:
+            opening = datetime.combine(cursor.date(), hours[0], office.tz)
+            closing = datetime.combine(cursor.date(), hours[1], office.tz)
+            lo, hi = max(cursor, opening), min(end, closing)
+            if hi > lo:
+                total += hi - lo
+        cursor = datetime.combine(cursor.date() + timedelta(days=1), time(0), office.tz)
+    return total
+
+
+def add_office_time(office: Office, at: datetime, amount: timedelta) -> datetime:
+    """The moment `amount` of office hours after `at`."""
+    cursor = clock_start(office, at)
+    left = amount
+    for _ in range(_MAX_SCAN_DAYS):
+        hours = _hours(office, cursor.date())
+        assert hours is not None  # clock_start and the loop only land on open moments
+        closing = datetime.combine(cursor.date(), hours[1], office.tz)
+        if cursor + left <= closing:
+            return cursor + left
+        left -= closing - cursor
+        day = _next_working_day(office, cursor.date())
+        opening = _hours(office, day)
+        assert opening is not None
+        cursor = datetime.combine(day, opening[0], office.tz)
+    raise RuntimeError(f"office {office.code}: {amount} of office time does not fit in a year")
+
+
+@dataclass
+class Deadline:
+    """A deadline and how it was reached, for `mailer sla REF`."""
+
+    received: datetime
+    start: datetime
+    counted: list[date] = field(default_factory=list)
+    skipped: list[tuple[date, str]] = field(default_factory=list)
+    paused: list[tuple[datetime, datetime, timedelta]] = field(default_factory=list)
+    due: datetime | None = None
+
+    def explain(self) -> list[str]:
+        """The deadline step by step, in the office's local time."""
+        fmt = "%Y-%m-%d %H:%M %Z"
+        lines = [f"diterima           {self.received:{fmt}}"]
+        moved = " (di luar jam layanan: pembukaan berikutnya)" if self.start != self.received else ""
+        lines.append(f"mulai dihitung     {self.start:{fmt}}{moved}")
+        for day in self.counted:
+            lines.append(f"  hari kerja       {_DAY_NAMES[day.weekday()]} {day.isoformat()}")
+        for day, reason in self.skipped:
+            lines.append(f"  dilewati         {day.isoformat()}: {reason}")
+        for start, end, cost in self.paused:
+            cost_text = f"+{_hours_text(cost)} jam layanan"
+            lines.append(f"  ditunda          {start:{fmt}} s.d. {end:{fmt}}: {cost_text}")
+        assert self.due is not None
+        lines.append(f"tenggat            {self.due:{fmt}}")
+        return lines
+
+
+def _hours_text(amount: timedelta) -> str:
+    minutes = int(amount.total_seconds() // 60)
+    return f"{minutes // 60}:{minutes % 60:02d}"
+
+
+def deadline(
+    office: Office, received_at: datetime, working_days: int | None = None, paused: Sequence[Span] = ()
+) -> Deadline:
+    """The deadline of a request received at `received_at`, with its reasoning."""
     start = clock_start(office, received_at)
+    result = Deadline(received_at.astimezone(office.tz), start)
     day = start.date()
     for _ in range(working_days if working_days is not None else office.sla_working_days):
-        day = _next_working_day(office, day)
+        day = _next_working_day(office, day, result.skipped)
+        result.counted.append(day)
     hours = _hours(office, day)
     assert hours is not None
-    return datetime.combine(day, min(start.time().replace(tzinfo=None), hours[1]), office.tz)
+    due = datetime.combine(day, min(start.time().replace(tzinfo=None), hours[1]), office.tz)
+    for begin, end in paused:
+        cost = office_time(office, begin, end)
+        result.paused.append((begin.astimezone(office.tz), end.astimezone(office.tz), cost))
+        if cost:
+            due = add_office_time(office, due, cost)
+    result.due = due
+    return result
+
+
+def due_at(
+    office: Office, received_at: datetime, working_days: int | None = None, paused: Sequence[Span] = ()
+) -> datetime:
+    """The deadline (aware, office time zone) for a request received at `received_at`."""
+    found = deadline(office, received_at, working_days, paused).due
+    assert found is not None
+    return found

@@ -367,6 +367,18 @@ def add_ticket_event(s: Session, **fields: Any) -> None:
     s.execute(insert(TicketEvent).values(**fields))
 
 
+def ticket_clock(s: Session, ticket_id: int) -> tuple[datetime, list[tuple[datetime, str, str]]]:
+    """A ticket's receipt time and its history as (at, event, state after), oldest first: what
+    the SLA clock is computed from (lifecycle.clock_basis)."""
+    received = s.execute(select(col(Ticket.received_at)).where(col(Ticket.id) == ticket_id)).scalar_one()
+    rows = s.execute(
+        select(col(TicketEvent.at), col(TicketEvent.event), col(TicketEvent.state))
+        .where(col(TicketEvent.ticket_id) == ticket_id)
+        .order_by(col(TicketEvent.id))
+    ).all()
+    return received, [(at, event, state) for at, event, state in rows]
+
+
 def ticket_events(s: Session, ticket_id: int) -> list[TicketEvent]:
     """A ticket's history, oldest first."""
     query = select(TicketEvent).where(col(TicketEvent.ticket_id) == ticket_id).order_by(col(TicketEvent.id))

@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import holidays
 import pytest
 
-from mailer.settings import Settings, load_settings
-from mailer.sla import clock_start, due_at, is_working_day
+from mailer.lifecycle import clock_basis
+from mailer.settings import Office, Settings, load_settings
+from mailer.sla import clock_start, deadline, due_at, is_working_day, office_time
 from tests.conftest import ROOT, office_env
 
 WIB = ZoneInfo("Asia/Jakarta")
@@ -218,3 +221,88 @@ def test_due_is_never_outside_office_hours(shipped: Settings) -> None:
         assert opening <= f"{due:%H:%M}" <= closing, received
         assert due - received >= timedelta(days=2), received
         received += timedelta(minutes=37)
+
+
+# --- changes to the calendar, pauses, the explanation ---------------------------------------
+
+
+def with_calendar(settings: Settings, code: str, **changes: object) -> Office:
+    office = settings.office(code)
+    return dataclasses.replace(office, calendar=dataclasses.replace(office.calendar, **changes))
+
+
+def test_office_closure_moves_the_deadline(shipped: Settings) -> None:
+    """A day the office closes (settings: calendar.add_days_off) is skipped like a holiday."""
+    office = with_calendar(shipped, "3514", add_days_off={date(2026, 11, 24): "pindah kantor"})
+    assert due_at(office, wib(2026, 11, 23, 10, 0)) == wib(2026, 11, 26, 10, 0)
+    found = deadline(office, wib(2026, 11, 23, 10, 0))
+    assert (date(2026, 11, 24), "libur/tutup menurut pengaturan: pindah kantor") in found.skipped
+
+
+def test_decree_takes_back_a_joint_leave_day(shipped: Settings) -> None:
+    """A cuti bersama the settings take back (calendar.remove_days_off) is a working day again."""
+    office = with_calendar(shipped, "3514", remove_days_off=frozenset({date(2026, 12, 24)}))
+    assert due_at(office, wib(2026, 12, 23, 10, 0)) == wib(2026, 12, 28, 10, 0)
+    assert due_at(shipped.office("3514"), wib(2026, 12, 23, 10, 0)) == wib(2026, 12, 29, 10, 0)
+
+
+def test_settings_calendar_applies_to_every_office(tmp_path: Path) -> None:
+    """[calendar] add_days_off in settings.toml reaches every office, with its reason."""
+    text = (ROOT / "settings.toml").read_text(encoding="utf-8")
+    text = text.replace(
+        "[calendar]\nadd_days_off = []", '[calendar]\nadd_days_off = [["2026-11-24", "SE Kepala"]]'
+    )
+    path = tmp_path / "settings.toml"
+    path.write_text(text, encoding="utf-8")
+    settings = load_settings(path, environ=office_env("pw"))
+    assert all(not is_working_day(o, date(2026, 11, 24)) for o in settings.offices)
+
+
+def test_paused_span_adds_its_office_time(shipped: Settings) -> None:
+    """Waiting for the requester from Monday 13:00 to Tuesday 09:00 costs 2:30 + 1:00 of office
+    hours (Pasuruan closes 15:30), which the deadline moves by."""
+    office = shipped.office("3514")
+    paused = [(wib(2026, 11, 23, 13, 0), wib(2026, 11, 24, 9, 0))]
+    assert office_time(office, *paused[0]) == timedelta(hours=3, minutes=30)
+    # due Wednesday 10:00 without the pause; 3:30 of office time later is Wednesday 13:30
+    assert due_at(office, wib(2026, 11, 23, 10, 0), paused=paused) == wib(2026, 11, 25, 13, 30)
+
+
+def test_pause_that_crosses_closing_carries_to_next_day(shipped: Settings) -> None:
+    """Office time added after the deadline continues at the next opening, skipping the weekend."""
+    office = shipped.office("3514")
+    paused = [(wib(2026, 11, 23, 10, 0), wib(2026, 11, 23, 14, 0))]  # 4 hours
+    # due Wednesday 25 Nov 10:00 + 4:00 = 14:00 the same day
+    assert due_at(office, wib(2026, 11, 23, 10, 0), paused=paused) == wib(2026, 11, 25, 14, 0)
+    # received Wednesday 10:00 → due Friday 10:00 (closes 16:00) + 7:00 → Monday 08:00 + 1:00
+    paused = [(wib(2026, 11, 25, 8, 0), wib(2026, 11, 25, 15, 0))]
+    assert due_at(office, wib(2026, 11, 25, 10, 0), paused=paused) == wib(2026, 11, 30, 9, 0)
+
+
+def test_explanation_names_skipped_days_and_pauses(shipped: Settings) -> None:
+    """The explanation (mailer sla) lists the counted days, the skipped ones with their reasons,
+    the pauses and the due time."""
+    office = shipped.office("3514")
+    paused = [(wib(2026, 3, 17, 13, 0), wib(2026, 3, 17, 14, 0))]
+    text = "\n".join(deadline(office, wib(2026, 3, 17, 10, 0), paused=paused).explain())
+    assert "dilewati         2026-03-18: libur nasional/cuti bersama: Cuti Bersama Hari Suci Nyepi" in text
+    assert "dilewati         2026-03-21: Sabtu, tidak ada jam layanan" in text
+    assert "hari kerja       Rabu 2026-03-25" in text
+    assert "ditunda          2026-03-17 13:00 WIB s.d. 2026-03-17 14:00 WIB: +1:00 jam layanan" in text
+    assert text.endswith("tenggat            2026-03-26 11:00 WIB")
+
+
+def test_clock_basis_from_history() -> None:
+    """The clock counts from the last fresh start (a reply after an answer), and the waiting
+    spans after it are paused; an unfinished wait runs to now."""
+    t = [datetime(2026, 11, 23, h, 0, tzinfo=UTC) for h in range(2, 10)]
+    history = [
+        (t[1], "waiting", "waiting"),
+        (t[2], "resumed", "open"),
+        (t[3], "answered", "answered"),
+        (t[4], "replied", "open"),
+        (t[5], "waiting", "waiting"),
+        (t[6], "note", "waiting"),
+    ]
+    assert clock_basis(t[0], history, t[7]) == (t[4], [(t[5], t[7])])
+    assert clock_basis(t[0], history[:2], t[7]) == (t[0], [(t[1], t[2])])

@@ -379,11 +379,8 @@ def test_plain_mail_to_office_in_thread_is_an_answer(pipe: Pipeline, engine: Eng
     assert (ticket(engine).state, ticket(engine).first_response_by) == ("answered", OFFICER)
 
 
-def test_show_prints_answer_and_history(
-    tmp_path: Path, pipe: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`mailer show REF` tells staff who answered when, and the ticket's history."""
-    answer(pipe, request(pipe))
+def run_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """`mailer --settings … ARGS` on the shipped settings with this test's database."""
     text = (ROOT / "settings.toml").read_text(encoding="utf-8")
     path = tmp_path / "settings.toml"
     path.write_text(text.replace('path = "var/pst-mailer.sqlite3"', f'path = "{tmp_path / "pst.sqlite3"}"'))
@@ -391,10 +388,42 @@ def test_show_prints_answer_and_history(
         monkeypatch.setenv(key, value)
     old = structlog.get_config()
     try:
-        assert cli.main(["--settings", str(path), "show", "PST-3514-2026-00001"]) == 0
+        return cli.main(["--settings", str(path), *args])
     finally:
         structlog.configure(**old)  # main() points logging at this test's captured stdout
+
+
+def test_show_prints_answer_and_history(
+    tmp_path: Path, pipe: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mailer show REF` tells staff who answered when, and the ticket's history."""
+    answer(pipe, request(pipe))
+    assert run_cli(tmp_path, monkeypatch, "show", "PST-3514-2026-00001") == 0
     out = capsys.readouterr().out
     assert f"answered  : 2026-11-23 11:00 WIB by {OFFICER}" in out
     assert f"answered  -> answered {OFFICER}" in out
     assert "-> staff_answer" in out
+
+
+def test_waiting_time_does_not_count(pipe: Pipeline, engine: Engine, clock: FrozenClock) -> None:
+    """A ticket waiting for the requester from 09:00 to 12:00 (Monday, WIB) is due three office
+    hours later than before the wait."""
+    mid = request(pipe)
+    before = ticket(engine).due_at
+    command_mail(pipe, mid, "#tunggu mohon konfirmasi tahun data")  # 09:00 WIB
+    clock.advance(timedelta(hours=3))
+    raw, _ = make_mail(RINA, subject="Re: Permohonan data", body="Tahun 2024 saja.", headers=reply_to(mid))
+    pipe.process(fetched(raw, at=clock.now()))
+    assert ticket(engine).due_at == before + timedelta(hours=3)
+
+
+def test_sla_command_explains_the_deadline(
+    tmp_path: Path, pipe: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mailer sla REF` prints the receipt, the counted working days and the due time."""
+    request(pipe)
+    assert run_cli(tmp_path, monkeypatch, "sla", "PST-3514-2026-00001") == 0
+    out = capsys.readouterr().out
+    assert "diterima           2026-11-23 09:00 WIB" in out
+    assert "hari kerja       Selasa 2026-11-24" in out
+    assert "tenggat            2026-11-25 09:00 WIB" in out
