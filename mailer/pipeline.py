@@ -400,7 +400,10 @@ def step_relate(p: Pipeline, ctx: MailContext, s: Session) -> None:
 
 def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
     decision, ticket = ctx.decision, ctx.ticket
-    if not (ctx.new_ticket and ticket and decision and decision.acknowledge):
+    if not (ctx.new_ticket and ticket and decision):
+        return
+    if not decision.acknowledge:  # e.g. X-Auto-Response-Suppress, an office address: say why
+        ctx.ack_withheld = decision.reason
         return
     to = ticket.requester_email
     ctx.ack_withheld = guard.refusal(s, ctx.office.code, to, p.own_addresses) or guard.rate_refusal(

@@ -577,22 +577,23 @@ def latest_outgoing_to(s: Session, office: str, address: str, since: datetime) -
     )
 
 
+_COUNT_MAIL_TO = (
+    select(func.count())
+    .select_from(_O.join(_M, _M.c.id == _O.c.message_pk))
+    .where(
+        _O.c.office_code == bindparam("office"),
+        _O.c.envelope_to == bindparam("address"),
+        _O.c.created_at >= bindparam("since"),
+        _M.c.kind.in_(bindparam("kinds", expanding=True)),
+    )
+)
+
+
 def count_mail_to(s: Session, office: str, address: str, since: datetime, kinds: Sequence[str]) -> int:
     """How many mails of these kinds (e.g. "ack") this office queued for `address` since `since`
     (index ix_outbox_office_to_created; rows of this transaction included)."""
-    return int(
-        s.execute(
-            select(func.count())
-            .select_from(OutboxRow)
-            .join(MessageRow, col(MessageRow.id) == col(OutboxRow.message_pk))
-            .where(
-                col(OutboxRow.office_code) == office,
-                col(OutboxRow.envelope_to) == address,
-                col(OutboxRow.created_at) >= since,
-                col(MessageRow.kind).in_(list(kinds)),
-            )
-        ).scalar_one()
-    )
+    values = {"office": office, "address": address, "since": since, "kinds": list(kinds)}
+    return int(s.connection().execute(_COUNT_MAIL_TO, values).scalar_one())
 
 
 class Flag(NamedTuple):
@@ -607,6 +608,13 @@ class Flag(NamedTuple):
 _F = AddressFlag.__table__  # type: ignore[attr-defined]
 _GET_FLAG = select(_F.c.flag, _F.c.since, _F.c.reason, _F.c.ticket_id).where(
     _F.c.office_code == bindparam("office"), _F.c.address == bindparam("address")
+)
+
+
+_CLEAR_FLAG = delete(_F).where(
+    _F.c.office_code == bindparam("office"),
+    _F.c.address == bindparam("address"),
+    _F.c.flag == bindparam("flag"),
 )
 
 
@@ -635,14 +643,8 @@ def flag_address(
 
 def clear_address_flag(s: Session, office: str, address: str, flag: str) -> bool:
     """Lift a flag of this kind from an address; returns whether there was one."""
-    done = s.execute(
-        delete(AddressFlag).where(
-            col(AddressFlag.office_code) == office,
-            col(AddressFlag.address) == address,
-            col(AddressFlag.flag) == flag,
-        )
-    )
-    return _rowcount(done) > 0
+    values = {"office": office, "address": address, "flag": flag}
+    return _rowcount(s.connection().execute(_CLEAR_FLAG, values)) > 0
 
 
 def address_flags(s: Session, office: str | None = None) -> dict[tuple[str, str], AddressFlag]:

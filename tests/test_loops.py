@@ -266,3 +266,17 @@ def test_flags_and_limit_on_postgresql(pg_settings: Settings, clock: FrozenClock
         assert acks(engine, "robot@acme.example") == 3
     finally:
         engine.dispose()
+
+
+def test_suppressed_auto_response_opens_a_ticket_and_says_why(
+    pipe: Pipeline, engine: Engine, events: list[dict[str, object]]
+) -> None:
+    """A person's mail asking for no automatic reply (X-Auto-Response-Suppress: All) opens its
+    ticket, gets no ack, and the log says why."""
+    raw, _ = make_mail("rina@example.com", headers=(("X-Auto-Response-Suppress", "All"),))
+    assert pipe.process(fetched(raw)) is Outcome.TICKET_CREATED
+    assert acks(engine) == 0
+    (withheld,) = [e for e in events if e["event"] == "ack_withheld"]
+    assert (
+        "X-Auto-Response-Suppress" in str(withheld["reason"]) and withheld["ticket"] == "PST-3514-2026-00001"
+    )
