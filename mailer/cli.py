@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="one ticket with its messages")
     show.add_argument("ref", help="ticket reference, e.g. PST-3514-2026-00042")
     show.add_argument("--raw", action="store_true", help="print each message's full source")
+    search = sub.add_parser("search", help="find closed tickets by their text, best first")
+    search.add_argument("words", nargs="+", help="words the ticket's subject or text must contain")
+    search.add_argument("--office", help="office code, e.g. 3514")
+    search.add_argument("--limit", type=int, default=20)
     sla_cmd = sub.add_parser("sla", help="explain a ticket's deadline step by step")
     sla_cmd.add_argument("ref", help="ticket reference, e.g. PST-3514-2026-00042")
     return parser
@@ -60,7 +64,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _tickets(settings, args.office, args.state, args.limit)
     if args.command == "sla":
         return _sla(settings, args.ref)
+    if args.command == "search":
+        return _search(settings, " ".join(args.words), args.office, args.limit)
     return _show(settings, args.ref, args.raw)
+
+
+def _search(settings: Settings, words: str, office: str | None, limit: int) -> int:
+    """Past consultations (closed tickets) matching every word, best first, with an excerpt."""
+    from storage import db, repo
+
+    engine = db.make_engine(settings.database_url)
+    db.migrate(engine)
+    with db.reading(engine) as s:
+        hits = repo.search_tickets(s, words, office=office, limit=limit)
+    for hit in hits:
+        closed = f"{hit.closed_at:%Y-%m-%d}" if hit.closed_at else "?"
+        print(f"{hit.ref:<22} closed {closed}  {hit.subject[:70]}")
+        print(f"    {hit.snippet[:160]}")
+    print(f"({len(hits)} closed ticket{'s' if len(hits) != 1 else ''} found for: {words})")
+    return 0 if hits else 1
 
 
 def _sla(settings: Settings, ref: str) -> int:

@@ -20,6 +20,14 @@ from sqlalchemy.engine.url import make_url
 from sqlmodel import Session
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Tables the migrations create that are not models (the full-text index and, on SQLite, the
+# FTS5 shadow tables behind it): left out of autogenerate's comparison.
+NOT_MODELLED_PREFIX = "ticket_search"
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic include_name hook: everything but the tables that are not models."""
+    return not (type_ == "table" and name is not None and name.startswith(NOT_MODELLED_PREFIX))
 
 
 def make_engine(url: str) -> Engine:

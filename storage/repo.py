@@ -6,11 +6,12 @@ the same tables and SQL, about half the CPU per mail.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Result, bindparam, delete, func, insert, select, update
+from sqlalchemy import Result, bindparam, delete, func, insert, select, text, update
 from sqlmodel import Session, col
 
 from storage.tables import (
@@ -25,6 +26,7 @@ from storage.tables import (
     TicketEvent,
     TicketLink,
     TicketParticipant,
+    UTCDateTime,
 )
 
 
@@ -302,8 +304,9 @@ def ticket_closed_at(s: Session, ticket_id: int) -> datetime | None:
 
 
 def close_ticket(s: Session, ticket_id: int, at: datetime) -> None:
-    """Set a ticket closed as of `at`."""
+    """Set a ticket closed as of `at` (and put its text in the search index)."""
     s.execute(update(Ticket).where(col(Ticket.id) == ticket_id).values(state="closed", closed_at=at))
+    index_ticket_text(s, ticket_id)
 
 
 def next_ticket_seq(s: Session, office: str, year: int) -> int:
@@ -354,6 +357,8 @@ def change_ticket(
     if officer is not None:
         values["last_officer"] = officer
     s.execute(update(Ticket).where(col(Ticket.id) == ticket_id).values(**values))
+    if state == "closed":
+        index_ticket_text(s, ticket_id)
     if first_response and officer is not None:
         s.execute(
             update(Ticket)
@@ -653,3 +658,82 @@ def address_flags(s: Session, office: str | None = None) -> dict[tuple[str, str]
     if office:
         query = query.where(col(AddressFlag.office_code) == office)
     return {(f.office_code, f.address): f for f in s.execute(query).scalars()}
+
+
+# --- full-text search of past consultations ---------------------------------------------
+# The index (migration 0010) is an FTS5 table on SQLite and a tsvector table on PostgreSQL; a
+# ticket's subject and what the people wrote (requests, follow-ups, officers' answers) are
+# indexed when it closes.
+
+SEARCHED_KINDS = ("request", "followup", "staff_answer", "staff_note")
+_MAX_INDEXED_CHARS = 20_000  # per message: enough for any answer, bounded for pasted tables
+
+
+class SearchHit(NamedTuple):
+    ref: str
+    office_code: str
+    state: str
+    closed_at: datetime | None
+    subject: str
+    snippet: str
+
+
+def index_ticket_text(s: Session, ticket_id: int) -> None:
+    """(Re)index one ticket's text for `search_tickets`."""
+    subject = s.execute(select(col(Ticket.subject)).where(col(Ticket.id) == ticket_id)).scalar_one()
+    bodies = s.execute(
+        select(col(MessageRow.body_text))
+        .where(col(MessageRow.ticket_id) == ticket_id, col(MessageRow.kind).in_(SEARCHED_KINDS))
+        .order_by(col(MessageRow.id))
+    ).scalars()
+    values = {
+        "id": ticket_id,
+        "subject": subject,
+        "body": "\n\n".join(b[:_MAX_INDEXED_CHARS] for b in bodies),
+    }
+    conn = s.connection()
+    if conn.dialect.name == "sqlite":
+        conn.execute(text("DELETE FROM ticket_search WHERE rowid = :id"), values)
+        conn.execute(
+            text("INSERT INTO ticket_search (rowid, subject, body) VALUES (:id, :subject, :body)"), values
+        )
+    else:
+        conn.execute(
+            text(
+                "INSERT INTO ticket_search (ticket_id, subject, body) VALUES (:id, :subject, :body) "
+                "ON CONFLICT (ticket_id) DO UPDATE SET subject = excluded.subject, body = excluded.body"
+            ),
+            values,
+        )
+
+
+def search_tickets(s: Session, words: str, office: str | None = None, limit: int = 20) -> list[SearchHit]:
+    """Closed tickets whose subject or text has every word (as a word or the start of one),
+    best first (BM25 on SQLite, ts_rank_cd on PostgreSQL; a subject match weighs more)."""
+    terms = re.findall(r"\w+", words.casefold())
+    if not terms:
+        return []
+    conn = s.connection()
+    where = "t.state = 'closed'" + (" AND t.office_code = :office" if office else "")
+    if conn.dialect.name == "sqlite":
+        sql = (
+            "SELECT t.ref, t.office_code, t.state, t.closed_at, t.subject,"
+            " snippet(ticket_search, 1, '[', ']', '…', 12)"
+            " FROM ticket_search JOIN tickets t ON t.id = ticket_search.rowid"
+            f" WHERE ticket_search MATCH :q AND {where}"
+            " ORDER BY bm25(ticket_search, 4.0, 1.0) LIMIT :n"
+        )
+        query = " ".join(f'"{term}"*' for term in terms)
+    else:
+        sql = (
+            "SELECT t.ref, t.office_code, t.state, t.closed_at, t.subject,"
+            " ts_headline('simple', ts.body, q, 'StartSel=[, StopSel=], MaxWords=20, MinWords=8')"
+            " FROM ticket_search ts JOIN tickets t ON t.id = ts.ticket_id,"
+            " to_tsquery('simple', :q) q"
+            f" WHERE ts.document @@ q AND {where}"
+            " ORDER BY ts_rank_cd(ts.document, q) DESC, t.id DESC LIMIT :n"
+        )
+        query = " & ".join(f"{term}:*" for term in terms)
+    typed = text(sql).columns(closed_at=UTCDateTime())
+    rows = conn.execute(typed, {"q": query, "office": office, "n": limit}).all()
+    return [SearchHit(r[0], r[1], r[2], r[3], r[4], " ".join(str(r[5]).split())) for r in rows]

@@ -26,7 +26,8 @@ POSTGRES_URL = os.environ.get("PST_TEST_POSTGRES_URL", "")
 
 def schema_drift(engine: Engine) -> list[object]:
     with engine.connect() as conn:
-        return list(compare_metadata(MigrationContext.configure(conn), SQLModel.metadata))
+        context = MigrationContext.configure(conn, opts={"include_name": db.include_name})
+        return list(compare_metadata(context, SQLModel.metadata))
 
 
 def test_migrations_match_the_models_on_sqlite(engine: Engine) -> None:
