@@ -3,11 +3,15 @@ stack, and small builders of realistic mails."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import format_datetime, formataddr
 from pathlib import Path
@@ -17,7 +21,7 @@ import structlog
 from sqlalchemy import Engine
 
 from mailer.clock import FrozenClock
-from mailer.daemon import open_database
+from mailer.daemon import Daemon, open_database
 from mailer.settings import Settings, load_settings
 from tests import mailstack
 
@@ -134,3 +138,21 @@ def make_mail(
         "",
     ]
     return "\r\n".join(lines).encode("utf-8"), mid
+
+
+@contextmanager
+def running(settings: Settings) -> Iterator[Daemon]:
+    """The daemon running (IDLE, outbox sender) in a thread until the block ends."""
+    daemon = Daemon(settings)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    runner = threading.Thread(target=loop.run_until_complete, args=(daemon.run_forever(stop),))
+    runner.start()
+    try:
+        time.sleep(1.0)  # connected and idling
+        yield daemon
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        runner.join(timeout=15)
+        loop.close()
+    assert not runner.is_alive()

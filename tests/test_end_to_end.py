@@ -18,7 +18,7 @@ from mailer.settings import Settings
 from storage import db, repo
 from storage.tables import MessageRow, OutboxRow, Ticket
 from tests import mailstack
-from tests.conftest import make_mail, project_settings, requester
+from tests.conftest import make_mail, project_settings, requester, running
 
 pytestmark = [pytest.mark.mailstack, pytest.mark.usefixtures("office_mailboxes")]
 OFFICE = "bps3514@bps.go.id"
@@ -253,26 +253,14 @@ def test_raw_mail_is_kept_byte_for_byte(settings: Settings) -> None:
 def test_running_daemon_acknowledges_new_mail_within_seconds(settings: Settings) -> None:
     """With the daemon running (IMAP IDLE), a new mail is acknowledged within 3 seconds,
     and the daemon stops cleanly when asked."""
-    import threading
     import time
 
-    daemon = Daemon(settings)
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    runner = threading.Thread(target=loop.run_until_complete, args=(daemon.run_forever(stop),))
-    runner.start()
-    try:
-        time.sleep(1.0)  # connected and idling
+    with running(settings):
         who = requester()
         started = time.monotonic()
         mailstack.send(make_mail(who)[0], who, [OFFICE])
         assert len(mailstack.wait_for(who, 1, timeout=3.0)) == 1
         assert time.monotonic() - started < 3.0
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        runner.join(timeout=15)
-        loop.close()
-    assert not runner.is_alive()
     assert len(tickets(settings)) == 1
 
 

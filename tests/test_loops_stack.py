@@ -4,15 +4,12 @@ auto-responder, and another office's daemon, over real IMAP and SMTP, and the ex
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import email
 import smtplib
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
@@ -22,12 +19,11 @@ import structlog
 from sqlalchemy import func, select
 
 from mailer import cli
-from mailer.daemon import Daemon
 from mailer.settings import Settings
 from storage import db, repo
 from storage.tables import MessageRow, OutboxRow
 from tests import mailstack
-from tests.conftest import ROOT, make_mail, office_env, project_settings
+from tests.conftest import ROOT, make_mail, office_env, project_settings, running
 from tests.test_end_to_end import deliver, run_once, tickets
 
 pytestmark = [pytest.mark.mailstack, pytest.mark.usefixtures("office_mailboxes")]
@@ -89,24 +85,6 @@ def test_real_bounce_of_an_ack_flags_the_requester(
     run_once(settings)
     assert len(tickets(settings)) == 2
     assert count_out(settings) == 1  # no second mail towards the bouncing address
-
-
-@contextmanager
-def running(settings: Settings) -> Iterator[Daemon]:
-    """The daemon running (IDLE, outbox sender) in a thread until the block ends."""
-    daemon = Daemon(settings)
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    runner = threading.Thread(target=loop.run_until_complete, args=(daemon.run_forever(stop),))
-    runner.start()
-    try:
-        time.sleep(1.0)  # connected and idling
-        yield daemon
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        runner.join(timeout=15)
-        loop.close()
-    assert not runner.is_alive()
 
 
 class BadAutoResponder:
