@@ -49,6 +49,7 @@ _PREFIX = re.compile(
 _BRACKETED = re.compile(r"^\s*\[\s*(?:fwd?|re)\s*:\s*(.*)\]\s*$", re.IGNORECASE)
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _UNFOLD = re.compile(rb"\r?\n[ \t]+")
+_OUTLOOK = re.compile(rb"(?i)\nthread-(?:index|topic):")
 _THREAD_INDEX = re.compile(rb"(?im)^thread-index:[ \t]*([A-Za-z0-9+/=]+)")
 _THREAD_TOPIC = re.compile(rb"(?im)^thread-topic:[ \t]*([^\r\n]*)")
 CONVERSATION_BYTES = 22  # Thread-Index: 6 bytes of FILETIME + a 16-byte GUID; replies append 5
@@ -119,7 +120,10 @@ def outlook_hints(raw: bytes) -> OutlookHints:
     """Thread-Index's conversation part (the first 22 bytes, hex) and Thread-Topic, read from the
     header block; a Thread-Index that is not base64 or too short is ignored."""
     found = _HEAD_END.search(raw)
-    head = _UNFOLD.sub(b" ", raw[: found.start()] if found else raw)
+    head = raw[: found.start()] if found else raw
+    if not _OUTLOOK.search(head):
+        return NO_HINTS
+    head = _UNFOLD.sub(b" ", head)
     conversation = None
     index = _THREAD_INDEX.search(head)
     if index:
