@@ -15,6 +15,7 @@ from sqlalchemy import Engine, func, select
 
 from mailer import sla
 from mailer.clock import FrozenClock
+from mailer.daemon import open_database
 from mailer.errors import ConfigError
 from mailer.model import FetchedMail
 from mailer.pipeline import Outcome, Pipeline
@@ -272,3 +273,29 @@ def test_reopen_days_is_read_from_the_settings(tmp_path: Path) -> None:
     (tmp_path / "settings.toml").write_text(text)
     loaded = load_settings(tmp_path / "settings.toml", environ={**os.environ, **office_env()})
     assert dataclasses.asdict(loaded.threading)["reopen_days"] == 9.5
+
+
+def test_show_lists_people_and_links_both_ways(
+    tmp_path: Path, clock: FrozenClock, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mailer show` prints a ticket's participants and its links, on the old and the new ticket."""
+    from mailer import cli
+
+    text = (
+        (ROOT / "settings.toml").read_text().replace('"var/pst-mailer.sqlite3"', f'"{tmp_path}/show.sqlite3"')
+    )
+    (tmp_path / "settings.toml").write_text(text)
+    settings = load_settings(tmp_path / "settings.toml", environ={**os.environ, **office_env()})
+    engine = open_database(settings, clock)
+    pipe = Pipeline(settings, engine, Renderer(), clock)
+    pipe.process(fetched(make_mail(RINA, headers=(("Cc", SARI),))[0]))
+    pipe.process(fetched(make_mail(BUDI, subject=f"Re: Permohonan data [{FIRST_REF}]")[0]))
+    engine.dispose()
+    for name, value in office_env().items():  # the cli reads the passwords from the environment
+        monkeypatch.setenv(name, value)
+    assert cli.main(["--settings", str(tmp_path / "settings.toml"), "show", FIRST_REF]) == 0
+    old = capsys.readouterr().out
+    assert f"{RINA} (requester)" in old and f"{SARI} (cc)" in old
+    assert "link      : followed by PST-3514-2026-00002 (not a participant)" in old
+    assert cli.main(["--settings", str(tmp_path / "settings.toml"), "show", "PST-3514-2026-00002"]) == 0
+    assert f"link      : opened from {FIRST_REF} (not a participant)" in capsys.readouterr().out
