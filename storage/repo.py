@@ -271,6 +271,22 @@ def link_tickets(s: Session, ticket_id: int, linked_ticket_id: int, reason: str,
     )
 
 
+def linked_ticket_of(s: Session, linked_ticket_id: int, requester: str) -> TicketRef | None:
+    """The newest open (not closed) ticket of `requester` that was opened from `linked_ticket_id`."""
+    row = s.execute(
+        select(col(Ticket.id), col(Ticket.ref), col(Ticket.state), col(Ticket.requester_email))
+        .join(TicketLink, col(TicketLink.ticket_id) == col(Ticket.id))
+        .where(
+            col(TicketLink.linked_ticket_id) == linked_ticket_id,
+            col(Ticket.requester_email) == requester,
+            col(Ticket.state) != "closed",
+        )
+        .order_by(col(Ticket.id).desc())
+        .limit(1)
+    ).first()
+    return None if row is None else TicketRef(*row)
+
+
 def ticket_links(s: Session, ticket_id: int) -> list[tuple[str, str, str]]:
     """Links of a ticket both ways: [(direction, other ref, reason)], direction "from" when this
     ticket was opened from the other one, "to" when the other was opened from this one."""

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 from sqlalchemy import Engine, func, select
 
 from mailer import sla
@@ -293,9 +294,41 @@ def test_show_lists_people_and_links_both_ways(
     engine.dispose()
     for name, value in office_env().items():  # the cli reads the passwords from the environment
         monkeypatch.setenv(name, value)
-    assert cli.main(["--settings", str(tmp_path / "settings.toml"), "show", FIRST_REF]) == 0
-    old = capsys.readouterr().out
+    logging = structlog.get_config()  # the cli configures logging onto the captured stderr
+    try:
+        assert cli.main(["--settings", str(tmp_path / "settings.toml"), "show", FIRST_REF]) == 0
+        old = capsys.readouterr().out
+        assert cli.main(["--settings", str(tmp_path / "settings.toml"), "show", "PST-3514-2026-00002"]) == 0
+        new = capsys.readouterr().out
+    finally:
+        structlog.configure(**logging)
     assert f"{RINA} (requester)" in old and f"{SARI} (cc)" in old
     assert "link      : followed by PST-3514-2026-00002 (not a participant)" in old
-    assert cli.main(["--settings", str(tmp_path / "settings.toml"), "show", "PST-3514-2026-00002"]) == 0
-    assert f"link      : opened from {FIRST_REF} (not a participant)" in capsys.readouterr().out
+    assert f"link      : opened from {FIRST_REF} (not a participant)" in new
+
+
+def test_stranger_writing_again_with_the_tag_continues_their_linked_ticket(
+    pipe: Pipeline, engine: Engine
+) -> None:
+    """A non-participant's second mail with the old tag joins the ticket opened for their first,
+    instead of opening (and acknowledging) one more."""
+    pipe.process(fetched(make_mail(RINA)[0]))
+    for _ in range(2):
+        pipe.process(fetched(make_mail(BUDI, subject=f"Re: Permohonan data [{FIRST_REF}]")[0]))
+    old, new = tickets(engine)
+    assert (old.message_count, new.message_count) == (1, 2)
+    assert acks(engine) == 2
+
+
+def test_requester_after_reopen_window_writing_twice_gets_one_new_ticket(
+    pipe: Pipeline, engine: Engine, clock: FrozenClock, settings: Settings
+) -> None:
+    """Two mails on a long-closed ticket: the second joins the new ticket the first opened."""
+    raw, mid = make_mail(RINA)
+    pipe.process(fetched(raw))
+    close_first(engine, clock)
+    clock.advance(timedelta(days=settings.threading.reopen_days + 1))
+    for _ in range(2):
+        reply = make_mail(RINA, subject="Re: Permohonan data", headers=(("In-Reply-To", f"<{mid}>"),))[0]
+        pipe.process(fetched(reply))
+    assert [t.message_count for t in tickets(engine)] == [1, 2]
