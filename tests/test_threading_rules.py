@@ -332,3 +332,11 @@ def test_requester_after_reopen_window_writing_twice_gets_one_new_ticket(
         reply = make_mail(RINA, subject="Re: Permohonan data", headers=(("In-Reply-To", f"<{mid}>"),))[0]
         pipe.process(fetched(reply))
     assert [t.message_count for t in tickets(engine)] == [1, 2]
+
+
+def test_no_subject_placeholder_never_matches_by_subject(pipe: Pipeline, engine: Engine) -> None:
+    """Two "Re: (tanpa subjek)" replies without references (to two subjectless mails) are not
+    one conversation: the placeholder names none."""
+    pipe.process(fetched(make_mail(RINA, subject="Re: (tanpa subjek)", body="Soal data IPM.")[0]))
+    other = make_mail(RINA, subject="RE: (tanpa subjek)", body="Soal data inflasi.")[0]
+    assert pipe.process(fetched(other)) is Outcome.TICKET_CREATED
