@@ -197,6 +197,12 @@ def step_thread(p: Pipeline, ctx: MailContext, s: Session) -> None:
             ctx.link_to = (match.ticket, "reopen_window_passed")
     elif verdict is Admission.JOIN:
         ctx.ticket, ctx.participants = match.ticket, participants
+    if ctx.link_to is not None and (requester := rules.acknowledgement_recipient(mail)):
+        # the same person writing again the same way continues the ticket opened for them
+        earlier = repo.linked_ticket_of(s, match.ticket.id, requester)
+        if earlier is not None:
+            ctx.ticket, ctx.link_to = earlier, None
+            ctx.participants = repo.ticket_participants(s, earlier.id)
 
 
 def step_flags(p: Pipeline, ctx: MailContext, s: Session) -> None:

@@ -47,8 +47,15 @@ _PREFIX = re.compile(
     re.IGNORECASE,
 )
 _BRACKETED = re.compile(r"^\s*\[\s*(?:fwd?|re)\s*:\s*(.*)\]\s*$", re.IGNORECASE)
+# What clients show (and then send, prefixed, in a reply) for a mail without a subject: not a
+# conversation's name, so it normalises to "" and never matches by subject.
+_NO_SUBJECT = frozenset(
+    {"(no subject)", "no subject", "(tanpa subjek)", "(tidak ada subjek)", "(tanpa judul)", "(kein betreff)",
+     "(sans objet)", "(sin asunto)", "(nessun oggetto)", "(sem assunto)", "(untitled)"}
+)  # fmt: skip
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _UNFOLD = re.compile(rb"\r?\n[ \t]+")
+_OUTLOOK = re.compile(rb"(?i)\nthread-(?:index|topic):")
 _THREAD_INDEX = re.compile(rb"(?im)^thread-index:[ \t]*([A-Za-z0-9+/=]+)")
 _THREAD_TOPIC = re.compile(rb"(?im)^thread-topic:[ \t]*([^\r\n]*)")
 CONVERSATION_BYTES = 22  # Thread-Index: 6 bytes of FILETIME + a 16-byte GUID; replies append 5
@@ -87,7 +94,8 @@ class Admission(StrEnum):
 
 def normalise_subject(subject: str) -> str:
     """The subject a conversation keeps however clients prefix it: "RE: Balas: [EXTERNAL] Fwd:
-    Data IPM [PST-3514-2026-00001]" → "data ipm". Ticket tags are dropped, case and spaces folded."""
+    Data IPM [PST-3514-2026-00001]" → "data ipm". Ticket tags are dropped, case and spaces folded;
+    a client's placeholder for no subject ("Re: (tanpa subjek)") gives ""."""
     text = TAG.sub(" ", subject)
     while True:
         bracketed = _BRACKETED.match(text)
@@ -98,7 +106,8 @@ def normalise_subject(subject: str) -> str:
         if stripped == text:
             break
         text = stripped
-    return " ".join(text.split()).casefold()
+    key = " ".join(text.split()).casefold()
+    return "" if key in _NO_SUBJECT else key
 
 
 def is_reply_subject(subject: str) -> bool:
@@ -119,7 +128,10 @@ def outlook_hints(raw: bytes) -> OutlookHints:
     """Thread-Index's conversation part (the first 22 bytes, hex) and Thread-Topic, read from the
     header block; a Thread-Index that is not base64 or too short is ignored."""
     found = _HEAD_END.search(raw)
-    head = _UNFOLD.sub(b" ", raw[: found.start()] if found else raw)
+    head = raw[: found.start()] if found else raw
+    if not _OUTLOOK.search(head):
+        return NO_HINTS
+    head = _UNFOLD.sub(b" ", head)
     conversation = None
     index = _THREAD_INDEX.search(head)
     if index:

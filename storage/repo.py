@@ -192,6 +192,9 @@ _REFERENCED = (
     .order_by(_M.c.id.desc())
     .limit(50)
 )
+_P = TicketParticipant.__table__  # type: ignore[attr-defined]
+_PARTICIPANTS = select(_P.c.email, _P.c.role).where(_P.c.ticket_id == bindparam("ticket"))
+_INSERT_PARTICIPANTS = insert(_P)
 _TICKET_BY_CONVERSATION_INDEX = (
     select(*_TICKET_COLUMNS)
     .join(_M, _M.c.ticket_id == _T.c.id)
@@ -232,12 +235,7 @@ def ticket_texts(s: Session, ticket_ids: Sequence[int], limit: int = 200) -> lis
 
 def ticket_participants(s: Session, ticket_id: int) -> dict[str, str]:
     """The people on a ticket: {email: role} (role: requester | cc | staff)."""
-    rows = s.execute(
-        select(col(TicketParticipant.email), col(TicketParticipant.role)).where(
-            col(TicketParticipant.ticket_id) == ticket_id
-        )
-    )
-    return {email: role for email, role in rows}
+    return {email: role for email, role in s.connection().execute(_PARTICIPANTS, {"ticket": ticket_id})}
 
 
 def add_participants(
@@ -251,7 +249,7 @@ def add_participants(
         if email and email not in skip
     ]
     if rows:
-        s.connection().execute(insert(TicketParticipant), rows)
+        s.connection().execute(_INSERT_PARTICIPANTS, rows)
 
 
 def add_staff(s: Session, ticket_id: int, email: str, at: datetime) -> None:
@@ -275,6 +273,22 @@ def link_tickets(s: Session, ticket_id: int, linked_ticket_id: int, reason: str,
             ticket_id=ticket_id, linked_ticket_id=linked_ticket_id, reason=reason, created_at=at
         )
     )
+
+
+def linked_ticket_of(s: Session, linked_ticket_id: int, requester: str) -> TicketRef | None:
+    """The newest open (not closed) ticket of `requester` that was opened from `linked_ticket_id`."""
+    row = s.execute(
+        select(col(Ticket.id), col(Ticket.ref), col(Ticket.state), col(Ticket.requester_email))
+        .join(TicketLink, col(TicketLink.ticket_id) == col(Ticket.id))
+        .where(
+            col(TicketLink.linked_ticket_id) == linked_ticket_id,
+            col(Ticket.requester_email) == requester,
+            col(Ticket.state) != "closed",
+        )
+        .order_by(col(Ticket.id).desc())
+        .limit(1)
+    ).first()
+    return None if row is None else TicketRef(*row)
 
 
 def ticket_links(s: Session, ticket_id: int) -> list[tuple[str, str, str]]:

@@ -27,6 +27,9 @@ SUBJECTS = [
     ("Trend inflasi", "trend inflasi"),
     ("Balasan data", "balasan data"),
     ("", ""),
+    ("Re: (tanpa subjek)", ""),  # the placeholder of a mail without subject names no conversation
+    ("RE: Re: (no subject)", ""),
+    ("Balas: (Tanpa Subjek)", ""),
 ]
 
 

@@ -11,10 +11,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 from sqlalchemy import Engine, func, select
 
 from mailer import sla
 from mailer.clock import FrozenClock
+from mailer.daemon import open_database
 from mailer.errors import ConfigError
 from mailer.model import FetchedMail
 from mailer.pipeline import Outcome, Pipeline
@@ -272,3 +274,69 @@ def test_reopen_days_is_read_from_the_settings(tmp_path: Path) -> None:
     (tmp_path / "settings.toml").write_text(text)
     loaded = load_settings(tmp_path / "settings.toml", environ={**os.environ, **office_env()})
     assert dataclasses.asdict(loaded.threading)["reopen_days"] == 9.5
+
+
+def test_show_lists_people_and_links_both_ways(
+    tmp_path: Path, clock: FrozenClock, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mailer show` prints a ticket's participants and its links, on the old and the new ticket."""
+    from mailer import cli
+
+    text = (
+        (ROOT / "settings.toml").read_text().replace('"var/pst-mailer.sqlite3"', f'"{tmp_path}/show.sqlite3"')
+    )
+    (tmp_path / "settings.toml").write_text(text)
+    settings = load_settings(tmp_path / "settings.toml", environ={**os.environ, **office_env()})
+    engine = open_database(settings, clock)
+    pipe = Pipeline(settings, engine, Renderer(), clock)
+    pipe.process(fetched(make_mail(RINA, headers=(("Cc", SARI),))[0]))
+    pipe.process(fetched(make_mail(BUDI, subject=f"Re: Permohonan data [{FIRST_REF}]")[0]))
+    engine.dispose()
+    for name, value in office_env().items():  # the cli reads the passwords from the environment
+        monkeypatch.setenv(name, value)
+    logging = structlog.get_config()  # the cli configures logging onto the captured stderr
+    try:
+        assert cli.main(["--settings", str(tmp_path / "settings.toml"), "show", FIRST_REF]) == 0
+        old = capsys.readouterr().out
+        assert cli.main(["--settings", str(tmp_path / "settings.toml"), "show", "PST-3514-2026-00002"]) == 0
+        new = capsys.readouterr().out
+    finally:
+        structlog.configure(**logging)
+    assert f"{RINA} (requester)" in old and f"{SARI} (cc)" in old
+    assert "link      : followed by PST-3514-2026-00002 (not a participant)" in old
+    assert f"link      : opened from {FIRST_REF} (not a participant)" in new
+
+
+def test_stranger_writing_again_with_the_tag_continues_their_linked_ticket(
+    pipe: Pipeline, engine: Engine
+) -> None:
+    """A non-participant's second mail with the old tag joins the ticket opened for their first,
+    instead of opening (and acknowledging) one more."""
+    pipe.process(fetched(make_mail(RINA)[0]))
+    for _ in range(2):
+        pipe.process(fetched(make_mail(BUDI, subject=f"Re: Permohonan data [{FIRST_REF}]")[0]))
+    old, new = tickets(engine)
+    assert (old.message_count, new.message_count) == (1, 2)
+    assert acks(engine) == 2
+
+
+def test_requester_after_reopen_window_writing_twice_gets_one_new_ticket(
+    pipe: Pipeline, engine: Engine, clock: FrozenClock, settings: Settings
+) -> None:
+    """Two mails on a long-closed ticket: the second joins the new ticket the first opened."""
+    raw, mid = make_mail(RINA)
+    pipe.process(fetched(raw))
+    close_first(engine, clock)
+    clock.advance(timedelta(days=settings.threading.reopen_days + 1))
+    for _ in range(2):
+        reply = make_mail(RINA, subject="Re: Permohonan data", headers=(("In-Reply-To", f"<{mid}>"),))[0]
+        pipe.process(fetched(reply))
+    assert [t.message_count for t in tickets(engine)] == [1, 2]
+
+
+def test_no_subject_placeholder_never_matches_by_subject(pipe: Pipeline, engine: Engine) -> None:
+    """Two "Re: (tanpa subjek)" replies without references (to two subjectless mails) are not
+    one conversation: the placeholder names none."""
+    pipe.process(fetched(make_mail(RINA, subject="Re: (tanpa subjek)", body="Soal data IPM.")[0]))
+    other = make_mail(RINA, subject="RE: (tanpa subjek)", body="Soal data inflasi.")[0]
+    assert pipe.process(fetched(other)) is Outcome.TICKET_CREATED

@@ -1,6 +1,6 @@
 """Threading benchmark: how many mails of a generated corpus land in the right ticket.
 
-    .venv/bin/python bench/threading.py [-n 5000] [--strip 0.3] [--seed 3514]
+    .venv/bin/python bench/thread_accuracy.py [-n 5000] [--strip 0.3] [--seed 3514]
 
 Prints figures; it is not a test. Steps, for each of two variants of the corpus:
   1. the corpus of N mails from ../shared/tools/gen_corpus.py (cached in bench/out/corpus-N/,
@@ -17,28 +17,22 @@ Prints figures; it is not a test. Steps, for each of two variants of the corpus:
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import dataclasses
+import json
+import random
+import re
+import shutil
+import sqlite3
 import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import closing
+from email.header import Header, decode_header, make_header
 from pathlib import Path
-
-# Run as `python bench/threading.py`, this file's folder comes first on sys.path and would
-# shadow the standard library's `threading` (which asyncio and logging import): drop it.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-import random  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import sqlite3  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from contextlib import closing  # noqa: E402
-from email.header import Header, decode_header, make_header  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
