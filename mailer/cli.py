@@ -13,10 +13,14 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from email import message_from_bytes, policy
+from typing import TYPE_CHECKING
 
 from mailer import log
 from mailer.errors import ConfigError
 from mailer.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from storage.tables import MessageRow
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="one ticket with its messages")
     show.add_argument("ref", help="ticket reference, e.g. PST-3514-2026-00042")
     show.add_argument("--raw", action="store_true", help="print each message's full source")
+    show.add_argument(
+        "--full", action="store_true", help="print each message's full text, quoted history included"
+    )
     return parser
 
 
@@ -56,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run(settings, forever=args.command == "run"))
     if args.command == "tickets":
         return _tickets(settings, args.office, args.state, args.limit)
-    return _show(settings, args.ref, args.raw)
+    return _show(settings, args.ref, args.raw, args.full)
 
 
 def _check_config(settings: Settings) -> int:
@@ -112,7 +119,7 @@ def _tickets(settings: Settings, office: str | None, state: str | None, limit: i
     return 0
 
 
-def _show(settings: Settings, ref: str, raw: bool) -> int:
+def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
     from storage import db, repo
 
     engine = db.make_engine(settings.database_url)
@@ -143,9 +150,19 @@ def _show(settings: Settings, ref: str, raw: bool) -> int:
         if raw:
             print(message_from_bytes(m.raw, policy=policy.compat32).as_string())
         else:
-            body = m.body_text.strip()
-            print("   " + "\n   ".join(body.splitlines()[:40]))
+            print("   " + "\n   ".join(_message_text(m, full).splitlines()[:40]))
     return 0
+
+
+def _message_text(m: MessageRow, full: bool) -> str:
+    """What a person wrote (the trimmed text), or with `full` the whole decoded text; our own
+    outgoing mail is shown whole."""
+    body = m.body_text.strip()
+    if full or m.direction == "out" or m.body_trimmed.strip() == body:
+        return body
+    if not m.body_trimmed.strip():
+        return "(nothing of their own above the quoted text; --full shows it all)"
+    return m.body_trimmed.strip() + "\n[quoted history and signature trimmed; --full shows them]"
 
 
 if __name__ == "__main__":

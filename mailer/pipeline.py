@@ -1,6 +1,6 @@
 """The per-mail driver: a named, ordered tuple of steps (GNU Mailman's pipeline habit).
 
-    parse → classify → [ dedupe → thread → store → acknowledge → cursor ]  one transaction
+    parse → trim → classify → [ dedupe → thread → store → acknowledge → cursor ]  one transaction
 
 The bracketed steps share one database transaction, so the raw mail, the ticket, the
 rendered acknowledgement (an outbox row) and the mailbox cursor are committed together or
@@ -29,6 +29,7 @@ from mailer.parse import parse
 from mailer.render import Outgoing, Renderer
 from mailer.settings import Office, Settings
 from mailer.threader import ThreadMatch, find_ticket, normalise_subject
+from mailer.trim import trim
 from storage import db, repo
 
 logger = log.get(__name__)
@@ -59,6 +60,7 @@ class MailContext:
     raw_sha256: str = ""
     dedupe_key: str = ""
     parsed: ParsedMail | None = None
+    written: str = ""  # what the person wrote: the text without quoted history and signature
     decision: Decision | None = None
     match: ThreadMatch | None = None
     ticket: repo.TicketRef | None = None
@@ -104,6 +106,10 @@ def step_parse(p: Pipeline, ctx: MailContext) -> None:
     ctx.dedupe_key = dedupe_key(mid, ctx.fetched.raw, ctx.parsed)
 
 
+def step_trim(p: Pipeline, ctx: MailContext) -> None:
+    ctx.written = trim(ctx.mail.text)[0]
+
+
 def step_classify(p: Pipeline, ctx: MailContext) -> None:
     ctx.decision = rules.decide(ctx.mail, p.own_addresses)
 
@@ -147,6 +153,7 @@ def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
         sent_at=mail.date,
         stored_at=ctx.now,
         body_text=mail.text,
+        body_trimmed=ctx.written,
         defects="\n".join(mail.defects),
         raw_sha256=ctx.raw_sha256,
         raw=ctx.fetched.raw,
@@ -203,7 +210,11 @@ def save_cursor(ctx: MailContext, s: Session) -> None:
     repo.save_cursor(s, f.office_code, f.mailbox, f.uidvalidity, f.uid, ctx.now)
 
 
-BEFORE_TX: tuple[tuple[str, Step], ...] = (("parse", step_parse), ("classify", step_classify))
+BEFORE_TX: tuple[tuple[str, Step], ...] = (
+    ("parse", step_parse),
+    ("trim", step_trim),
+    ("classify", step_classify),
+)
 IN_TX: tuple[tuple[str, TxStep], ...] = (
     ("dedupe", step_dedupe),
     ("thread", step_thread),
