@@ -39,6 +39,7 @@ _BODY_TYPES = ("text/plain", "text/html")
 _CID_REF = re.compile(r"""cid:([^"'\s>)]+)""", re.IGNORECASE)
 _PARAM = re.compile(r';[ \t]*([^\s=;"]+)[ \t]*=[ \t]*("[^"\\]*(?:\\.[^"\\]*)*"?|[^;]*)')
 _QUOTED_PAIR = re.compile(r"\\(.)")
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]{1,40})""", re.I)
 
 
 class PartInfo(NamedTuple):
@@ -223,9 +224,13 @@ def _leaf(part: Message, info: PartInfo, body: Body, parent: str) -> None:
         body.defects.append(f"unknown content-transfer-encoding {info.cte!r}: {ctype}")
     container = parent.rstrip("+")
     if ctype in _BODY_TYPES and info.disposition != "attachment" and not (info.filename and parent):
-        text, ok = decode_text(data, info.charset)
+        charset = info.charset
+        if charset is None and ctype == "text/html":  # <meta charset=…> when the header has none
+            declared = _META_CHARSET.search(data, 0, 4096)
+            charset = declared.group(1).decode("ascii") if declared else None
+        text, ok = decode_text(data, charset)
         if not ok:
-            body.defects.append(f"bad charset {info.charset!r}: {ctype}")
+            body.defects.append(f"bad charset {charset!r}: {ctype}")
         if ctype == "text/html":
             body.htmls.append(text)
         if ctype == "text/plain" or not parent.endswith("+"):  # HTML with a plain alternative: skip
