@@ -20,7 +20,7 @@ from mailer.errors import ConfigError
 from mailer.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from storage.tables import MessageRow
+    from storage.tables import AttachmentRow, MessageRow
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -126,6 +126,7 @@ def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
     db.migrate(engine)
     with db.reading(engine) as s:
         found = repo.ticket_with_messages(s, ref)
+        files = repo.attachments_of(s, [m.id for m, _ in found[1] if m.id is not None]) if found else {}
     if found is None:
         print(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
@@ -147,11 +148,27 @@ def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
         print(f"\n{arrow} {m.kind} #{m.id} {stamp}  {m.from_email} -> {m.to_emails}{delivery}")
         print(f"   Subject: {m.subject}")
         print(f"   Message-ID: <{m.message_id}>")
+        for line in _attachment_lines(files.get(m.id or 0, [])):
+            print(f"   {line}")
         if raw:
             print(message_from_bytes(m.raw, policy=policy.compat32).as_string())
         else:
             print("   " + "\n   ".join(_message_text(m, full).splitlines()[:40]))
     return 0
+
+
+def _attachment_lines(files: list[AttachmentRow]) -> list[str]:
+    """ "Attachments (2):" and one line per file: name, type, size, hash, and what is missing."""
+    if not files:
+        return []
+    lines = [f"Attachments ({len(files)}):"]
+    for a in files:
+        notes = [f"from {a.origin}"] if a.origin else []
+        if a.omitted:
+            notes.append(f"bytes not stored: {a.omitted}; the raw mail has them")
+        extra = f"  [{'; '.join(notes)}]" if notes else ""
+        lines.append(f"  {a.filename}  {a.content_type}, {a.size:,} bytes, sha256 {a.sha256[:16]}…{extra}")
+    return lines
 
 
 def _message_text(m: MessageRow, full: bool) -> str:

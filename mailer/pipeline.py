@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from mailer import log, rules, sla
+from mailer.attachments import attachment_rows
 from mailer.clock import Clock
 from mailer.model import Decision, FetchedMail, MailKind, ParsedMail
 from mailer.outbox import enqueue
@@ -134,7 +135,7 @@ def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
     kind = str(decision.kind)
     if decision.kind is MailKind.REQUEST and not ctx.new_ticket:
         kind = "followup"
-    repo.add_message(
+    message_pk = repo.add_message(
         s,
         office_code=office.code,
         ticket_id=ctx.ticket.id if ctx.ticket else None,
@@ -158,6 +159,9 @@ def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
         raw_sha256=ctx.raw_sha256,
         raw=ctx.fetched.raw,
     )
+    if mail.attachments:
+        rows = attachment_rows(message_pk, mail.attachments, p.settings.attachments.max_bytes)
+        repo.add_attachments(s, rows)
     if ctx.ticket is not None and not ctx.new_ticket:  # a new ticket counts its first mail itself
         repo.note_ticket_message(s, ctx.ticket.id, ctx.now)
 

@@ -123,6 +123,14 @@ class ThreadingSettings:
 
 
 @dataclass(frozen=True)
+class AttachmentSettings:
+    max_bytes: int = 10_000_000  # an attachment over this is listed (name, size, hash) without its bytes
+
+
+MAX_ATTACHMENT_BYTES = 500_000_000  # one database value; PostgreSQL's bytea stops at 1 GB
+
+
+@dataclass(frozen=True)
 class Settings:
     file: Path
     database_url: str
@@ -133,6 +141,7 @@ class Settings:
     offices: tuple[Office, ...]
     provinces: dict[str, Province]
     threading: ThreadingSettings = ThreadingSettings()
+    attachments: AttachmentSettings = AttachmentSettings()
 
     def office(self, code: str) -> Office:
         for office in self.offices:
@@ -244,6 +253,7 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
         offices=offices,
         provinces=provinces,
         threading=_threading(root.table("threading", required=False)),
+        attachments=_attachments(root.table("attachments", required=False)),
     )
     for reader in (storage, log, offices_table, root):
         reader.done()
@@ -298,6 +308,17 @@ def _threading(r: _Reader) -> ThreadingSettings:
     threading = ThreadingSettings(subject_window_days=r.number("subject_window_days", d.subject_window_days))
     r.done()
     return threading
+
+
+def _attachments(r: _Reader) -> AttachmentSettings:
+    d = AttachmentSettings()
+    max_bytes = r.integer("max_bytes", d.max_bytes, minimum=0)
+    if max_bytes > MAX_ATTACHMENT_BYTES:
+        raise r.fail(
+            "max_bytes", f"must be at most {MAX_ATTACHMENT_BYTES} (one database value), got {max_bytes}"
+        )
+    r.done()
+    return AttachmentSettings(max_bytes=max_bytes)
 
 
 def _provinces(r: _Reader) -> dict[str, Province]:

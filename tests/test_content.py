@@ -4,12 +4,14 @@ attachments (safe names, size cap, hashes), on a real SQLite database without ma
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, text
 
-from mailer import cli
 from mailer.clock import FrozenClock
 from mailer.daemon import open_database
 from mailer.model import FetchedMail
@@ -59,25 +61,30 @@ def test_stored_text_is_what_the_person_wrote_and_the_full_text_is_kept(
 
 
 def test_show_prints_the_trimmed_text_and_the_full_text_on_request(
-    pipe: Pipeline,
-    settings: Settings,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    pipe: Pipeline, settings: Settings, tmp_path: Path
 ) -> None:
     """`mailer show REF` shows what the person wrote; `--full` shows the quoted history too."""
-    for name, value in office_env().items():
-        monkeypatch.setenv(name, value)
     raw, _ = make_mail("rina@example.com", subject="Re: Data kemiskinan", body=REPLY)
     pipe.process(fetched(raw))
-    settings_file = _settings_file(settings, tmp_path)
-    assert cli.main(["--settings", str(settings_file), "show", "PST-3514-2026-00001"]) == 0
-    short = capsys.readouterr().out
+    short = show(settings, tmp_path, "PST-3514-2026-00001")
     assert "Mohon datanya dalam format Excel." in short
     assert "Permintaan Anda telah kami terima" not in short
     assert "--full shows them" in short
-    assert cli.main(["--settings", str(settings_file), "show", "PST-3514-2026-00001", "--full"]) == 0
-    assert "> Permintaan Anda telah kami terima" in capsys.readouterr().out
+    assert "> Permintaan Anda telah kami terima" in show(settings, tmp_path, "PST-3514-2026-00001", "--full")
+
+
+def show(settings: Settings, tmp_path: Path, *args: str) -> str:
+    """What `mailer show …` prints, run as a command on this test's database."""
+    settings_file = str(_settings_file(settings, tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-m", "mailer", "--settings", settings_file, "show", *args],
+        env={**os.environ, **office_env()},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def _settings_file(settings: Settings, tmp_path: Path) -> Path:
