@@ -131,3 +131,28 @@ def test_upgrade_from_0002_fills_the_trimmed_text_of_older_messages(
         assert message.body_trimmed == "Isi lama"
     finally:
         upgraded.dispose()
+
+
+OUTLOOK_HTML_ONLY = (
+    '<html><body><div class="WordSection1"><p class="MsoNormal">Terima kasih, datanya sudah saya '
+    'terima.<o:p></o:p></p><p class="MsoNormal">Salam,<br>Budi<o:p></o:p></p><div><div style="border:none;'
+    'border-top:solid #E1E1E1 1.0pt"><p class="MsoNormal"><b>Dari:</b> BPS Kota Kediri &lt;bps3571@bps.go.id'
+    "&gt;<br><b>Dikirim:</b> Senin, 23 November 2026 10.00<br><b>Kepada:</b> budi@example.com<br>"
+    '<b>Subjek:</b> Re: Data inflasi<o:p></o:p></p></div></div><p class="MsoNormal">Yth. Budi, berikut '
+    "data inflasi Kota Kediri 2025.<o:p></o:p></p></div></body></html>"
+)
+
+
+def test_html_only_outlook_reply_is_stored_as_readable_trimmed_text(pipe: Pipeline, engine: Engine) -> None:
+    """An HTML-only Outlook reply becomes text, and its "Dari: / Dikirim: / Kepada: / Subjek:"
+    block with the old mail below is trimmed."""
+    raw = (
+        "From: Budi <budi@example.com>\r\nTo: bps3571@bps.go.id\r\nSubject: RE: Data inflasi\r\n"
+        "Message-ID: <html-only-1@example.com>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n\r\n" + OUTLOOK_HTML_ONLY
+    ).encode()
+    pipe.process(fetched(raw, office="3571"))
+    (message,) = stored_messages(engine)
+    assert message.body_trimmed == "Terima kasih, datanya sudah saya terima.\n\nSalam,\nBudi"
+    assert "Yth. Budi, berikut data inflasi Kota Kediri 2025." in message.body_text
+    assert "<" not in message.body_text.replace("<bps3571@bps.go.id>", "")
