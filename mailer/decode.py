@@ -86,8 +86,14 @@ def _guess(data: bytes) -> str:
 def decode_text(data: bytes, charset: str | None) -> tuple[str, bool]:
     """(text, True) in the declared charset, or (best guess, False) when it did not fit.
 
-    With no charset at all, valid UTF-8 counts as fitting. Never raises.
+    With no charset at all, valid UTF-8 counts as fitting. A NUL character comes out as U+FFFD
+    (PostgreSQL cannot store NUL in text). Never raises.
     """
+    text, clean = _decode_text(data, charset)
+    return (text.replace("\x00", "\ufffd") if "\x00" in text else text), clean
+
+
+def _decode_text(data: bytes, charset: str | None) -> tuple[str, bool]:
     codec = _codec(charset)
     if codec in ("ascii", "utf-8") or codec is None:
         if codec == "ascii" and data.isascii():
@@ -118,9 +124,10 @@ def decode_text(data: bytes, charset: str | None) -> tuple[str, bool]:
 
 
 def recover_8bit(value: str) -> tuple[str, bool]:
-    """A compat32 header value with raw 8-bit bytes (surrogate-escaped) → (text, was UTF-8)."""
+    """A compat32 header value with raw 8-bit bytes (surrogate-escaped) → (text, was UTF-8);
+    NUL characters as U+FFFD."""
     if value.isascii():
-        return value, True
+        return (value.replace("\x00", "\ufffd") if "\x00" in value else value), True
     return decode_text(value.encode("utf-8", "surrogateescape"), None)
 
 

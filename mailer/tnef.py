@@ -68,7 +68,7 @@ def _file(attachment: Any, codepage: str | None) -> TnefFile:
         name = attachment.long_filename()
     except UnicodeDecodeError:  # tnefparse decodes the short name as UTF-8; Outlook wrote its codepage
         name = attachment._name  # the raw name: tnefparse has no public accessor for it
-    name = _text(name, codepage).strip("\x00").strip()
+    name = _text(name, codepage).strip()
     content = attachment.data if isinstance(attachment.data, bytes) else b""
     content_type = _TYPES.guess_type(name, strict=False)[0] or "application/octet-stream"
     return TnefFile(name, content_type, content)
@@ -77,9 +77,9 @@ def _file(attachment: Any, codepage: str | None) -> TnefFile:
 def _body(tnef: Any) -> str:
     """The message body: plain text, else HTML made text, else RTF made text; "" if none."""
     if tnef.body:
-        return _text(tnef.body, tnef.codepage).strip("\x00").strip()
+        return _text(tnef.body, tnef.codepage).strip()
     if tnef.htmlbody:
-        return html_to_text(_text(tnef.htmlbody, tnef.codepage).strip("\x00")).strip()
+        return html_to_text(_text(tnef.htmlbody, tnef.codepage)).strip()
     rtf = tnef.rtfbody
     if not rtf:
         return ""
@@ -94,5 +94,5 @@ def _body(tnef: Any) -> str:
 def _text(value: Any, codepage: str | None) -> str:
     """A tnefparse value (str, or bytes in the message's codepage) as text."""
     if isinstance(value, bytes):
-        return decode_text(value, codepage or "cp1252")[0]
-    return str(value)
+        return decode_text(value.rstrip(b"\x00"), codepage or "cp1252")[0]
+    return str(value).rstrip("\x00").replace("\x00", "\ufffd")

@@ -162,3 +162,19 @@ def test_unknown_charset_in_an_encoded_word() -> None:
     """An RFC 2047 word in an unknown charset still decodes (UTF-8, else windows-1252)."""
     mail = parse(b"From: a@example.com\r\nSubject: =?x-unknown?Q?Tabel_=93A=94?=\r\n\r\nIsi.\r\n")
     assert mail.subject == "Tabel \u201cA\u201d"
+
+
+NUL_MAIL = (
+    b"From: =?utf-8?q?Rina=00W?= <rina@example.com>\r\nSubject: Data\x00 =?utf-8?q?a=00b?=\r\n"
+    b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+    b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nIsi\x00teks\r\n"
+    b'--b\r\nContent-Type: application/pdf; name="a\x00b.pdf"\r\n\r\nAAAA\r\n--b--\r\n'
+)
+
+
+def test_nul_characters_never_reach_the_text() -> None:
+    """NUL characters (which PostgreSQL cannot store in text) come out as U+FFFD everywhere."""
+    mail = parse(NUL_MAIL)
+    assert mail.from_ is not None
+    values = (mail.text, mail.subject, mail.from_.name, *(a.filename for a in mail.attachments))
+    assert values == ("Isi\ufffdteks", "Data\ufffd a\ufffdb", "Rina\ufffdW", "a\ufffdb.pdf")

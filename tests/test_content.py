@@ -3,6 +3,7 @@ attachments (safe names, size cap, hashes), on a real SQLite database without ma
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import subprocess
@@ -19,7 +20,7 @@ from mailer.pipeline import Outcome, Pipeline
 from mailer.render import Renderer
 from mailer.settings import Settings
 from storage import db
-from storage.tables import MessageRow
+from storage.tables import AttachmentRow, MessageRow
 from tests.conftest import make_mail, office_env
 
 _uids = itertools.count(1)
@@ -156,3 +157,35 @@ def test_html_only_outlook_reply_is_stored_as_readable_trimmed_text(pipe: Pipeli
     assert message.body_trimmed == "Terima kasih, datanya sudah saya terima.\n\nSalam,\nBudi"
     assert "Yth. Budi, berikut data inflasi Kota Kediri 2025." in message.body_text
     assert "<" not in message.body_text.replace("<bps3571@bps.go.id>", "")
+
+
+@pytest.fixture
+def postgres(settings: Settings) -> Settings:
+    """The settings on an empty scratch PostgreSQL database (scripts/test.sh starts one)."""
+    url = os.environ.get("PST_TEST_POSTGRES_URL", "")
+    if not url:
+        pytest.skip("PST_TEST_POSTGRES_URL is not set (scripts/test.sh starts PostgreSQL and sets it)")
+    engine = db.make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return dataclasses.replace(settings, database_url=url)
+
+
+def test_mail_with_nul_characters_is_stored_on_postgresql(postgres: Settings, clock: FrozenClock) -> None:
+    """On PostgreSQL (no NUL in text columns) a mail with NULs in its text, subject and file
+    name is stored with its ticket and attachment, not dead-lettered."""
+    from tests.test_charsets import NUL_MAIL
+
+    engine = open_database(postgres, clock)
+    try:
+        pipe = Pipeline(postgres, engine, Renderer(), clock)
+        assert pipe.process(fetched(NUL_MAIL)) is Outcome.TICKET_CREATED
+        (message,) = stored_messages(engine)
+        assert (message.body_text, message.raw) == ("Isi\ufffdteks", NUL_MAIL)
+        with db.reading(engine) as s:
+            (name,) = s.execute(select(AttachmentRow.original_filename)).scalars()
+        assert name == "a\ufffdb.pdf"
+    finally:
+        engine.dispose()
