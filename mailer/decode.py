@@ -25,6 +25,7 @@ from functools import lru_cache
 
 _EWORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?(.*?)\?=")
 _NOT_B64 = re.compile(rb"[^A-Za-z0-9+/]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # UTF-7 can encode them; no database stores them
 _SUPERSETS = {"iso8859-1": "cp1252", "gb2312": "gb18030", "gbk": "gb18030", "euc_kr": "cp949",
               "shift_jis": "cp932"}  # fmt: skip
 _ALIASES = {
@@ -108,7 +109,8 @@ def _decode_text(data: bytes, charset: str | None) -> tuple[str, bool]:
         except UnicodeDecodeError:
             pass
     try:
-        return data.decode(codec, "pst-cp1252" if codec == "cp1252" else "strict"), True
+        text = data.decode(codec, "pst-cp1252" if codec == "cp1252" else "strict")
+        return (_LONE_SURROGATE.sub("\ufffd", text) if codec == "utf-7" else text), True
     except (UnicodeError, ValueError, TypeError, LookupError):
         pass
     try:
@@ -118,7 +120,8 @@ def _decode_text(data: bytes, charset: str | None) -> tuple[str, bool]:
     if _single_byte(codec):
         return _guess(data), False
     try:
-        return data.decode(codec, "replace"), False  # a multi-byte charset with a few bad bytes
+        text = data.decode(codec, "replace")  # a multi-byte charset with a few bad bytes
+        return (_LONE_SURROGATE.sub("\ufffd", text) if codec == "utf-7" else text), False
     except (UnicodeError, ValueError, TypeError, LookupError):
         return _guess(data), False
 

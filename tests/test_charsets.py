@@ -178,3 +178,13 @@ def test_nul_characters_never_reach_the_text() -> None:
     assert mail.from_ is not None
     values = (mail.text, mail.subject, mail.from_.name, *(a.filename for a in mail.attachments))
     assert values == ("Isi\ufffdteks", "Data\ufffd a\ufffdb", "Rina\ufffdW", "a\ufffdb.pdf")
+
+
+def test_utf7_lone_surrogates_do_not_reach_the_text() -> None:
+    """A UTF-7 body or subject that encodes half a surrogate pair (which no database can store)
+    gets U+FFFD there."""
+    mail = parse(
+        b"From: a@example.com\r\nSubject: =?utf-7?q?a+2AA-b?=\r\n"
+        b"Content-Type: text/plain; charset=utf-7\r\n\r\nData +AOk- x+2AA-y\r\n"
+    )
+    assert (mail.subject, mail.text.strip()) == ("a\ufffdb", "Data \u00e9 x\ufffdy")
