@@ -13,10 +13,14 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from email import message_from_bytes, policy
+from typing import TYPE_CHECKING
 
 from mailer import log
 from mailer.errors import ConfigError
 from mailer.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from storage.tables import AttachmentRow, MessageRow
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=20)
     sla_cmd = sub.add_parser("sla", help="explain a ticket's deadline step by step")
     sla_cmd.add_argument("ref", help="ticket reference, e.g. PST-3514-2026-00042")
+    show.add_argument(
+        "--full", action="store_true", help="print each message's full text, quoted history included"
+    )
     return parser
 
 
@@ -66,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _sla(settings, args.ref)
     if args.command == "search":
         return _search(settings, " ".join(args.words), args.office, args.limit)
-    return _show(settings, args.ref, args.raw)
+    return _show(settings, args.ref, args.raw, args.full)
 
 
 def _search(settings: Settings, words: str, office: str | None, limit: int) -> int:
@@ -175,7 +182,7 @@ def _tickets(settings: Settings, office: str | None, state: str | None, limit: i
     return 0
 
 
-def _show(settings: Settings, ref: str, raw: bool) -> int:
+def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
     from storage import db, repo
 
     engine = db.make_engine(settings.database_url)
@@ -187,6 +194,7 @@ def _show(settings: Settings, ref: str, raw: bool) -> int:
         assert found is None or found[0].id is not None
         links = repo.ticket_links(s, found[0].id) if found and found[0].id else []
         people = repo.ticket_participants(s, found[0].id) if found and found[0].id else {}
+        files = repo.attachments_of(s, [m.id for m, _ in found[1] if m.id is not None]) if found else {}
     if found is None:
         print(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
@@ -229,12 +237,38 @@ def _show(settings: Settings, ref: str, raw: bool) -> int:
         print(f"\n{arrow} {m.kind} #{m.id} {stamp}  {m.from_email} -> {m.to_emails}{delivery}")
         print(f"   Subject: {m.subject}")
         print(f"   Message-ID: <{m.message_id}>")
+        for line in _attachment_lines(files.get(m.id or 0, [])):
+            print(f"   {line}")
         if raw:
             print(message_from_bytes(m.raw, policy=policy.compat32).as_string())
         else:
-            body = m.body_text.strip()
-            print("   " + "\n   ".join(body.splitlines()[:40]))
+            print("   " + "\n   ".join(_message_text(m, full).splitlines()[:40]))
     return 0
+
+
+def _attachment_lines(files: list[AttachmentRow]) -> list[str]:
+    """ "Attachments (2):" and one line per file: name, type, size, hash, and what is missing."""
+    if not files:
+        return []
+    lines = [f"Attachments ({len(files)}):"]
+    for a in files:
+        notes = [f"from {a.origin}"] if a.origin else []
+        if a.omitted:
+            notes.append(f"bytes not stored: {a.omitted}; the raw mail has them")
+        extra = f"  [{'; '.join(notes)}]" if notes else ""
+        lines.append(f"  {a.filename}  {a.content_type}, {a.size:,} bytes, sha256 {a.sha256[:16]}…{extra}")
+    return lines
+
+
+def _message_text(m: MessageRow, full: bool) -> str:
+    """What a person wrote (the trimmed text), or with `full` the whole decoded text; our own
+    outgoing mail is shown whole."""
+    body = m.body_text.strip()
+    if full or m.direction == "out" or m.body_trimmed.strip() == body:
+        return body
+    if not m.body_trimmed.strip():
+        return "(nothing of their own above the quoted text; --full shows it all)"
+    return m.body_trimmed.strip() + "\n[quoted history and signature trimmed; --full shows them]"
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
 """MIME for the parse step: walk a compat32 part tree, decoding transfer encodings and
 charsets, collecting text, HTML, attachments and attached messages. Never raises.
 
-The text is every text/plain part in order, plus the HTML parts that have no
-text/plain alternative made readable. Inline images (referenced from the HTML by cid:, or
-inline in multipart/related) are not attachments. In a DSN the status fields are left out
-(only free text an MTA put there is kept) and the returned headers (text/rfc822-headers) are
-handed back like an attached message, without being listed as an attachment.
+The text is every text/plain part in order, plus the HTML parts that have no text/plain
+alternative made readable. Inline images (referenced from the HTML by cid:, or inline in
+multipart/related) are not attachments; an image marked `inline` that no HTML shows is one
+(Apple Mail and iOS mark the photos a person attaches `inline`, with or without a name). A
+winmail.dat (TNEF) is unpacked: its files are the attachments, its body the text when the mail
+has no other. In a DSN the status fields are left out (only free text an MTA put there is
+kept) and the returned headers (text/rfc822-headers) are handed back like an attached message,
+without being listed as an attachment.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from email.message import Message
 from email.parser import BytesParser
 from typing import NamedTuple
 
+from mailer import tnef
 from mailer.decode import b64decode, decode_text, decode_words, recover_8bit
 from mailer.html_text import html_to_text
 from mailer.model import Attachment
@@ -39,6 +43,7 @@ _BODY_TYPES = ("text/plain", "text/html")
 _CID_REF = re.compile(r"""cid:([^"'\s>)]+)""", re.IGNORECASE)
 _PARAM = re.compile(r';[ \t]*([^\s=;"]+)[ \t]*=[ \t]*("[^"\\]*(?:\\.[^"\\]*)*"?|[^;]*)')
 _QUOTED_PAIR = re.compile(r"\\(.)")
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]{1,40})""", re.I)
 
 
 class PartInfo(NamedTuple):
@@ -166,11 +171,15 @@ class Body:
     # attached messages, with their attachment filename (None: returned headers, not listed)
     messages: list[tuple[Message, str | None]] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
+    tnef_texts: list[str] = field(default_factory=list)  # bodies of winmail.dat parts
 
     def text(self) -> str:
-        """The body texts joined, HTML made readable; all the HTML if that leaves nothing."""
+        """The body texts joined, HTML made readable; else a winmail.dat's body; else all the
+        HTML."""
         pieces = [self._readable(t) if is_html else t for t, is_html in self.texts]
         text = "\n".join(t for t in pieces if t.strip())
+        if not text.strip() and self.tnef_texts:
+            text = "\n".join(self.tnef_texts)
         if not text.strip() and self.htmls:
             text = self._readable("\n".join(self.htmls))
         return text.replace("\r\n", "\n").replace("\r", "\n")
@@ -223,20 +232,41 @@ def _leaf(part: Message, info: PartInfo, body: Body, parent: str) -> None:
         body.defects.append(f"unknown content-transfer-encoding {info.cte!r}: {ctype}")
     container = parent.rstrip("+")
     if ctype in _BODY_TYPES and info.disposition != "attachment" and not (info.filename and parent):
-        text, ok = decode_text(data, info.charset)
+        charset = info.charset
+        if charset is None and ctype == "text/html":  # <meta charset=…> when the header has none
+            declared = _META_CHARSET.search(data, 0, 4096)
+            charset = declared.group(1).decode("ascii") if declared else None
+        text, ok = decode_text(data, charset)
         if not ok:
-            body.defects.append(f"bad charset {info.charset!r}: {ctype}")
+            body.defects.append(f"bad charset {charset!r}: {ctype}")
         if ctype == "text/html":
             body.htmls.append(text)
         if ctype == "text/plain" or not parent.endswith("+"):  # HTML with a plain alternative: skip
             body.texts.append((text, ctype == "text/html"))
     elif not (info.filename or info.disposition == "attachment") and container == "multipart/alternative":
         return  # another rendering of the body (text/enriched, text/watch-html)
+    elif tnef.is_tnef(ctype, info.filename) and _unpacked(data, body):
+        return
     else:
         image = ctype.startswith("image/")
         inline = image and container == "multipart/related" and info.disposition != "attachment"
-        attachment = Attachment(info.filename, ctype, len(data), hashlib.sha256(data).hexdigest())
+        attachment = Attachment(info.filename, ctype, len(data), hashlib.sha256(data).hexdigest(), data)
         body.attachments.append((attachment, info.cid if image else "", inline))
+
+
+def _unpacked(data: bytes, body: Body) -> bool:
+    """A winmail.dat's files and body into `body`; False (and a defect) if it cannot be read."""
+    found = tnef.unpack(data)
+    if found.problem is not None:
+        body.defects.append(f"winmail.dat not unpacked: {found.problem}")
+        return False
+    for f in found.files:
+        digest = hashlib.sha256(f.content).hexdigest()
+        attachment = Attachment(f.filename, f.content_type, len(f.content), digest, f.content, "winmail.dat")
+        body.attachments.append((attachment, "", False))
+    if found.text:
+        body.tnef_texts.append(found.text)
+    return True
 
 
 def _status_text(part: Message) -> str:

@@ -24,12 +24,15 @@ class Address:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """A part a person attached (not an inline image of an HTML body)."""
+    """A part a person attached (not an inline image of an HTML body), or a file unpacked from
+    one (`origin` "winmail.dat"). `filename` is as the mail wrote it (decoded), maybe ""."""
 
     filename: str
     content_type: str
     size: int
     sha256: str
+    content: bytes = field(default=b"", repr=False, compare=False)  # the decoded bytes
+    origin: str = ""
 
 
 class Role(StrEnum):

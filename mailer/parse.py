@@ -156,7 +156,7 @@ def _as_attachment(inner: Message, name: str) -> Attachment:
         data = inner.as_bytes()
     except (ValueError, LookupError, TypeError, UnicodeError, IndexError, RecursionError):
         data = b""
-    return Attachment(name, "message/rfc822", len(data), hashlib.sha256(data).hexdigest())
+    return Attachment(name, "message/rfc822", len(data), hashlib.sha256(data).hexdigest(), data)
 
 
 def _forward_block(mail: ParsedMail) -> str:

@@ -1,6 +1,6 @@
 """The per-mail driver: a named, ordered tuple of steps (GNU Mailman's pipeline habit).
 
-    parse → classify → identify → report
+    parse → trim → classify → identify → report
       → [ dedupe → thread → flags → store → relate → lifecycle → acknowledge → cursor ]  one transaction
 
 The bracketed steps share one database transaction, so the raw mail, the ticket, the
@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from mailer import guard, lifecycle, log, reports, rules, sla, staff
+from mailer.attachments import attachment_rows
 from mailer.clock import Clock
 from mailer.model import Decision, FetchedMail, MailKind, ParsedMail, Role
 from mailer.outbox import enqueue
@@ -41,6 +42,7 @@ from mailer.threader import (
     people_on,
     within_reopen_window,
 )
+from mailer.trim import trim
 from storage import db, repo
 
 logger = log.get(__name__)
@@ -72,6 +74,7 @@ class MailContext:
     raw_sha256: str = ""
     dedupe_key: str = ""
     parsed: ParsedMail | None = None
+    written: str = ""  # what the person wrote: the text without quoted history and signature
     decision: Decision | None = None
     match: ThreadMatch | None = None
     ticket: repo.TicketRef | None = None
@@ -131,6 +134,10 @@ def step_parse(p: Pipeline, ctx: MailContext) -> None:
     ctx.parsed = parse(ctx.fetched.raw)
     mid = ctx.parsed.message_id
     ctx.dedupe_key = dedupe_key(mid, ctx.fetched.raw, ctx.parsed)
+
+
+def step_trim(p: Pipeline, ctx: MailContext) -> None:
+    ctx.written = trim(ctx.mail.text)[0]
 
 
 def step_classify(p: Pipeline, ctx: MailContext) -> None:
@@ -287,10 +294,14 @@ def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
         sent_at=mail.date,
         stored_at=ctx.now,
         body_text=mail.text,
+        body_trimmed=ctx.written,
         defects="\n".join(mail.defects),
         raw_sha256=ctx.raw_sha256,
         raw=ctx.fetched.raw,
     )
+    if mail.attachments:
+        rows = attachment_rows(ctx.message_pk, mail.attachments, p.settings.attachments.max_bytes)
+        repo.add_attachments(s, rows)
     if ctx.ticket is not None and not ctx.new_ticket:  # a new ticket counts its first mail itself
         repo.note_ticket_message(s, ctx.ticket.id, ctx.now)
 
@@ -433,6 +444,7 @@ def save_cursor(ctx: MailContext, s: Session) -> None:
 
 BEFORE_TX: tuple[tuple[str, Step], ...] = (
     ("parse", step_parse),
+    ("trim", step_trim),
     ("classify", step_classify),
     ("identify", step_identify),
     ("report", step_report),

@@ -164,6 +164,14 @@ class AcknowledgementSettings:
 
 
 @dataclass(frozen=True)
+class AttachmentSettings:
+    max_bytes: int = 10_000_000  # an attachment over this is listed (name, size, hash) without its bytes
+
+
+MAX_ATTACHMENT_BYTES = 500_000_000  # one database value; PostgreSQL's bytea stops at 1 GB
+
+
+@dataclass(frozen=True)
 class Settings:
     file: Path
     database_url: str
@@ -175,6 +183,7 @@ class Settings:
     provinces: dict[str, Province]
     threading: ThreadingSettings = ThreadingSettings()
     acknowledgement: AcknowledgementSettings = AcknowledgementSettings()
+    attachments: AttachmentSettings = AttachmentSettings()
 
     def office(self, code: str) -> Office:
         for office in self.offices:
@@ -296,6 +305,7 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
         provinces=provinces,
         threading=_threading(root.table("threading", required=False)),
         acknowledgement=_acknowledgement(root.table("acknowledgement", required=False)),
+        attachments=_attachments(root.table("attachments", required=False)),
     )
     for reader in (storage, log, offices_table, root):
         reader.done()
@@ -362,6 +372,17 @@ def _acknowledgement(r: _Reader) -> AcknowledgementSettings:
     )
     r.done()
     return ack
+
+
+def _attachments(r: _Reader) -> AttachmentSettings:
+    d = AttachmentSettings()
+    max_bytes = r.integer("max_bytes", d.max_bytes, minimum=0)
+    if max_bytes > MAX_ATTACHMENT_BYTES:
+        raise r.fail(
+            "max_bytes", f"must be at most {MAX_ATTACHMENT_BYTES} (one database value), got {max_bytes}"
+        )
+    r.done()
+    return AttachmentSettings(max_bytes=max_bytes)
 
 
 def _provinces(r: _Reader) -> dict[str, Province]:

@@ -16,6 +16,7 @@ from sqlmodel import Session, col
 
 from storage.tables import (
     AddressFlag,
+    AttachmentRow,
     DeadLetter,
     MailboxCursor,
     MessageRow,
@@ -98,6 +99,8 @@ def save_cursor(s: Session, office: str, folder: str, uidvalidity: int, last_uid
 
 _M, _T, _O = MessageRow.__table__, Ticket.__table__, OutboxRow.__table__  # type: ignore[attr-defined]
 _C, _K = MailboxCursor.__table__, TicketCounter.__table__  # type: ignore[attr-defined]
+_A = AttachmentRow.__table__  # type: ignore[attr-defined]
+_INSERT_ATTACHMENTS = insert(_A)
 _GET_CURSOR = select(_C.c.uidvalidity, _C.c.last_uid).where(
     _C.c.office_code == bindparam("office"), _C.c.folder == bindparam("box")
 )
@@ -343,6 +346,12 @@ def add_message(s: Session, **fields: Any) -> int:
     return int(s.connection().execute(_INSERT_MESSAGE, fields).scalar_one())
 
 
+def add_attachments(s: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert a message's attachment rows (keys: the columns of AttachmentRow but id) at once."""
+    if rows:
+        s.connection().execute(_INSERT_ATTACHMENTS, list(rows))
+
+
 def note_ticket_message(s: Session, ticket_id: int, at: datetime) -> None:
     """Count one more message on a ticket and move its last activity to `at`."""
     s.connection().execute(_NOTE_MESSAGE, {"ticket": ticket_id, "at": at})
@@ -541,6 +550,22 @@ def ticket_with_messages(
     return ticket, [(m, o) for m, o in rows]
 
 
+def attachments_of(s: Session, message_pks: Sequence[int]) -> dict[int, list[AttachmentRow]]:
+    """{message id: its attachment rows in order, without their bytes} for these messages."""
+    if not message_pks:
+        return {}
+    columns = [c for c in _A.c if c.name != "content"]
+    rows = s.connection().execute(
+        select(*columns)
+        .where(_A.c.message_pk.in_(list(message_pks)))
+        .order_by(_A.c.message_pk, _A.c.position)
+    )
+    found: dict[int, list[AttachmentRow]] = {}
+    for row in rows:
+        found.setdefault(row.message_pk, []).append(AttachmentRow(**row._mapping))
+    return found
+
+
 def counts(s: Session) -> dict[str, int]:
     """Row counts for a status line: tickets, messages, outbox by state, dead letters."""
     result = {
@@ -696,7 +721,7 @@ def index_ticket_text(s: Session, ticket_id: int) -> None:
     """(Re)index one ticket's text for `search_tickets`."""
     subject = s.execute(select(col(Ticket.subject)).where(col(Ticket.id) == ticket_id)).scalar_one()
     bodies = s.execute(
-        select(col(MessageRow.body_text))
+        select(col(MessageRow.body_trimmed))  # what each person wrote, without the quoted history
         .where(col(MessageRow.ticket_id) == ticket_id, col(MessageRow.kind).in_(SEARCHED_KINDS))
         .order_by(col(MessageRow.id))
     ).scalars()

@@ -3,6 +3,7 @@
 offices ─< tickets ─< messages ─ outbox (one delivery row per outgoing message)
            tickets ─< ticket_events (state changes: who, when, why)
            tickets ─< ticket_participants; tickets ─< ticket_links >─ tickets (a follow-up kept apart)
+                      messages ─< attachments
 offices ─< mailbox_cursors, ticket_counters, dead_letters, address_flags
 """
 
@@ -140,7 +141,9 @@ class MessageRow(SQLModel, table=True):
     subject: str = text_column()
     sent_at: datetime | None = utc_column(nullable=True)  # the Date header
     stored_at: datetime = utc_column()
-    body_text: str = text_column()
+    body_text: str = text_column()  # the full decoded text (HTML made readable), quotes and all
+    # What the person wrote: body_text without quoted history and signature (mailer.trim)
+    body_trimmed: str = Field(default="", sa_column=Column(Text(), nullable=False, server_default=""))
     defects: str = text_column()
     raw_sha256: str = Field(max_length=64)
     raw: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
@@ -183,6 +186,25 @@ class TicketLink(SQLModel, table=True):
     linked_ticket_id: int = Field(foreign_key="tickets.id", index=True)
     reason: str = Field(max_length=40)  # not_a_participant | reopen_window_passed
     created_at: datetime = utc_column()
+
+
+class AttachmentRow(SQLModel, table=True):
+    """A file attached to an incoming mail (inline images of the HTML body are not), also each
+    file unpacked from a winmail.dat. The bytes are kept unless over `attachments.max_bytes`;
+    the raw mail in messages.raw always keeps everything."""
+
+    __tablename__ = "attachments"
+    id: int | None = Field(default=None, primary_key=True)
+    message_pk: int = Field(foreign_key="messages.id", index=True)
+    position: int = 0  # order within the mail, from 0
+    filename: str = text_column()  # safe to write to disk: no path, no control characters
+    original_filename: str = text_column()  # as the mail named it (decoded), "" if unnamed
+    content_type: str = Field(max_length=255)
+    size: int = Field(sa_column=Column(BigInteger(), nullable=False))  # bytes, decoded
+    sha256: str = Field(max_length=64, index=True)
+    origin: str = Field(default="", max_length=40)  # "" or the container it came from: "winmail.dat"
+    content: bytes | None = Field(default=None, sa_column=Column(LargeBinary(), nullable=True))
+    omitted: str = text_column()  # why `content` is empty, e.g. "over attachments.max_bytes (10000000)"
 
 
 class OutboxRow(SQLModel, table=True):
