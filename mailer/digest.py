@@ -10,6 +10,8 @@ their closing: overdue tickets and tickets due later that day, by office, the co
 from __future__ import annotations
 
 import re
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -157,21 +159,26 @@ def line(office: Office, t: DueTicket, now: datetime, text: str) -> Line:
     )
 
 
-def build(
-    manager: Manager,
-    day: date,
+def sections(
+    offices: Sequence[Office],
     now: datetime,
     counts: dict[str, tuple[int, int]],
     tickets: list[DueTicket],
     texts: dict[int, str],
-) -> Digest:
-    """The digest from what the queries found: every office of the manager, with its counts and
-    its listed tickets (earliest deadline first)."""
-    sections = []
-    for office in manager.offices:
+) -> dict[str, OfficeSection]:
+    """Each office's part of a digest from what the queries found: its counts and its listed
+    tickets (earliest deadline first), {office_code: section}. The same for every manager."""
+    by_office: dict[str, list[DueTicket]] = defaultdict(list)
+    for t in tickets:
+        by_office[t.office_code].append(t)
+    found = {}
+    for office in offices:
         overdue, due_today = counts.get(office.code, (0, 0))
-        lines = tuple(
-            line(office, t, now, texts.get(t.id, "")) for t in tickets if t.office_code == office.code
-        )
-        sections.append(OfficeSection(office, overdue, due_today, lines))
-    return Digest(manager, day, tuple(sections))
+        lines = tuple(line(office, t, now, texts.get(t.id, "")) for t in by_office.get(office.code, ()))
+        found[office.code] = OfficeSection(office, overdue, due_today, lines)
+    return found
+
+
+def build(manager: Manager, day: date, found: dict[str, OfficeSection]) -> Digest:
+    """A manager's digest: the sections of every office they cover, in settings order."""
+    return Digest(manager, day, tuple(found[o.code] for o in manager.offices))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -24,7 +24,7 @@ from mailer import digest, escalate, log, notify
 from mailer.clock import Clock
 from mailer.outbox import enqueue
 from mailer.render import Renderer
-from mailer.settings import Settings
+from mailer.settings import Office, Settings
 from storage import db, repo
 
 logger = log.get(__name__)
@@ -50,6 +50,7 @@ class SweepReport:
 class Sweeper:
     def __init__(self, settings: Settings, engine: Engine, renderer: Renderer, clock: Clock) -> None:
         self.settings, self.engine, self.renderer, self.clock = settings, engine, renderer, clock
+        self.managers = digest.managers(settings)
 
     def run_once(self) -> SweepReport:
         """One sweep at the clock's time: notices, then digests."""
@@ -59,11 +60,7 @@ class Sweeper:
         for level, rungs in sorted(plan.due.items()):
             with db.transaction(self.engine) as s:
                 self._notices(s, level, rungs, now, report)
-        for manager in digest.managers(self.settings):
-            day = digest.digest_day(manager, self.settings.digest.local_time, now)
-            if day is not None:
-                with db.transaction(self.engine) as s:
-                    self._digest(s, manager, day, now, report)
+        self._digests(now, report)
         return report
 
     def _notices(
@@ -108,34 +105,52 @@ class Sweeper:
                 outbox_id=outbox_id,
             )
 
-    def compose(self, s: Session, manager: digest.Manager, day: date, now: datetime) -> digest.Digest:
-        """A manager's digest of `day` as of `now` (used by the sweep and by `mailer digest`)."""
+    def sections(
+        self, s: Session, offices: Sequence[Office], now: datetime
+    ) -> dict[str, digest.OfficeSection]:
+        """Every office's digest section as of `now`: three queries for all the offices."""
         ends: dict[datetime, list[str]] = defaultdict(list)
-        for office in manager.offices:
+        for office in offices:
             ends[digest.end_of_day(office, now)].append(office.code)
         groups = [(codes, end) for end, codes in ends.items()]
         counts = repo.digest_counts(s, groups, now)
         tickets = repo.digest_tickets(s, groups, self.settings.digest.max_tickets_per_office)
         texts = repo.request_texts(s, [t.id for t in tickets])
-        return digest.build(manager, day, now, counts, tickets, texts)
+        return digest.sections(offices, now, counts, tickets, texts)
 
-    def _digest(
-        self, s: Session, manager: digest.Manager, day: date, now: datetime, report: SweepReport
-    ) -> None:
-        address, sender = manager.person.address, manager.sender
-        if repo.digest_done(s, address, day.isoformat()):
+    def compose(self, s: Session, manager: digest.Manager, day: date, now: datetime) -> digest.Digest:
+        """A manager's digest of `day` as of `now` (for `mailer digest --preview`)."""
+        return digest.build(manager, day, self.sections(s, manager.offices, now))
+
+    def _digests(self, now: datetime, report: SweepReport) -> None:
+        """The digests due at `now` and not yet done: the sections of all their offices read
+        once, then one transaction per manager (re-checking it was not done meanwhile)."""
+        local_time = self.settings.digest.local_time
+        due = [(m, day) for m in self.managers if (day := digest.digest_day(m, local_time, now)) is not None]
+        if not due:
             return
-        found = self.compose(s, manager, day, now)
-        context = {"office": sender.code, "mailbox": sender.email, "to": address, "day": day.isoformat()}
+        with db.reading(self.engine) as s:
+            done = repo.digests_done(s, {day.isoformat() for _, day in due})
+            todo = [(m, day) for m, day in due if (m.person.address, day.isoformat()) not in done]
+            offices = list({o.code: o for m, _ in todo for o in m.offices}.values())
+            found = self.sections(s, offices, now) if todo else {}
+        for manager, day in todo:
+            with db.transaction(self.engine) as s:
+                if not repo.digest_done(s, manager.person.address, day.isoformat()):
+                    self._digest(s, digest.build(manager, day, found), now, report)
+
+    def _digest(self, s: Session, found: digest.Digest, now: datetime, report: SweepReport) -> None:
+        manager, day = found.manager, found.day.isoformat()
+        address, sender = manager.person.address, manager.sender
+        context = {"office": sender.code, "mailbox": sender.email, "to": address, "day": day}
         if found.total == 0 and not self.settings.digest.send_empty:
-            repo.add_digest(s, address, day.isoformat(), 0, None, now)
+            repo.add_digest(s, address, day, 0, None, now)
             report.empty_digests += 1
             logger.info("digest_empty", **context, role=manager.role)
             return
-        outbox_id = enqueue(
-            s, sender, None, "digest", manager.role, notify.digest_mail(self.renderer, found, now), now
-        )
-        repo.add_digest(s, address, day.isoformat(), found.total, outbox_id, now)
+        out = notify.digest_mail(self.renderer, found, now)
+        outbox_id = enqueue(s, sender, None, "digest", manager.role, out, now)
+        repo.add_digest(s, address, day, found.total, outbox_id, now)
         report.digests += 1
         report.queued[sender.code] += 1
         logger.info("digest_queued", **context, role=manager.role, tickets=found.total, outbox_id=outbox_id)

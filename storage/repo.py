@@ -719,6 +719,12 @@ def digest_done(s: Session, manager: str, day: str) -> bool:
     return s.connection().execute(query).first() is not None
 
 
+def digests_done(s: Session, days: Iterable[str]) -> set[tuple[str, str]]:
+    """The (manager, day) of every digest already sent or found empty on these local days."""
+    query = select(_D.c.manager, _D.c.day).where(_D.c.day.in_(list(days)))
+    return {(str(m), str(d)) for m, d in s.connection().execute(query)}
+
+
 def add_digest(
     s: Session, manager: str, day: str, tickets: int, outbox_id: int | None, now: datetime
 ) -> None:
