@@ -10,12 +10,13 @@ their closing: overdue tickets and tickets due later that day, by office, the co
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from mailer import escalate, sla, trim
+from mailer import escalate, sla
 from mailer.escalate import Person
 from mailer.settings import Office, Settings
 from storage.repo import DueTicket
@@ -24,6 +25,9 @@ EXCERPT_CHARS = 120
 _GREETING = re.compile(
     r"^(yth|kepada|dear|halo|hai|hi|hello|selamat (pagi|siang|sore|malam)|assalamu|dengan hormat)\b",
     re.IGNORECASE,
+)
+_QUOTE_HEADER = re.compile(
+    r"^(on|pada|am|le) .{4,200}(wrote|menulis|schrieb|a écrit):$|^-{2,}\s*original", re.I
 )
 _CLOSING = re.compile(
     r"^(salam|hormat (saya|kami)|wassalam|regards|best regards|kind regards|thanks)\b", re.IGNORECASE
@@ -92,9 +96,14 @@ def end_of_day(office: Office, now: datetime) -> datetime:
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
-    """One line of what the requester wrote: quotes, signature and greeting left out."""
-    visible, _ = trim.trim(text)
-    lines = [line.strip() for line in visible.splitlines()]
+    """One line of what the requester wrote: the greeting left out, up to the quote or the
+    signature (cheap on purpose: a national digest has thousands of lines)."""
+    lines = []
+    for raw in text[:4000].splitlines():
+        line = raw.strip()
+        if line.startswith(">") or _QUOTE_HEADER.match(line) or raw.rstrip() == "--":
+            break
+        lines.append(line)
     kept = []
     for line in lines:
         if _CLOSING.match(line):
@@ -144,7 +153,7 @@ class Digest:
         return sum(s.overdue + s.due_today for s in self.sections)
 
 
-def line(office: Office, t: DueTicket, now: datetime, text: str) -> Line:
+def line(office: Office, t: DueTicket, now: datetime, text: str, days_late: int | None = None) -> Line:
     who = f"{t.requester_name} <{t.requester_email}>" if t.requester_name else t.requester_email
     return Line(
         ref=t.ref,
@@ -152,7 +161,7 @@ def line(office: Office, t: DueTicket, now: datetime, text: str) -> Line:
         subject=" ".join(t.subject.split()) or "-",
         due_at=t.due_at.astimezone(office.tz),
         zone_label=office.time_zone_label,
-        days_late=sla.working_days_late(office, t.due_at, now),
+        days_late=sla.working_days_late(office, t.due_at, now) if days_late is None else days_late,
         overdue=t.due_at <= now,
         officer=t.last_officer or "-",
         excerpt=excerpt(text),
@@ -174,7 +183,19 @@ def sections(
     found = {}
     for office in offices:
         overdue, due_today = counts.get(office.code, (0, 0))
-        lines = tuple(line(office, t, now, texts.get(t.id, "")) for t in by_office.get(office.code, ()))
+        listed = by_office.get(office.code, [])
+        today = now.astimezone(office.tz).date()
+        first = min((t.due_at.astimezone(office.tz).date() for t in listed), default=today)
+        days = sla.working_days_after(office, first, today)  # one calendar walk per office
+
+        def late(t: DueTicket, office: Office = office, days: list[date] = days) -> int:
+            return (
+                0
+                if t.due_at >= now
+                else len(days) - bisect_right(days, t.due_at.astimezone(office.tz).date())
+            )
+
+        lines = tuple(line(office, t, now, texts.get(t.id, ""), late(t)) for t in listed)
         found[office.code] = OfficeSection(office, overdue, due_today, lines)
     return found
 

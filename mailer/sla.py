@@ -139,3 +139,13 @@ def working_days_late(office: Office, due: datetime, now: datetime) -> int:
         day += timedelta(days=1)
         late += is_working_day(office, day)
     return late
+
+
+def working_days_after(office: Office, first: date, last: date) -> list[date]:
+    """The working days d with first < d <= last, in order (for many "days late" at once)."""
+    days, day = [], first
+    while day < last:
+        day += timedelta(days=1)
+        if is_working_day(office, day):
+            days.append(day)
+    return days
