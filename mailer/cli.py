@@ -43,14 +43,29 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="one ticket with its messages")
     show.add_argument("ref", help="ticket reference, e.g. PST-3514-2026-00042")
     show.add_argument("--raw", action="store_true", help="print each message's full source")
+    show.add_argument(
+        "--full", action="store_true", help="print each message's full text, quoted history included"
+    )
     search = sub.add_parser("search", help="find closed tickets by their text, best first")
     search.add_argument("words", nargs="+", help="words the ticket's subject or text must contain")
     search.add_argument("--office", help="office code, e.g. 3514")
     search.add_argument("--limit", type=int, default=20)
     sla_cmd = sub.add_parser("sla", help="explain a ticket's deadline step by step")
     sla_cmd.add_argument("ref", help="ticket reference, e.g. PST-3514-2026-00042")
-    show.add_argument(
-        "--full", action="store_true", help="print each message's full text, quoted history included"
+    digest = sub.add_parser("digest", help="render a manager's digest without sending it")
+    digest.add_argument(
+        "--manager",
+        required=True,
+        help="the manager's address (offices.X.head, provinces.X.head, national.head)",
+    )
+    digest.add_argument(
+        "--at", help="as of this time, ISO 8601; without an offset, the manager's local time (default: now)"
+    )
+    digest.add_argument(
+        "--preview", action="store_true", help="render without sending (the only mode: the daemon sends)"
+    )
+    digest.add_argument(
+        "--html", metavar="FILE", help="write the HTML part to FILE instead of the text to the terminal"
     )
     return parser
 
@@ -73,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _sla(settings, args.ref)
     if args.command == "search":
         return _search(settings, " ".join(args.words), args.office, args.limit)
+    if args.command == "digest":
+        return _digest(settings, args.manager, args.at, args.preview, args.html)
     return _show(settings, args.ref, args.raw, args.full)
 
 
@@ -148,6 +165,8 @@ async def _run(settings: Settings, forever: bool) -> int:
             fetched = ", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing new"
             sending = ", ".join(f"{k} {v}" for k, v in sent.items()) or "nothing to send"
             print(f"{code}: fetched: {fetched}; sending: {sending}")
+        if report.swept is not None:
+            print(f"sweep: {report.swept.summary()}")
         for code, error in report.errors.items():
             print(f"{code}: FAILED {error}", file=sys.stderr)
         return 1 if report.errors else 0
@@ -269,6 +288,53 @@ def _message_text(m: MessageRow, full: bool) -> str:
     if not m.body_trimmed.strip():
         return "(nothing of their own above the quoted text; --full shows it all)"
     return m.body_trimmed.strip() + "\n[quoted history and signature trimmed; --full shows them]"
+
+
+def _digest(settings: Settings, address: str, at: str | None, preview: bool, html_file: str | None) -> int:
+    """`mailer digest --manager ADDRESS --at DATETIME --preview [--html FILE]`."""
+    from datetime import datetime
+
+    from mailer import digest, notify
+    from mailer.clock import SystemClock
+    from mailer.render import Renderer
+    from mailer.sweep import Sweeper
+    from storage import db
+
+    if not preview:
+        print("mailer: digest renders only with --preview (the daemon sends the digests)", file=sys.stderr)
+        return 2
+    manager = digest.manager_by_address(settings, address)
+    if manager is None:
+        known = ", ".join(m.person.address for m in digest.managers(settings)) or "none"
+        print(f"mailer: {address} is no manager in {settings.file} (managers: {known})", file=sys.stderr)
+        return 2
+    tz = manager.person.calendar.tz
+    try:
+        now = datetime.fromisoformat(at) if at else SystemClock().now()
+    except ValueError:
+        print(f"mailer: --at {at!r} is not an ISO 8601 date and time", file=sys.stderr)
+        return 2
+    now = now.replace(tzinfo=tz) if now.tzinfo is None else now
+    engine = db.make_engine(settings.database_url)
+    db.migrate(engine)
+    renderer = Renderer()
+    with db.reading(engine) as s:
+        found = Sweeper(settings, engine, renderer, SystemClock()).compose(
+            s, manager, now.astimezone(tz).date(), now
+        )
+    subject, text, html = notify.digest_parts(renderer, found, now)
+    if found.total == 0 and not settings.digest.send_empty:
+        print(
+            "(nothing to report: the daemon would send no digest; digest.send_empty = false)", file=sys.stderr
+        )
+    if html_file:
+        with open(html_file, "w", encoding="utf-8") as f:
+            f.write(html)
+        print(f"{subject}\n-> {html_file}")
+        return 0
+    print(f"To: {manager.person.address}\nSubject: {subject}\n")
+    print(text)
+    return 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from mailer.outbox import OutboxSender
 from mailer.pipeline import Pipeline
 from mailer.render import Renderer
 from mailer.settings import Settings
+from mailer.sweep import Sweeper, SweepReport
 from storage import db, repo
 
 logger = log.get(__name__)
@@ -58,6 +59,7 @@ class PassReport:
     fetched: dict[str, Counter[str]] = field(default_factory=dict)
     sent: dict[str, Counter[str]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    swept: SweepReport | None = None  # reminders, escalation and digests queued (sweep.py)
 
 
 class Daemon:
@@ -81,6 +83,8 @@ class Daemon:
             if role is Role.SENT:
                 watcher.follows = self.watchers[(code, Role.INBOX)]
         self._loop: asyncio.AbstractEventLoop | None = None
+        # --- the sweep over time (reminders, escalation, digests): sweep.py ---
+        self.sweeper = Sweeper(settings, self.engine, self.pipeline.renderer, self.clock)
 
     def _queued(self, office_code: str) -> None:
         """Called from a mailbox thread when an acknowledgement was committed to the outbox."""
@@ -104,6 +108,7 @@ class Daemon:
                 logger.error("mailbox_failed", office=code, role=role, reason=reason)
             else:
                 report.fetched.setdefault(code, Counter()).update(result)
+        report.swept = await asyncio.to_thread(self.sweeper.run_once)  # after the answers just read
         if self.settings.outbox.enabled:
             sent = await asyncio.gather(*(self._drain(s) for s in self.senders.values()))
             report.sent = dict(zip(self.senders, sent, strict=True))
@@ -130,6 +135,7 @@ class Daemon:
         ]
         if self.settings.outbox.enabled:
             tasks += [asyncio.create_task(s.run(stop), name=f"smtp-{c}") for c, s in self.senders.items()]
+        tasks.append(asyncio.create_task(self.sweeper.run(stop, self._queued), name="sweep"))
         offices = list(dict.fromkeys(code for code, _ in self.watchers))
         logger.info("daemon_started", offices=offices, sending=self.settings.outbox.enabled)
         await stop.wait()

@@ -75,6 +75,12 @@ def staff_command(state: str, command: Command) -> Change:
     return Change(state, "note", detail=detail)
 
 
+def staff_comment(state: str) -> Change:
+    """Staff talking inside the office about the ticket (a reply to a reminder or an escalation
+    notice, #catatan): recorded, nothing changes."""
+    return Change(state, "note", detail="a reply to a notice")
+
+
 def staff_note(state: str) -> Change:
     """An officer wrote to the office in the ticket's conversation without a command: per the
     issue, that too is the office answering (the officer answered elsewhere and filed it)."""

@@ -306,6 +306,10 @@ def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
         repo.note_ticket_message(s, ctx.ticket.id, ctx.now)
 
 
+# Our own mail to staff and managers: a reply to one is talk inside the office, never the answer.
+NOTICE_KINDS = ("notice", "digest")
+
+
 def _staff_kind(ctx: MailContext, own: frozenset[str]) -> tuple[str, str]:
     """(kind, direction) of an officer's mail: an answer goes out to people; a command or a
     note stays inside the office."""
@@ -327,6 +331,8 @@ def step_lifecycle(p: Pipeline, ctx: MailContext, s: Session) -> None:
             change = lifecycle.staff_command(ticket.state, ctx.command)
         elif staff.goes_outside(mail, p.own_addresses):
             change = lifecycle.staff_answered(ticket.state)
+        elif repo.replies_to_our(s, ctx.office.code, [*mail.in_reply_to, *mail.references], NOTICE_KINDS):
+            change = lifecycle.staff_comment(ticket.state)  # a head answering a notice: not the answer
         else:
             change = lifecycle.staff_note(ticket.state)
         actor = officer.email

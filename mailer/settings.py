@@ -6,6 +6,7 @@ wrong setting stops the start before any mailbox is touched.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
@@ -117,6 +118,8 @@ class Office:
     smtp: SmtpSettings
     staff: StaffSettings = StaffSettings()
     calendar: CalendarSettings = CalendarSettings()
+    head: str = ""  # the head of office's address (escalation level 1, digest); "" = none
+    remind_at_share: float | None = None  # this office's own escalation.remind_at_share
 
     @property
     def tz(self) -> ZoneInfo:
@@ -131,6 +134,39 @@ class Office:
 class Province:
     code: str
     name: str
+    # The province's PST head (escalation level 2, digest of every office of the province), with
+    # their own time zone and hours: notices wait for their working hours. "" = no such level.
+    head: str = ""
+    time_zone: str = ""
+    time_zone_label: str = ""
+    hours: OfficeHours | None = None
+
+
+@dataclass(frozen=True)
+class NationalLevel:
+    """The national level above the provinces (escalation level 3, digest of every office)."""
+
+    name: str
+    head: str
+    time_zone: str
+    time_zone_label: str
+    hours: OfficeHours
+
+
+@dataclass(frozen=True)
+class EscalationSettings:
+    enabled: bool = True
+    remind_at_share: float = 0.75  # remind the office's staff when this share of the time is used
+    level2_after_working_days: int = 2  # province PST head, counted from the deadline
+    level3_after_working_days: int = 5  # national level, counted from the deadline
+    sweep_interval_s: float = 60.0  # how often the daemon looks for notices and digests due
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    local_time: str = "07:30"  # "HH:MM", each manager's own time zone, on their working days
+    send_empty: bool = False  # send a digest that has nothing to report
+    max_tickets_per_office: int = 25  # tickets listed per office (the counts are always complete)
 
 
 @dataclass(frozen=True)
@@ -184,6 +220,10 @@ class Settings:
     threading: ThreadingSettings = ThreadingSettings()
     acknowledgement: AcknowledgementSettings = AcknowledgementSettings()
     attachments: AttachmentSettings = AttachmentSettings()
+    escalation: EscalationSettings = EscalationSettings()
+    digest: DigestSettings = DigestSettings()
+    national: NationalLevel | None = None
+    calendar: CalendarSettings = CalendarSettings()  # the decree's changes, for every office
 
     def office(self, code: str) -> Office:
         for office in self.offices:
@@ -291,9 +331,10 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
     offices = tuple(_office(offices_table.table(code), code, provinces, env) for code in offices_table.data)
     if not offices:
         raise root.fail("offices", "no office is configured")
-    national = _calendar(root.table("calendar", required=False))
-    offices = tuple(replace(o, calendar=national.merged(o.calendar)) for o in offices)
+    calendar = _calendar(root.table("calendar", required=False))
+    offices = tuple(replace(o, calendar=calendar.merged(o.calendar)) for o in offices)
     _check_unique(root, offices)
+    provinces = _province_heads(root, provinces)
     settings = Settings(
         file=file,
         database_url=_database_url(storage, file.parent),
@@ -306,6 +347,10 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
         threading=_threading(root.table("threading", required=False)),
         acknowledgement=_acknowledgement(root.table("acknowledgement", required=False)),
         attachments=_attachments(root.table("attachments", required=False)),
+        escalation=_escalation(root.table("escalation", required=False)),
+        digest=_digest(root.table("digest", required=False)),
+        national=_national(root.table("national", required=False)),
+        calendar=calendar,
     )
     for reader in (storage, log, offices_table, root):
         reader.done()
@@ -390,7 +435,6 @@ def _provinces(r: _Reader) -> dict[str, Province]:
     for code in r.data:
         table = r.table(code)
         provinces[code] = Province(code, table.text("name"))
-        table.done()
     return provinces
 
 
@@ -427,6 +471,8 @@ def _office(r: _Reader, code: str, provinces: dict[str, Province], env: dict[str
         smtp=_smtp(r.table("smtp"), env),
         staff=_staff(r.table("staff", required=False)),
         calendar=_calendar(r.table("calendar", required=False)),
+        head=_address(r, "head"),
+        remind_at_share=_share(r, None),
     )
     r.done()
     return office
@@ -612,3 +658,105 @@ def _check_unique(root: _Reader, offices: tuple[Office, ...]) -> None:
                 reason = f"{value} is also used by office {seen[marker]}"
                 raise root.fail(f"offices.{office.code}.{key}", reason)
             seen[marker] = office.code
+
+
+# --- escalation and digests --------------------------------------------------------------------
+
+
+def _address(r: _Reader, name: str, required: bool = False) -> str:
+    """An email address (lower-cased); "" when absent and not required."""
+    value = str(r.text(name) if required else r.text(name, "")).lower()
+    if value and not _EMAIL.match(value):
+        raise r.fail(name, f"not an email address: {value!r}")
+    return value
+
+
+def _zone(r: _Reader, required: bool) -> tuple[str, str]:
+    """(IANA time zone, label) of a level's manager; ("", "") when absent and not required."""
+    zone = str(r.text("time_zone") if required else r.text("time_zone", ""))
+    if zone:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise r.fail("time_zone", f"unknown IANA time zone {zone!r}") from None
+    label = r.choice("time_zone_label", ("WIB", "WITA", "WIT")) if zone else ""
+    return zone, label
+
+
+def _level(r: _Reader, required: bool) -> tuple[str, str, str, OfficeHours | None]:
+    """(head, time zone, label, hours) of a province or the national level. A head needs the
+    time zone and hours: nothing is sent to them outside their own working hours."""
+    head = _address(r, "head", required)
+    zone, label = _zone(r, required or bool(head))
+    hours = _hours(r.table("hours")) if (head or "hours" in r.data) else None
+    if head and not zone:
+        raise r.fail("time_zone", "missing (the head's time zone: notices wait for their working hours)")
+    return head, zone, label, hours
+
+
+def _share(r: _Reader, default: float | None) -> float | None:
+    if default is None and "remind_at_share" not in r.data:
+        return None
+    value = r.number("remind_at_share", default)
+    if value >= 1:
+        raise r.fail("remind_at_share", f"must be below 1 (a share of the time), got {value}")
+    return value
+
+
+def _province_heads(root: _Reader, provinces: dict[str, Province]) -> dict[str, Province]:
+    """The provinces with their PST heads, read after the offices (whose errors come first)."""
+    table = _Reader(root.file, root.data["provinces"], "provinces.")
+    found = {}
+    for code, province in provinces.items():
+        r = table.table(code)
+        r.seen.add("name")
+        head, zone, label, hours = _level(r, required=False)
+        found[code] = dataclasses.replace(
+            province, head=head, time_zone=zone, time_zone_label=label, hours=hours
+        )
+        r.done()
+    return found
+
+
+def _escalation(r: _Reader) -> EscalationSettings:
+    d = EscalationSettings()
+    share = _share(r, d.remind_at_share)
+    assert share is not None
+    level2 = r.integer("level2_after_working_days", d.level2_after_working_days, minimum=1)
+    level3 = r.integer("level3_after_working_days", d.level3_after_working_days, minimum=1)
+    if level3 <= level2:
+        raise r.fail("level3_after_working_days", f"must be more than level2_after_working_days ({level2})")
+    escalation = EscalationSettings(
+        enabled=r.flag("enabled", d.enabled),
+        remind_at_share=share,
+        level2_after_working_days=level2,
+        level3_after_working_days=level3,
+        sweep_interval_s=r.number("sweep_interval_s", d.sweep_interval_s),
+    )
+    r.done()
+    return escalation
+
+
+def _digest(r: _Reader) -> DigestSettings:
+    d = DigestSettings()
+    local_time = str(r.text("local_time", d.local_time))
+    match = re.fullmatch(r"(\d{2}):(\d{2})", local_time)
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise r.fail("local_time", f'must look like "07:30", got {local_time!r}')
+    digest = DigestSettings(
+        local_time=local_time,
+        send_empty=r.flag("send_empty", d.send_empty),
+        max_tickets_per_office=r.integer("max_tickets_per_office", d.max_tickets_per_office, minimum=1),
+    )
+    r.done()
+    return digest
+
+
+def _national(r: _Reader) -> NationalLevel | None:
+    if not r.data:
+        return None
+    head, zone, label, hours = _level(r, required=True)
+    assert hours is not None
+    national = NationalLevel(r.text("name"), head, zone, label, hours)
+    r.done()
+    return national

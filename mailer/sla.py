@@ -187,3 +187,81 @@ def due_at(
     found = deadline(office, received_at, working_days, paused).due
     assert found is not None
     return found
+
+
+# --- escalation and digests (appended: built on is_working_day and clock_start) ----------------
+# Working time as a line: each working day is one unit, a moment within office hours is the
+# share of that day's hours gone. Escalation counts on it ("2 working days after the deadline",
+# "75% of the time used"), so that a Friday evening or a holiday week moves nothing.
+
+
+def opening_hours(office: Office, day: date) -> tuple[datetime, datetime] | None:
+    """(opening, closing) as aware local datetimes on `day`, or None when it is no working day."""
+    span = office.hours.by_day.get(WEEKDAYS[day.weekday()])
+    if span is None or not is_working_day(office, day):
+        return None
+    return (
+        datetime.combine(day, time.fromisoformat(span[0]), office.tz),
+        datetime.combine(day, time.fromisoformat(span[1]), office.tz),
+    )
+
+
+def is_working_time(office: Office, at: datetime) -> bool:
+    """Whether `at` is within the office's (or a manager's) working hours on a working day."""
+    local = at.astimezone(office.tz)
+    span = opening_hours(office, local.date())
+    return span is not None and span[0] <= local < span[1]
+
+
+def _step_working_day(office: Office, day: date, step: int) -> date:
+    for _ in range(_MAX_SCAN_DAYS):
+        day += timedelta(days=step)
+        if is_working_day(office, day):
+            return day
+    raise RuntimeError(f"office {office.code}: no working day within a year of {day}")
+
+
+def _position(office: Office, at: datetime) -> tuple[date, float]:
+    """Where `at` falls in working time: (working day, share of its hours gone, 0..1). Before
+    the opening or on a day off it is the end (1.0) of the previous working day."""
+    local = at.astimezone(office.tz)
+    span = opening_hours(office, local.date())
+    if span is not None and local >= span[0]:
+        opening, closing = span
+        return local.date(), min(1.0, (local - opening) / (closing - opening))
+    return _step_working_day(office, local.date(), -1), 1.0
+
+
+def shift_working_days(office: Office, at: datetime, days: float) -> datetime:
+    """The moment `days` working days (fractions: shares of a day's hours) after `at`, or before
+    it when negative; aware, in the office's time zone."""
+    day, share = _position(office, at)
+    total = share + days
+    whole = int(total // 1)
+    share = total - whole
+    for _ in range(abs(whole)):
+        day = _step_working_day(office, day, 1 if whole > 0 else -1)
+    span = opening_hours(office, day)
+    assert span is not None
+    return span[0] + (span[1] - span[0]) * share
+
+
+def working_days_late(office: Office, due: datetime, now: datetime) -> int:
+    """How many working days have begun since the deadline's day (0 on the day it falls due)."""
+    if now <= due:
+        return 0
+    day, last, late = due.astimezone(office.tz).date(), now.astimezone(office.tz).date(), 0
+    while day < last and late < _MAX_SCAN_DAYS:
+        day += timedelta(days=1)
+        late += is_working_day(office, day)
+    return late
+
+
+def working_days_after(office: Office, first: date, last: date) -> list[date]:
+    """The working days d with first < d <= last, in order (for many "days late" at once)."""
+    days, day = [], first
+    while day < last:
+        day += timedelta(days=1)
+        if is_working_day(office, day):
+            days.append(day)
+    return days

@@ -11,13 +11,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Result, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Result, and_, bindparam, case, delete, exists, func, insert, or_, select, text, update
 from sqlmodel import Session, col
 
 from storage.tables import (
     AddressFlag,
     AttachmentRow,
     DeadLetter,
+    DigestRow,
     MailboxCursor,
     MessageRow,
     OfficeRow,
@@ -26,6 +27,7 @@ from storage.tables import (
     TicketCounter,
     TicketEvent,
     TicketLink,
+    TicketNotice,
     TicketParticipant,
     UTCDateTime,
 )
@@ -388,6 +390,23 @@ def change_ticket(
             .where(col(Ticket.id) == ticket_id, col(Ticket.first_response_at).is_(None))
             .values(first_response_at=at, first_response_by=officer)
         )
+
+
+def replies_to_our(s: Session, office: str, message_ids: Sequence[str], kinds: Sequence[str]) -> bool:
+    """Whether one of these Message-IDs is of a mail we sent of one of these kinds."""
+    if not message_ids:
+        return False
+    found = s.execute(
+        select(col(MessageRow.id))
+        .where(
+            col(MessageRow.office_code) == office,
+            col(MessageRow.direction) == "out",
+            col(MessageRow.message_id).in_(list(message_ids)),
+            col(MessageRow.kind).in_(list(kinds)),
+        )
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 def add_ticket_event(s: Session, **fields: Any) -> None:
@@ -776,3 +795,140 @@ def search_tickets(s: Session, words: str, office: str | None = None, limit: int
     typed = text(sql).columns(closed_at=UTCDateTime())
     rows = conn.execute(typed, {"q": query, "office": office, "n": limit}).all()
     return [SearchHit(r[0], r[1], r[2], r[3], r[4], " ".join(str(r[5]).split())) for r in rows]
+
+
+# --- the sweep: reminders, escalation, digests -------------------------------------------------
+# Open tickets are read by deadline (index ix_tickets_state_due). A "group" is (office codes,
+# cutoff): the offices whose calendars put the same cutoff on this sweep.
+
+
+class DueTicket(NamedTuple):
+    """An open ticket as notices and digests show it."""
+
+    id: int
+    ref: str
+    office_code: str
+    requester_email: str
+    requester_name: str
+    subject: str
+    received_at: datetime
+    due_at: datetime
+    last_officer: str
+
+
+_N, _D = TicketNotice.__table__, DigestRow.__table__  # type: ignore[attr-defined]
+_DUE_COLUMNS = (
+    _T.c.id, _T.c.ref, _T.c.office_code, _T.c.requester_email, _T.c.requester_name, _T.c.subject,
+    _T.c.received_at, _T.c.due_at, _T.c.last_officer,
+)  # fmt: skip
+
+
+def _by_cutoff(groups: Sequence[tuple[Sequence[str], datetime]]) -> Any:
+    """Open tickets whose office is in a group and whose deadline is at or before its cutoff."""
+    return and_(
+        _T.c.state == "open",
+        or_(*(and_(_T.c.office_code.in_(list(codes)), _T.c.due_at <= cutoff) for codes, cutoff in groups)),
+    )
+
+
+def notice_candidates(
+    s: Session,
+    level: int,
+    groups: Sequence[tuple[Sequence[str], datetime]],
+    after: datetime | None = None,
+    limit: int = 10_000,
+) -> list[DueTicket]:
+    """Open tickets that reached `level` (deadline at or before their group's cutoff; after
+    `after` when given) and have no notice of that level yet, earliest deadline first."""
+    if not groups:
+        return []
+    noticed = exists().where(_N.c.ticket_id == _T.c.id, _N.c.level == level)
+    query = select(*_DUE_COLUMNS).where(_by_cutoff(groups), ~noticed)
+    if after is not None:
+        query = query.where(_T.c.due_at > after)
+    rows = s.connection().execute(query.order_by(_T.c.due_at, _T.c.id).limit(limit))
+    return [DueTicket(*row) for row in rows]
+
+
+def add_notices(s: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Record notices (ticket_id, level, recipient, outbox_id, due_at, created_at); the unique
+    (ticket, level) makes a second one fail the caller's transaction."""
+    if rows:
+        s.connection().execute(insert(_N), list(rows))
+
+
+def notices_of(s: Session, ticket_id: int) -> list[tuple[int, str, datetime]]:
+    """The notices sent about a ticket: [(level, recipient, created_at)], by level."""
+    rows = s.connection().execute(
+        select(_N.c.level, _N.c.recipient, _N.c.created_at)
+        .where(_N.c.ticket_id == ticket_id)
+        .order_by(_N.c.level)
+    )
+    return [(int(level), str(who), at) for level, who, at in rows]
+
+
+def digest_done(s: Session, manager: str, day: str) -> bool:
+    """Whether the manager's digest of this local day was already sent (or found empty)."""
+    query = select(_D.c.id).where(_D.c.manager == manager, _D.c.day == day)
+    return s.connection().execute(query).first() is not None
+
+
+def digests_done(s: Session, days: Iterable[str]) -> set[tuple[str, str]]:
+    """The (manager, day) of every digest already sent or found empty on these local days."""
+    query = select(_D.c.manager, _D.c.day).where(_D.c.day.in_(list(days)))
+    return {(str(m), str(d)) for m, d in s.connection().execute(query)}
+
+
+def add_digest(
+    s: Session, manager: str, day: str, tickets: int, outbox_id: int | None, now: datetime
+) -> None:
+    """Record a manager's digest of a day (unique per manager and day)."""
+    values = {"manager": manager, "day": day, "tickets": tickets, "outbox_id": outbox_id, "created_at": now}
+    s.connection().execute(insert(_D).values(**values))
+
+
+def digest_counts(
+    s: Session, groups: Sequence[tuple[Sequence[str], datetime]], now: datetime
+) -> dict[str, tuple[int, int]]:
+    """Per office, (overdue, due later today) among open tickets due by the group's cutoff (the
+    end of the office's day): {office_code: (overdue, due_today)}."""
+    if not groups:
+        return {}
+    overdue = func.sum(case((_T.c.due_at <= now, 1), else_=0))
+    query = (
+        select(_T.c.office_code, overdue, func.count()).where(_by_cutoff(groups)).group_by(_T.c.office_code)
+    )
+    return {code: (int(late), int(total) - int(late)) for code, late, total in s.connection().execute(query)}
+
+
+def digest_tickets(
+    s: Session, groups: Sequence[tuple[Sequence[str], datetime]], per_office: int
+) -> list[DueTicket]:
+    """The first `per_office` open tickets of each office due by the group's cutoff, earliest
+    deadline first within an office."""
+    if not groups:
+        return []
+    rank = (
+        func.row_number().over(partition_by=_T.c.office_code, order_by=(_T.c.due_at, _T.c.id)).label("rank")
+    )
+    inner = select(*_DUE_COLUMNS, rank).where(_by_cutoff(groups)).subquery()
+    query = select(*(inner.c[c.name] for c in _DUE_COLUMNS)).where(inner.c.rank <= per_office)
+    rows = s.connection().execute(query.order_by(inner.c.office_code, inner.c.due_at, inner.c.id))
+    return [DueTicket(*row) for row in rows]
+
+
+def request_texts(s: Session, ticket_ids: Sequence[int]) -> dict[int, str]:
+    """The body of the newest request or follow-up of each ticket: {ticket_id: text}."""
+    if not ticket_ids:
+        return {}
+    newest = (
+        select(func.max(_M.c.id))
+        .where(
+            _M.c.ticket_id.in_(list(ticket_ids)),
+            _M.c.direction == "in",
+            _M.c.kind.in_(("request", "followup")),
+        )
+        .group_by(_M.c.ticket_id)
+    )
+    rows = s.connection().execute(select(_M.c.ticket_id, _M.c.body_text).where(_M.c.id.in_(newest)))
+    return {int(ticket): str(text) for ticket, text in rows}

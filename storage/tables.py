@@ -266,3 +266,36 @@ Index(
     OutboxRow.envelope_to,
     OutboxRow.created_at,  # type: ignore[arg-type]
 )
+
+
+class TicketNotice(SQLModel, table=True):
+    """A reminder or escalation notice sent about a ticket: at most one per ticket and level
+    (0 the staff reminder, 1 head of office, 2 province PST head, 3 national), written in the
+    transaction that queues its mail."""
+
+    __tablename__ = "ticket_notices"
+    __table_args__ = (UniqueConstraint("ticket_id", "level", name="uq_ticket_notices_ticket_level"),)
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id")
+    level: int
+    recipient: str
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")  # one mail may list several
+    due_at: datetime = utc_column()  # the deadline it was about
+    created_at: datetime = utc_column()
+
+
+class DigestRow(SQLModel, table=True):
+    """The digest of one manager for one local day: at most one, sent or found empty."""
+
+    __tablename__ = "digests"
+    __table_args__ = (UniqueConstraint("manager", "day", name="uq_digests_manager_day"),)
+    id: int | None = Field(default=None, primary_key=True)
+    manager: str
+    day: str = Field(max_length=10)  # YYYY-MM-DD in the manager's time zone
+    tickets: int = 0  # tickets it reported (0: nothing to report)
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")  # None: not sent (empty)
+    created_at: datetime = utc_column()
+
+
+# The sweep reads open tickets by deadline (reminders, escalation, digests).
+Index("ix_tickets_state_due", Ticket.state, Ticket.due_at)  # type: ignore[arg-type]

@@ -427,3 +427,27 @@ def test_sla_command_explains_the_deadline(
     assert "diterima           2026-11-23 09:00 WIB" in out
     assert "hari kerja       Selasa 2026-11-24" in out
     assert "tenggat            2026-11-25 09:00 WIB" in out
+
+
+def test_reply_to_a_notice_is_not_the_answer(pipe: Pipeline, engine: Engine, clock: FrozenClock) -> None:
+    """A head of office (a staff address) replying to an escalation notice, to the office only,
+    is a note on the ticket: it does not mark the ticket answered."""
+    request(pipe)
+    t = ticket(engine)
+    with db.transaction(engine) as s:
+        repo.add_message(
+            s,
+            office_code="3514",
+            ticket_id=t.id,
+            direction="out",
+            kind="notice",
+            message_id="pst.notice1@bps.go.id",
+            dedupe_key="out:pst.notice1@bps.go.id",
+            subject=f"[Eskalasi] {t.ref}",
+            stored_at=clock.now(),
+            raw_sha256="0" * 64,
+            raw=b"notice",
+        )
+    command_mail(pipe, "pst.notice1@bps.go.id", "Tolong segera dijawab, terima kasih.")
+    assert ticket(engine).state == "open"
+    assert history(engine) == ["note"]
