@@ -13,10 +13,17 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from email import message_from_bytes, policy
+from typing import TYPE_CHECKING
 
 from mailer import log
 from mailer.errors import ConfigError
-from mailer.settings import Settings, load_settings
+from mailer.settings import Office, Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from mailer.clock import Clock
+    from mailer.outbox import OutboxSender
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--raw", action="store_true", help="print each message's full source")
     sla_cmd = sub.add_parser("sla", help="explain a ticket's deadline step by step")
     sla_cmd.add_argument("ref", help="ticket reference, e.g. PST-3514-2026-00042")
+    report = sub.add_parser("report", help="the monthly report per office (CSV, HTML, mail to the heads)")
+    report.add_argument("--month", required=True, help="the month reported on, YYYY-MM (office time)")
+    scope = report.add_mutually_exclusive_group()
+    scope.add_argument("--office", help="one office, e.g. 3514")
+    scope.add_argument("--province", help="every office of a province, e.g. 3500")
+    report.add_argument("--csv", help="write the figures as CSV to this file")
+    report.add_argument("--html", help="write the HTML page (tables, charts) to this file")
+    report.add_argument(
+        "--send", action="store_true", help="mail each office's report to its head (once a month)"
+    )
     return parser
 
 
@@ -60,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _tickets(settings, args.office, args.state, args.limit)
     if args.command == "sla":
         return _sla(settings, args.ref)
+    if args.command == "report":
+        return _report(settings, args)
     return _show(settings, args.ref, args.raw)
 
 
@@ -93,6 +112,63 @@ def _sla(settings: Settings, ref: str) -> int:
     elif ticket.state != lifecycle.OPEN:
         print(f"(status {ticket.state}: waktu layanan tidak berjalan)")
     return 0
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    """The monthly report: a table on stdout, and CSV / HTML files, and mail to the heads."""
+    from pathlib import Path
+
+    from mailer import monthly
+    from mailer.clock import SystemClock
+    from mailer.outbox import OutboxSender
+    from mailer.render import Renderer
+    from storage import db
+
+    try:
+        monthly.parse_month(args.month)
+        offices = monthly.select_offices(settings, args.office, args.province)
+    except ValueError as exc:
+        print(f"mailer: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:
+        print(f"mailer: no office or province {exc} in the settings", file=sys.stderr)
+        return 2
+    engine = db.make_engine(settings.database_url)
+    db.migrate(engine)
+    with db.reading(engine) as s:
+        months = [monthly.compute(s, o, args.month) for o in offices]
+    columns = [c for c in monthly.CSV_COLUMNS if c not in ("name", "month")]
+    print(f"{args.month}  " + " ".join(c for c in columns))
+    for m in months:
+        row = m.row()
+        print(f"{args.month}  " + " ".join(f"{row[c] or '-':>{len(c)}}" for c in columns))
+    renderer = Renderer()
+    if args.csv:
+        monthly.write_csv(Path(args.csv), months)
+        print(f"CSV: {args.csv}")
+    if args.html:
+        title = "Laporan bulanan PST" if len(months) != 1 else f"Laporan bulanan PST {months[0].name}"
+        Path(args.html).write_text(monthly.render(renderer, months, title)[2], encoding="utf-8")
+        print(f"HTML: {args.html}")
+    if args.send:
+        clock = SystemClock()
+        for code, result, reason in monthly.send(settings, engine, renderer, clock, args.month, offices):
+            print(f"{code}: {result}{': ' + reason if reason else ''}")
+        if settings.outbox.enabled:
+            asyncio.run(_send_queued(settings, engine, clock, offices, OutboxSender))
+    engine.dispose()
+    return 0
+
+
+async def _send_queued(
+    settings: Settings, engine: Engine, clock: Clock, offices: Sequence[Office], sender: type[OutboxSender]
+) -> None:
+    """Deliver what is due now (a report queued outside office hours waits for the daemon)."""
+    for office in offices:
+        s = sender(office, settings.outbox, engine, clock)
+        await s.resume()
+        await s.send_due()
+        await s.close()
 
 
 def _check_config(settings: Settings) -> int:
