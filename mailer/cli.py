@@ -241,6 +241,7 @@ def _show(settings: Settings, ref: str, raw: bool) -> int:
         assert found is None or found[0].id is not None
         links = repo.ticket_links(s, found[0].id) if found and found[0].id else []
         people = repo.ticket_participants(s, found[0].id) if found and found[0].id else {}
+        rated = repo.rating_of(s, found[0].id) if found and found[0].id else None
     if found is None:
         print(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
@@ -265,6 +266,10 @@ def _show(settings: Settings, ref: str, raw: bool) -> int:
         print(
             f"  settled   : {t.resolution}" + (f" (last officer {t.last_officer})" if t.last_officer else "")
         )
+    if rated is not None:
+        times = f", {rated.count} ratings received, the latest kept" if rated.count > 1 else ""
+        when = f"{rated.rated_at.astimezone(tz):%Y-%m-%d %H:%M}"
+        print(f"  rating    : {rated.score}/4 by {rated.how} from {rated.rater}, {when}{times}")
     for e in history:
         detail = f"  {e.detail}" if e.detail else ""
         print(f"  {e.at.astimezone(tz):%Y-%m-%d %H:%M}  {e.event:<9} -> {e.state:<8} {e.actor}{detail}")

@@ -6,15 +6,17 @@ from __future__ import annotations
 import dataclasses
 import email
 import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+import structlog
 from sqlalchemy import Engine, select
 
-from mailer import closing, complaint, rating
+from mailer import cli, closing, complaint, rating
 from mailer.clock import FrozenClock
 from mailer.errors import ConfigError
 from mailer.model import Address, FetchedMail, ParsedMail
@@ -30,6 +32,14 @@ OFFICE = "bps3514@bps.go.id"
 OFFICER = "dewi.pst@bps.go.id"
 RINA = "rina@example.com"
 HEAD = "kepala3514@bps.go.id"
+
+
+@pytest.fixture(autouse=True)
+def keep_logging() -> Iterator[None]:
+    """cli.main() points logging at this test's captured stderr: put the old setup back."""
+    old = structlog.get_config()
+    yield
+    structlog.configure(**old)
 
 
 @pytest.fixture
@@ -293,6 +303,25 @@ def test_mailto_rating_then_a_later_one_wins(
         (row,) = s.execute(select(Rating)).scalars()
         assert (row.score, row.how, row.count) == (4, "mailto", 2)
     assert the_ticket(engine).state == "closed"
+
+
+def test_show_prints_the_rating(
+    pipe: Pipeline,
+    settings: Settings,
+    engine: Engine,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`mailer show` prints a ticket's rating: score, how, who, and how many were received."""
+    closed_ticket(pipe, settings, engine, clock)
+    ref = the_ticket(engine).ref
+    for score in (3, 4):
+        raw, _ = make_mail(RINA, subject=rating.marker_subject(ref, score, "id"), body=f"{score}")
+        pipe.process(fetched(raw))
+    monkeypatch.setattr(cli, "load_settings", lambda *_a, **_k: settings)
+    assert cli.main(["show", ref]) == 0
+    assert f"rating    : 4/4 by mailto from {RINA}" in capsys.readouterr().out
 
 
 def test_question_in_reply_to_closing_mail_reopens(

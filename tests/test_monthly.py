@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import structlog
 from sqlalchemy import Engine, select
 
 from mailer import cli, monthly
@@ -21,6 +23,14 @@ from storage.tables import MessageRow, OutboxRow
 
 WIB = ZoneInfo("Asia/Jakarta")
 HEAD = "kepala3514@bps.go.id"
+
+
+@pytest.fixture(autouse=True)
+def keep_logging() -> Iterator[None]:
+    """cli.main() points logging at this test's captured stderr: put the old setup back."""
+    old = structlog.get_config()
+    yield
+    structlog.configure(**old)
 
 
 def wib(month: int, day: int, hour: int, minute: int = 0) -> datetime:
