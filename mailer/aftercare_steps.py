@@ -23,6 +23,7 @@ from mailer import complaint, guard, log, rating, sla
 from mailer.model import MailKind
 from mailer.outbox import enqueue
 from mailer.render import promised_date_text
+from mailer.settings import Office
 from mailer.trim import trim
 from storage import repo
 
@@ -104,6 +105,12 @@ def step_notify_head(p: Pipeline, ctx: MailContext, s: Session) -> None:
     opening = sla.clock_start(office, ctx.now)
     if opening > ctx.now:
         repo.defer_outbox(s, outbox_id, opening)
+
+
+def promise_days(s: Session, office: Office, ticket_id: int) -> int:
+    """The working days of a ticket's promise: the complaint figure for a complaint."""
+    complaint = repo.ticket_kind(s, ticket_id) == "complaint"
+    return office.complaint_sla_working_days if complaint else office.sla_working_days
 
 
 def report(ctx: MailContext, created: bool) -> None:

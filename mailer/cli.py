@@ -94,14 +94,16 @@ def _sla(settings: Settings, ref: str) -> int:
     with db.reading(engine) as s:
         ticket = repo.ticket_by_ref(s, ref)
         clock = repo.ticket_clock(s, ticket.id) if ticket is not None else None
+        ticket_kind = repo.ticket_kind(s, ticket.id) if ticket is not None else "request"
     if ticket is None or clock is None:
         print(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
     office = settings.office(ref.split("-")[1])
     now = SystemClock().now()
     start, paused = lifecycle.clock_basis(*clock, now)
-    found = sla.deadline(office, start, paused=paused)
-    print(f"{ref}  [{ticket.state}]  {office.name}, {office.sla_working_days} hari kerja, {office.time_zone}")
+    days = office.complaint_sla_working_days if ticket_kind == "complaint" else office.sla_working_days
+    found = sla.deadline(office, start, working_days=days, paused=paused)
+    print(f"{ref}  [{ticket.state}]  {office.name}, {days} hari kerja, {office.time_zone}")
     if start != clock[0]:
         since = f"{start.astimezone(office.tz):%Y-%m-%d %H:%M %Z}"
         print(f"(waktu dihitung ulang sejak {since}: pemohon menulis lagi setelah dijawab)")

@@ -330,13 +330,16 @@ def step_lifecycle(p: Pipeline, ctx: MailContext, s: Session) -> None:
     else:
         return
     due = None
+    days = None
+    if change.fresh_clock or change.resume:  # a complaint keeps its own promise
+        days = aftercare_steps.promise_days(s, ctx.office, ticket.id)
     if change.fresh_clock:
-        due = sla.due_at(ctx.office, ctx.received_at)
+        due = sla.due_at(ctx.office, ctx.received_at, working_days=days)
     elif change.resume:  # the deadline moves by the office time spent waiting
         received, history = repo.ticket_clock(s, ticket.id)
         history.append((ctx.received_at, change.event, change.state))
         start, paused = lifecycle.clock_basis(received, history, ctx.received_at)
-        due = sla.due_at(ctx.office, start, paused=paused)
+        due = sla.due_at(ctx.office, start, working_days=days, paused=paused)
     repo.change_ticket(
         s,
         ticket.id,

@@ -722,6 +722,11 @@ def ticket_message_ids(s: Session, ticket_id: int) -> list[str]:
     return [str(m) for m in rows]
 
 
+def ticket_kind(s: Session, ticket_id: int) -> str:
+    """request | complaint."""
+    return str(s.execute(select(col(Ticket.kind)).where(col(Ticket.id) == ticket_id)).scalar_one())
+
+
 def defer_outbox(s: Session, outbox_id: int, at: datetime) -> None:
     """Hold a queued mail until `at` (e.g. the office's next opening: no mail at night)."""
     s.execute(update(OutboxRow).where(col(OutboxRow.id) == outbox_id).values(next_attempt_at=at))

@@ -420,6 +420,31 @@ def test_complaint_ticket_has_own_ack_promise_and_goes_to_the_head(
     assert parsed["Reply-To"] == f"{RINA}, {OFFICE}"
 
 
+def test_complaint_keeps_its_promise_when_the_requester_writes_again(
+    settings: Settings, engine: Engine, clock: FrozenClock
+) -> None:
+    """After an answer, the complainant's new question restarts the clock with the complaint's
+    own promise (5 working days here), not the request's 2."""
+    settings = with_head(settings, complaint_sla_working_days=5)
+    pipe = Pipeline(settings, engine, Renderer(), clock)
+    raw, mid = make_mail(RINA, subject="Pengaduan layanan PST", body="Email saya tidak dibalas.")
+    pipe.process(fetched(raw))
+    headers = (("In-Reply-To", f"<{mid}>"), ("Cc", OFFICE))
+    raw, answer_mid = make_mail(
+        OFFICER, to=RINA, subject="Re: Pengaduan layanan PST", body="Mohon maaf.", headers=headers
+    )
+    pipe.process(fetched(raw))
+    clock.advance(timedelta(days=1))  # Tue 24 Nov 09:00 WIB
+    raw, _ = make_mail(
+        RINA, subject="Re: Pengaduan layanan PST", body="Lalu kapan data saya dikirim?",
+        headers=(("In-Reply-To", f"<{answer_mid}>"),),
+    )  # fmt: skip
+    pipe.process(fetched(raw))
+    ticket = the_ticket(engine)
+    assert ticket.state == "open"
+    assert ticket.due_at == datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 5 working days: Tue 1 Dec 09:00
+
+
 def test_complaint_at_night_reaches_the_head_at_opening(
     settings: Settings, engine: Engine, clock: FrozenClock
 ) -> None:
