@@ -11,6 +11,7 @@ restart, a second pass or a reply arriving meanwhile never closes twice or mails
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -25,6 +26,7 @@ from storage import db, repo
 
 logger = log.get(__name__)
 ACTOR = "pst-mailer"  # who closed it, in the ticket's history
+BATCH = 100  # tickets listed per query
 
 
 def own_addresses(settings: Settings) -> frozenset[str]:
@@ -96,6 +98,19 @@ def close_one(
     return "closed", ""
 
 
+def _quiet(engine: Engine, office: Office, cutoff: datetime) -> Iterator[repo.QuietTicket]:
+    """The office's quiet answered tickets, BATCH at a time (each one closed leaves the set)."""
+    seen: set[int] = set()
+    while True:
+        with db.reading(engine) as s:
+            listed = repo.quiet_answered_tickets(s, office.code, cutoff, BATCH)
+        batch = [t for t in listed if t.id not in seen]
+        if not batch:
+            return
+        seen.update(t.id for t in batch)
+        yield from batch
+
+
 def close_quiet(settings: Settings, engine: Engine, renderer: Renderer, clock: Clock) -> Counter[str]:
     """One pass over every office that is open now: close its quiet answered tickets."""
     now = clock.now()
@@ -103,10 +118,7 @@ def close_quiet(settings: Settings, engine: Engine, renderer: Renderer, clock: C
     for office in settings.offices:
         if sla.clock_start(office, now) != now:
             continue  # closed now (night, weekend, holiday): the next pass in office hours does it
-        cutoff = now - timedelta(days=office.closing_after_days)
-        with db.reading(engine) as s:
-            quiet = repo.quiet_answered_tickets(s, office.code, cutoff)
-        for ticket in quiet:
+        for ticket in _quiet(engine, office, now - timedelta(days=office.closing_after_days)):
             with db.transaction(engine) as s:
                 result, reason = close_one(s, settings, renderer, office, ticket, now)
             done[result] += 1
