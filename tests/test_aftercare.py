@@ -542,3 +542,17 @@ def test_wrong_closing_days_stop_the_start(tmp_path: Path) -> None:
     """closing.after_days must be a number above 0."""
     with pytest.raises(ConfigError, match=r"closing\.after_days"):
         load(tmp_path, "after_days = 7", "after_days = 0")
+
+
+def test_one_pass_closes_more_than_a_batch(settings: Settings, engine: Engine, clock: FrozenClock) -> None:
+    """A pass closes every quiet ticket of an office, beyond the first batch of 100."""
+    answered = clock.now() - timedelta(days=8)
+    with db.transaction(engine) as s:
+        for i in range(closing.BATCH + 20):
+            repo.add_ticket(
+                s, ref=f"PST-3514-2026-{i + 1:05d}", office_code="3514", state="answered",
+                requester_email=f"warga{i}@example.com", requester_name="", subject="Data", subject_key="",
+                language="id", received_at=answered, due_at=answered, state_changed_at=answered,
+                last_message_at=answered, message_count=1, created_at=answered,
+            )  # fmt: skip
+    assert close(settings, engine, clock) == {"closed": closing.BATCH + 20}
