@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING
 
 from mailer import log
 from mailer.errors import ConfigError
-from mailer.settings import Settings, load_settings
+from mailer.settings import Office, Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from mailer.clock import Clock
+    from mailer.outbox import OutboxSender
 
 if TYPE_CHECKING:
     from storage.tables import AttachmentRow, MessageRow
@@ -67,6 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     digest.add_argument(
         "--html", metavar="FILE", help="write the HTML part to FILE instead of the text to the terminal"
     )
+    report = sub.add_parser("report", help="the monthly report per office (CSV, HTML, mail to the heads)")
+    report.add_argument("--month", required=True, help="the month reported on, YYYY-MM (office time)")
+    scope = report.add_mutually_exclusive_group()
+    scope.add_argument("--office", help="one office, e.g. 3514")
+    scope.add_argument("--province", help="every office of a province, e.g. 3500")
+    report.add_argument("--csv", help="write the figures as CSV to this file")
+    report.add_argument("--html", help="write the HTML page (tables, charts) to this file")
+    report.add_argument(
+        "--send", action="store_true", help="mail each office's report to its head (once a month)"
+    )
     return parser
 
 
@@ -88,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _sla(settings, args.ref)
     if args.command == "search":
         return _search(settings, " ".join(args.words), args.office, args.limit)
+    if args.command == "report":
+        return _report(settings, args)
     if args.command == "digest":
         return _digest(settings, args.manager, args.at, args.preview, args.html)
     return _show(settings, args.ref, args.raw, args.full)
@@ -121,14 +139,16 @@ def _sla(settings: Settings, ref: str) -> int:
     with db.reading(engine) as s:
         ticket = repo.ticket_by_ref(s, ref)
         clock = repo.ticket_clock(s, ticket.id) if ticket is not None else None
+        ticket_kind = repo.ticket_kind(s, ticket.id) if ticket is not None else "request"
     if ticket is None or clock is None:
         print(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
     office = settings.office(ref.split("-")[1])
     now = SystemClock().now()
     start, paused = lifecycle.clock_basis(*clock, now)
-    found = sla.deadline(office, start, paused=paused)
-    print(f"{ref}  [{ticket.state}]  {office.name}, {office.sla_working_days} hari kerja, {office.time_zone}")
+    days = office.complaint_sla_working_days if ticket_kind == "complaint" else office.sla_working_days
+    found = sla.deadline(office, start, working_days=days, paused=paused)
+    print(f"{ref}  [{ticket.state}]  {office.name}, {days} hari kerja, {office.time_zone}")
     if start != clock[0]:
         since = f"{start.astimezone(office.tz):%Y-%m-%d %H:%M %Z}"
         print(f"(waktu dihitung ulang sejak {since}: pemohon menulis lagi setelah dijawab)")
@@ -139,6 +159,63 @@ def _sla(settings: Settings, ref: str) -> int:
     elif ticket.state != lifecycle.OPEN:
         print(f"(status {ticket.state}: waktu layanan tidak berjalan)")
     return 0
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    """The monthly report: a table on stdout, and CSV / HTML files, and mail to the heads."""
+    from pathlib import Path
+
+    from mailer import monthly
+    from mailer.clock import SystemClock
+    from mailer.outbox import OutboxSender
+    from mailer.render import Renderer
+    from storage import db
+
+    try:
+        monthly.parse_month(args.month)
+        offices = monthly.select_offices(settings, args.office, args.province)
+    except ValueError as exc:
+        print(f"mailer: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:
+        print(f"mailer: no office or province {exc} in the settings", file=sys.stderr)
+        return 2
+    engine = db.make_engine(settings.database_url)
+    db.migrate(engine)
+    with db.reading(engine) as s:
+        months = [monthly.compute(s, o, args.month) for o in offices]
+    columns = [c for c in monthly.CSV_COLUMNS if c not in ("name", "month")]
+    print(f"{args.month}  " + " ".join(c for c in columns))
+    for m in months:
+        row = m.row()
+        print(f"{args.month}  " + " ".join(f"{row[c] or '-':>{len(c)}}" for c in columns))
+    renderer = Renderer()
+    if args.csv:
+        monthly.write_csv(Path(args.csv), months)
+        print(f"CSV: {args.csv}")
+    if args.html:
+        title = "Laporan bulanan PST" if len(months) != 1 else f"Laporan bulanan PST {months[0].name}"
+        Path(args.html).write_text(monthly.render(renderer, months, title)[2], encoding="utf-8")
+        print(f"HTML: {args.html}")
+    if args.send:
+        clock = SystemClock()
+        for code, result, reason in monthly.send(settings, engine, renderer, clock, args.month, offices):
+            print(f"{code}: {result}{': ' + reason if reason else ''}")
+        if settings.outbox.enabled:
+            asyncio.run(_send_queued(settings, engine, clock, offices, OutboxSender))
+    engine.dispose()
+    return 0
+
+
+async def _send_queued(
+    settings: Settings, engine: Engine, clock: Clock, offices: Sequence[Office], sender: type[OutboxSender]
+) -> None:
+    """Deliver what is due now (a report queued outside office hours waits for the daemon)."""
+    for office in offices:
+        s = sender(office, settings.outbox, engine, clock)
+        await s.resume()
+        await s.send_due()
+        await s.close()
 
 
 def _check_config(settings: Settings) -> int:
@@ -214,6 +291,7 @@ def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
         links = repo.ticket_links(s, found[0].id) if found and found[0].id else []
         people = repo.ticket_participants(s, found[0].id) if found and found[0].id else {}
         files = repo.attachments_of(s, [m.id for m, _ in found[1] if m.id is not None]) if found else {}
+        rated = repo.rating_of(s, found[0].id) if found and found[0].id else None
     if found is None:
         print(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
@@ -238,6 +316,10 @@ def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
         print(
             f"  settled   : {t.resolution}" + (f" (last officer {t.last_officer})" if t.last_officer else "")
         )
+    if rated is not None:
+        times = f", {rated.count} ratings received, the latest kept" if rated.count > 1 else ""
+        when = f"{rated.rated_at.astimezone(tz):%Y-%m-%d %H:%M}"
+        print(f"  rating    : {rated.score}/4 by {rated.how} from {rated.rater}, {when}{times}")
     for e in history:
         detail = f"  {e.detail}" if e.detail else ""
         print(f"  {e.at.astimezone(tz):%Y-%m-%d %H:%M}  {e.event:<9} -> {e.state:<8} {e.actor}{detail}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from mailer import log
+from mailer import aftercare, log
 from mailer.clock import Clock, SystemClock
 from mailer.fetch import MailboxWatcher
 from mailer.model import Role
@@ -60,6 +60,7 @@ class PassReport:
     sent: dict[str, Counter[str]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     swept: SweepReport | None = None  # reminders, escalation and digests queued (sweep.py)
+    aftercare: Counter[str] = field(default_factory=Counter)  # closing, monthly report (aftercare.py)
 
 
 class Daemon:
@@ -109,6 +110,8 @@ class Daemon:
             else:
                 report.fetched.setdefault(code, Counter()).update(result)
         report.swept = await asyncio.to_thread(self.sweeper.run_once)  # after the answers just read
+        # After the answer (closing quiet tickets, monthly report): aftercare.py, not this file.
+        report.aftercare = await asyncio.to_thread(self._aftercare)
         if self.settings.outbox.enabled:
             sent = await asyncio.gather(*(self._drain(s) for s in self.senders.values()))
             report.sent = dict(zip(self.senders, sent, strict=True))
@@ -136,6 +139,7 @@ class Daemon:
         if self.settings.outbox.enabled:
             tasks += [asyncio.create_task(s.run(stop), name=f"smtp-{c}") for c, s in self.senders.items()]
         tasks.append(asyncio.create_task(self.sweeper.run(stop, self._queued), name="sweep"))
+        tasks.append(asyncio.create_task(self._aftercare_forever(stop), name="aftercare"))
         offices = list(dict.fromkeys(code for code, _ in self.watchers))
         logger.info("daemon_started", offices=offices, sending=self.settings.outbox.enabled)
         await stop.wait()
@@ -145,6 +149,12 @@ class Daemon:
         await asyncio.gather(*tasks, return_exceptions=True)
         self.close()
         logger.info("daemon_stopped")
+
+    def _aftercare(self) -> Counter[str]:
+        return aftercare.run_once(self.settings, self.engine, self.pipeline.renderer, self.clock)
+
+    async def _aftercare_forever(self, stop: asyncio.Event) -> None:
+        await aftercare.run_forever(stop, self.settings, self.engine, self.pipeline.renderer, self.clock)
 
     def close(self) -> None:
         for watcher in self.watchers.values():

@@ -1,7 +1,8 @@
 """The per-mail driver: a named, ordered tuple of steps (GNU Mailman's pipeline habit).
 
-    parse → trim → classify → identify → report
-      → [ dedupe → thread → flags → store → relate → lifecycle → acknowledge → cursor ]  one transaction
+    parse → trim → classify → identify → report → complaint
+      → [ dedupe → thread → flags → rating → store → relate → lifecycle → acknowledge → notify_head
+          → cursor ]  one transaction
 
 The bracketed steps share one database transaction, so the raw mail, the ticket, the
 rendered acknowledgement (an outbox row) and the mailbox cursor are committed together or
@@ -22,7 +23,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from mailer import guard, lifecycle, log, reports, rules, sla, staff
+from mailer import aftercare_steps, guard, lifecycle, log, reports, rules, sla, staff
 from mailer.attachments import attachment_rows
 from mailer.clock import Clock
 from mailer.model import Decision, FetchedMail, MailKind, ParsedMail, Role
@@ -97,6 +98,9 @@ class MailContext:
     participants: dict[str, str] | None = None  # of the ticket joined, as read by the thread step
     link_to: tuple[repo.TicketRef, str] | None = None  # (ticket found but not joined, why)
     reopen: bool = False
+    complaint: str = ""  # why a new mail is a complaint about the service ("" for a request)
+    rating: int | None = None  # the SKM score (1-4) a rating mail gives; it moves no ticket
+    rating_how: str = ""  # mailto | reply
 
     def reset_transaction_state(self) -> None:
         """Forget what the transactional steps learnt (their writes were rolled back)."""
@@ -104,6 +108,7 @@ class MailContext:
         self.message_pk, self.change = None, None
         self.flagged, self.unflagged, self.ack_withheld = [], [], ""
         self.participants, self.link_to, self.reopen = None, None, False
+        self.rating, self.rating_how = None, ""
 
     @property
     def mail(self) -> ParsedMail:
@@ -272,6 +277,8 @@ def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
     kind, direction = str(decision.kind), "in"
     if ctx.officer is not None:
         kind, direction = _staff_kind(ctx, p.own_addresses)
+    elif ctx.rating is not None:
+        kind = "rating"
     elif decision.kind is MailKind.REQUEST and not ctx.new_ticket:
         kind = "followup"
     ctx.message_pk = repo.add_message(
@@ -323,8 +330,8 @@ def _staff_kind(ctx: MailContext, own: frozenset[str]) -> tuple[str, str]:
 def step_lifecycle(p: Pipeline, ctx: MailContext, s: Session) -> None:
     """Move the ticket: an officer's answer or command, or the requester writing again."""
     ticket, mail, decision = ctx.ticket, ctx.mail, ctx.decision
-    if ticket is None or ctx.new_ticket or decision is None:
-        return
+    if ticket is None or ctx.new_ticket or decision is None or ctx.rating is not None:
+        return  # a rating never moves its ticket
     officer = ctx.officer
     if officer is not None:
         if ctx.command is not None:
@@ -347,13 +354,16 @@ def step_lifecycle(p: Pipeline, ctx: MailContext, s: Session) -> None:
     else:
         return
     due = None
+    days = None
+    if change.fresh_clock or change.resume:  # a complaint keeps its own promise
+        days = aftercare_steps.promise_days(s, ctx.office, ticket.id)
     if change.fresh_clock:
-        due = sla.due_at(ctx.office, ctx.received_at)
+        due = sla.due_at(ctx.office, ctx.received_at, working_days=days)
     elif change.resume:  # the deadline moves by the office time spent waiting
         received, history = repo.ticket_clock(s, ticket.id)
         history.append((ctx.received_at, change.event, change.state))
         start, paused = lifecycle.clock_basis(received, history, ctx.received_at)
-        due = sla.due_at(ctx.office, start, paused=paused)
+        due = sla.due_at(ctx.office, start, working_days=days, paused=paused)
     repo.change_ticket(
         s,
         ticket.id,
@@ -383,9 +393,11 @@ def _open_ticket(s: Session, ctx: MailContext) -> repo.TicketRef:
     ref = f"PST-{office.code}-{year}-{repo.next_ticket_seq(s, office.code, year):05d}"
     requester = rules.acknowledgement_recipient(mail) or ""
     ctx.language = rules.language(mail)
-    ctx.due = sla.due_at(office, ctx.received_at)
+    days = office.complaint_sla_working_days if ctx.complaint else None
+    ctx.due = sla.due_at(office, ctx.received_at, working_days=days)
     ticket_id = repo.add_ticket(
         s,
+        kind="complaint" if ctx.complaint else "request",
         ref=ref,
         office_code=office.code,
         state="open",
@@ -436,7 +448,8 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
         return
     assert ctx.due is not None
     out = p.renderer.acknowledgement(
-        ctx.office, ticket.ref, ctx.mail, to, ctx.language, ctx.due, ctx.received_at, ctx.now
+        ctx.office, ticket.ref, ctx.mail, to, ctx.language, ctx.due, ctx.received_at, ctx.now,
+        template="ack_complaint" if ctx.complaint else "ack",
     )
     enqueue(s, ctx.office, ticket.id, "ack", "acknowledgement of a new request", out, ctx.now)
     ctx.outgoing = out
@@ -454,15 +467,18 @@ BEFORE_TX: tuple[tuple[str, Step], ...] = (
     ("classify", step_classify),
     ("identify", step_identify),
     ("report", step_report),
+    ("complaint", aftercare_steps.step_complaint),
 )
 IN_TX: tuple[tuple[str, TxStep], ...] = (
     ("dedupe", step_dedupe),
     ("thread", step_thread),
     ("flags", step_flags),
+    ("rating", aftercare_steps.step_rating),
     ("store", step_store),
     ("relate", step_relate),
     ("lifecycle", step_lifecycle),
     ("acknowledge", step_acknowledge),
+    ("notify_head", aftercare_steps.step_notify_head),
 )
 
 
@@ -472,6 +488,7 @@ class Pipeline:
     def __init__(self, settings: Settings, engine: Engine, renderer: Renderer, clock: Clock) -> None:
         self.settings, self.engine, self.renderer, self.clock = settings, engine, renderer, clock
         self.own_addresses = frozenset(o.email for o in settings.offices)
+        self.own_addresses |= {a for o in settings.offices for a in o.complaint_addresses}
 
     def process(self, fetched: FetchedMail) -> Outcome:
         """Process one fetched mail to the end; see process_batch."""
@@ -595,6 +612,7 @@ class Pipeline:
                 logger.info("mail_recorded", kind=decision.kind, reason=decision.reason)
             if outcome not in (Outcome.DEAD_LETTER, Outcome.DUPLICATE):
                 _report_flags(ctx)
+                aftercare_steps.report(ctx, outcome is Outcome.TICKET_CREATED)
 
     def _dead_letter(self, ctx: MailContext, s: Session) -> None:
         f = ctx.fetched

@@ -117,8 +117,10 @@ class Renderer:
         due: datetime,
         received: datetime,
         now: datetime,
+        template: str = "ack",
     ) -> Outgoing:
-        """The acknowledgement of a new request, threaded under the requester's mail."""
+        """The acknowledgement of a new request (`template` "ack_complaint": of a complaint),
+        threaded under the requester's mail."""
         context = {
             "office": office,
             "ticket_ref": ticket_ref,
@@ -132,7 +134,7 @@ class Renderer:
             + f" {office.time_zone_label}",
             "hours_text": hours_text(office, lang),
         }
-        subject, text, html = self.render("ack", lang, context)
+        subject, text, html = self.render(template, lang, context)
         message_id = new_message_id(office)
         references = [*mail.references, *([mail.message_id] if mail.message_id else [])]
         headers = [
@@ -156,6 +158,42 @@ class Renderer:
         ]
         raw = build_mime(headers, text, html)
         return Outgoing(message_id, office.email, to, subject, text, raw)
+
+    def compose(
+        self,
+        office: Office,
+        name: str,
+        lang: str,
+        context: dict[str, Any],
+        to: str,
+        ticket_ref: str | None,
+        now: datetime,
+        thread: Sequence[str] = (),
+        extra: Sequence[tuple[str, str]] = (),
+    ) -> Outgoing:
+        """An automatic mail of the office from template `name` (closing notice, complaint
+        notice, monthly report): threaded under `thread` (the conversation's Message-IDs, oldest
+        first; the last is the one it answers), marked automatic like the acknowledgement."""
+        subject, text, html = self.render(name, lang, {"office": office, "ticket_ref": ticket_ref, **context})
+        message_id = new_message_id(office)
+        refs = list(thread)[-_MAX_REFERENCES:]
+        headers = [
+            ("From", formataddr((office.name, office.email))),
+            ("To", to),
+            ("Subject", subject),
+            ("Date", format_datetime(now.astimezone(office.tz))),
+            ("Message-ID", f"<{message_id}>"),
+            *([("In-Reply-To", f"<{refs[-1]}>")] if refs else []),
+            *([("References", " ".join(f"<{r}>" for r in refs))] if refs else []),
+            *extra,
+            ("Auto-Submitted", "auto-generated" if not refs else "auto-replied"),
+            ("X-Auto-Response-Suppress", "All"),
+            ("X-Loop", office.email),
+            ("X-PST-Mailer", OWN_MAILER),
+            *([("X-PST-Ticket", ticket_ref)] if ticket_ref else []),
+            ("Content-Language", lang),
+        ]
+        return Outgoing(message_id, office.email, to, subject, text, build_mime(headers, text, html))
 
 
 def _header(name: str, value: str) -> bytes:

@@ -118,8 +118,11 @@ class Office:
     smtp: SmtpSettings
     staff: StaffSettings = StaffSettings()
     calendar: CalendarSettings = CalendarSettings()
-    head: str = ""  # the head of office's address (escalation level 1, digest); "" = none
+    head: str = ""  # the head of office: escalation level 1, digests, complaints, the monthly report
     remind_at_share: float | None = None  # this office's own escalation.remind_at_share
+    closing_after_days: float = 7.0  # an answered ticket quiet this long is closed
+    complaint_addresses: tuple[str, ...] = ()  # mail to these is a complaint (e.g. ipds3571@)
+    complaint_sla_working_days: int = 2  # the promise for a complaint
 
     @property
     def tz(self) -> ZoneInfo:
@@ -208,6 +211,11 @@ MAX_ATTACHMENT_BYTES = 500_000_000  # one database value; PostgreSQL's bytea sto
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    send_monthly: bool = True  # the daemon mails last month's report to the heads of office
+
+
+@dataclass(frozen=True)
 class Settings:
     file: Path
     database_url: str
@@ -224,6 +232,7 @@ class Settings:
     digest: DigestSettings = DigestSettings()
     national: NationalLevel | None = None
     calendar: CalendarSettings = CalendarSettings()  # the decree's changes, for every office
+    report: ReportSettings = ReportSettings()
 
     def office(self, code: str) -> Office:
         for office in self.offices:
@@ -333,6 +342,7 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
         raise root.fail("offices", "no office is configured")
     calendar = _calendar(root.table("calendar", required=False))
     offices = tuple(replace(o, calendar=calendar.merged(o.calendar)) for o in offices)
+    offices = _closing(root.table("closing", required=False), offices_table, offices)
     _check_unique(root, offices)
     provinces = _province_heads(root, provinces)
     settings = Settings(
@@ -351,6 +361,7 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
         digest=_digest(root.table("digest", required=False)),
         national=_national(root.table("national", required=False)),
         calendar=calendar,
+        report=_report(root.table("report", required=False)),
     )
     for reader in (storage, log, offices_table, root):
         reader.done()
@@ -473,9 +484,41 @@ def _office(r: _Reader, code: str, provinces: dict[str, Province], env: dict[str
         calendar=_calendar(r.table("calendar", required=False)),
         head=_address(r, "head"),
         remind_at_share=_share(r, None),
+        complaint_addresses=_emails(r, "complaint_addresses"),
     )
+    complaint_days = r.integer("complaint_sla_working_days", office.sla_working_days, minimum=1)
+    office = replace(office, complaint_sla_working_days=complaint_days)
+    r.seen.add("closing")  # [offices.X.closing]: read by _closing, with the [closing] default
     r.done()
     return office
+
+
+def _emails(r: _Reader, name: str) -> tuple[str, ...]:
+    addresses = [a.lower() for a in r.strings(name)]
+    for i, address in enumerate(addresses):
+        if not _EMAIL.match(address):
+            raise r.fail(f"{name}[{i}]", f"not an email address: {address!r}")
+    return tuple(addresses)
+
+
+def _closing(r: _Reader, offices_table: _Reader, offices: tuple[Office, ...]) -> tuple[Office, ...]:
+    """[closing] after_days for every office, [offices.X.closing] after_days for one."""
+    default = r.number("after_days", 7.0)
+    r.done()
+    out = []
+    for office in offices:
+        prefix = offices_table.key(office.code) + "."
+        own = _Reader(offices_table.file, offices_table.data[office.code], prefix)
+        table = own.table("closing", required=False)
+        out.append(replace(office, closing_after_days=table.number("after_days", default)))
+        table.done()
+    return tuple(out)
+
+
+def _report(r: _Reader) -> ReportSettings:
+    report = ReportSettings(send_monthly=r.flag("send_monthly", ReportSettings.send_monthly))
+    r.done()
+    return report
 
 
 def _calendar(r: _Reader) -> CalendarSettings:

@@ -18,3 +18,10 @@ if ! .venv/bin/python -c "import mailer.cli, imapclient, aiosmtplib, sqlmodel, a
     touch .venv/.installed
 fi
 bash scripts/mailstack.sh install >&2
+# Headless Chromium: tests open the monthly report's HTML page in it (tests/test_monthly_browser.py).
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "setup: installing chromium (headless browser for the report test)" >&2
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get install -y --no-install-recommends chromium >&2 \
+        || { $SUDO apt-get update >&2 && $SUDO apt-get install -y --no-install-recommends chromium >&2; }
+fi

@@ -23,6 +23,8 @@ from storage.tables import (
     MessageRow,
     OfficeRow,
     OutboxRow,
+    Rating,
+    ReportDelivery,
     Ticket,
     TicketCounter,
     TicketEvent,
@@ -932,3 +934,174 @@ def request_texts(s: Session, ticket_ids: Sequence[int]) -> dict[int, str]:
     )
     rows = s.connection().execute(select(_M.c.ticket_id, _M.c.body_text).where(_M.c.id.in_(newest)))
     return {int(ticket): str(text) for ticket, text in rows}
+
+
+# --- after the answer: closing quiet tickets, ratings, the monthly report ------------------
+
+
+class QuietTicket(NamedTuple):
+    """An answered ticket nobody wrote on since `cutoff`: what its closing mail needs."""
+
+    id: int
+    ref: str
+    requester_email: str
+    requester_name: str
+    subject: str
+    language: str
+    kind: str
+
+
+def quiet_answered_tickets(s: Session, office: str, cutoff: datetime, limit: int = 100) -> list[QuietTicket]:
+    """Up to `limit` tickets of an office answered, with no state change and no mail since `cutoff`."""
+    rows = s.execute(
+        select(
+            col(Ticket.id),
+            col(Ticket.ref),
+            col(Ticket.requester_email),
+            col(Ticket.requester_name),
+            col(Ticket.subject),
+            col(Ticket.language),
+            col(Ticket.kind),
+        )
+        .where(
+            col(Ticket.office_code) == office,
+            col(Ticket.state) == "answered",
+            col(Ticket.state_changed_at) <= cutoff,
+            col(Ticket.last_message_at) <= cutoff,
+        )
+        .order_by(col(Ticket.id))
+        .limit(limit)
+    ).all()
+    return [QuietTicket(*row) for row in rows]
+
+
+def close_quiet_ticket(s: Session, ticket_id: int, at: datetime, cutoff: datetime) -> bool:
+    """Close a ticket if it is still answered and quiet since `cutoff` (a reply may have come in
+    since it was listed); its resolution is kept. Returns whether it was closed."""
+    done = s.execute(
+        update(Ticket)
+        .where(
+            col(Ticket.id) == ticket_id,
+            col(Ticket.state) == "answered",
+            col(Ticket.state_changed_at) <= cutoff,
+            col(Ticket.last_message_at) <= cutoff,
+        )
+        .values(state="closed", state_changed_at=at, closed_at=at)
+    )
+    return _rowcount(done) == 1
+
+
+def ticket_message_ids(s: Session, ticket_id: int) -> list[str]:
+    """The Message-IDs of a ticket's mails, oldest first (a reply's References)."""
+    rows = s.execute(
+        select(col(MessageRow.message_id))
+        .where(col(MessageRow.ticket_id) == ticket_id, col(MessageRow.message_id).is_not(None))
+        .order_by(col(MessageRow.id))
+    ).scalars()
+    return [str(m) for m in rows]
+
+
+def ticket_kind(s: Session, ticket_id: int) -> str:
+    """request | complaint."""
+    return str(s.execute(select(col(Ticket.kind)).where(col(Ticket.id) == ticket_id)).scalar_one())
+
+
+def defer_outbox(s: Session, outbox_id: int, at: datetime) -> None:
+    """Hold a queued mail until `at` (e.g. the office's next opening: no mail at night)."""
+    s.execute(update(OutboxRow).where(col(OutboxRow.id) == outbox_id).values(next_attempt_at=at))
+
+
+def ticket_of_outgoing(s: Session, office: str, kind: str, message_ids: Sequence[str]) -> int | None:
+    """The ticket of the newest mail of `kind` (e.g. "closing") this office sent with one of
+    these Message-IDs, or None."""
+    if not message_ids:
+        return None
+    row = s.execute(
+        select(col(MessageRow.ticket_id))
+        .where(
+            col(MessageRow.office_code) == office,
+            col(MessageRow.direction) == "out",
+            col(MessageRow.kind) == kind,
+            col(MessageRow.message_id).in_(list(message_ids)),
+        )
+        .order_by(col(MessageRow.id).desc())
+        .limit(1)
+    ).first()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def save_rating(
+    s: Session,
+    ticket_id: int,
+    office: str,
+    score: int,
+    how: str,
+    rater: str,
+    message_id: str | None,
+    at: datetime,
+) -> None:
+    """Record a ticket's rating; a later rating replaces the earlier one (counted)."""
+    values = {"score": score, "how": how, "rater": rater, "message_id": message_id, "rated_at": at}
+    done = s.execute(
+        update(Rating)
+        .where(col(Rating.ticket_id) == ticket_id)
+        .values(**values, count=col(Rating.count) + 1)
+    )
+    if _rowcount(done) == 0:
+        s.execute(insert(Rating).values(ticket_id=ticket_id, office_code=office, count=1, **values))
+
+
+def rating_of(s: Session, ticket_id: int) -> Rating | None:
+    return s.get(Rating, ticket_id)
+
+
+def tickets_received_before(s: Session, office: str, until: datetime) -> list[Ticket]:
+    """Every ticket of an office received before `until` (the monthly report)."""
+    query = (
+        select(Ticket)
+        .where(col(Ticket.office_code) == office, col(Ticket.received_at) < until)
+        .order_by(col(Ticket.id))
+    )
+    return list(s.execute(query).scalars())
+
+
+def ticket_histories(s: Session, office: str, until: datetime) -> dict[int, list[tuple[datetime, str, str]]]:
+    """{ticket id: [(at, event, state after), …]} of an office's events before `until`, oldest first."""
+    rows = s.execute(
+        select(
+            col(TicketEvent.ticket_id), col(TicketEvent.at), col(TicketEvent.event), col(TicketEvent.state)
+        )
+        .join(Ticket, col(Ticket.id) == col(TicketEvent.ticket_id))
+        .where(col(Ticket.office_code) == office, col(TicketEvent.at) < until)
+        .order_by(col(TicketEvent.id))
+    ).all()
+    out: dict[int, list[tuple[datetime, str, str]]] = {}
+    for ticket_id, at, event, state in rows:
+        out.setdefault(int(ticket_id), []).append((at, event, state))
+    return out
+
+
+def ratings_between(s: Session, office: str, start: datetime, end: datetime) -> list[int]:
+    """The scores of an office's ratings given in [start, end)."""
+    rows = s.execute(
+        select(col(Rating.score)).where(
+            col(Rating.office_code) == office, col(Rating.rated_at) >= start, col(Rating.rated_at) < end
+        )
+    ).scalars()
+    return [int(score) for score in rows]
+
+
+def report_delivered(s: Session, month: str, recipient: str, scope: str) -> bool:
+    key = (month, recipient, scope)
+    return s.get(ReportDelivery, key) is not None
+
+
+def add_report_delivery(
+    s: Session, month: str, recipient: str, scope: str, outbox_id: int | None, at: datetime
+) -> None:
+    """Note a monthly report queued (the primary key makes a second one fail)."""
+    s.execute(
+        insert(ReportDelivery).values(
+            month=month, recipient=recipient, scope=scope, outbox_id=outbox_id, queued_at=at
+        )
+    )

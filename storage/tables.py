@@ -5,6 +5,7 @@ offices ─< tickets ─< messages ─ outbox (one delivery row per outgoing mes
            tickets ─< ticket_participants; tickets ─< ticket_links >─ tickets (a follow-up kept apart)
                       messages ─< attachments
 offices ─< mailbox_cursors, ticket_counters, dead_letters, address_flags
+           tickets ─ ratings (one per ticket, the latest wins); report_deliveries (monthly report sent)
 """
 
 from __future__ import annotations
@@ -257,6 +258,33 @@ class AddressFlag(SQLModel, table=True):
     since: datetime = utc_column()
     reason: str = text_column()
     ticket_id: int | None = Field(default=None, foreign_key="tickets.id")  # the mail that bounced
+
+
+class Rating(SQLModel, table=True):
+    """The requester's rating of a ticket on the scale of the public satisfaction survey (SKM,
+    1 tidak puas … 4 sangat puas): one row per ticket, the latest rating wins."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (Index("ix_ratings_office_rated", "office_code", "rated_at"),)
+    ticket_id: int = Field(primary_key=True, foreign_key="tickets.id")
+    office_code: str = Field(foreign_key="offices.code", max_length=8)
+    score: int  # 1..4
+    how: str = Field(max_length=10)  # mailto (the link's subject marker) | reply (a number or words)
+    rater: str = ""  # the address it came from
+    message_id: str | None = Field(default=None)  # the rating mail
+    rated_at: datetime = utc_column()
+    count: int = 1  # ratings received for the ticket (only the latest is kept)
+
+
+class ReportDelivery(SQLModel, table=True):
+    """A monthly report queued for a manager: at most once per (month, recipient, scope)."""
+
+    __tablename__ = "report_deliveries"
+    month: str = Field(primary_key=True, max_length=7)  # YYYY-MM reported on
+    recipient: str = Field(primary_key=True)
+    scope: str = Field(primary_key=True, max_length=8)  # the office code reported on
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")
+    queued_at: datetime = utc_column()
 
 
 # The per-sender acknowledgement limit counts an office's recent mail to one address.

@@ -1,0 +1,121 @@
+"""The pipeline's steps for complaints and ratings (see pipeline.py for the driver).
+
+    … identify → report → complaint │ dedupe → thread → flags → rating → store → relate
+                                    │   → lifecycle → acknowledge → notify_head → cursor
+
+- complaint (pure): a new mail that complains about the service opens a ticket of kind
+  "complaint" (its own acknowledgement wording and promise: complaint.py has the rule).
+- rating: a reply to our closing mail, or a mail whose subject carries the rating marker of
+  one of the office's tickets, that gives a score (1–4) is recorded as the ticket's rating; it
+  never reopens the ticket and is never acknowledged.
+- notify_head: a new complaint goes straight to the head of office (`offices.X.head`), held
+  until the office's next opening.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from babel.dates import format_datetime as babel_datetime
+from sqlmodel import Session
+
+from mailer import complaint, guard, log, rating, sla
+from mailer.model import MailKind
+from mailer.outbox import enqueue
+from mailer.render import promised_date_text
+from mailer.settings import Office
+from mailer.trim import trim
+from storage import repo
+
+if TYPE_CHECKING:
+    from mailer.pipeline import MailContext, Pipeline
+
+logger = log.get(__name__)
+
+
+def step_complaint(p: Pipeline, ctx: MailContext) -> None:
+    """Is a person's mail a complaint about the service? (Decided for every mail; it matters
+    only when the mail opens a new ticket.)"""
+    if ctx.decision is None or ctx.decision.kind is not MailKind.REQUEST or ctx.officer is not None:
+        return
+    ctx.complaint = complaint.reason(ctx.mail, ctx.office.complaint_addresses)
+
+
+def step_rating(p: Pipeline, ctx: MailContext, s: Session) -> None:
+    """A rating of a ticket: the marker in the subject, or a score in a reply to our closing mail."""
+    mail, office = ctx.mail, ctx.office
+    if ctx.decision is None or ctx.decision.kind is not MailKind.REQUEST or ctx.officer is not None:
+        return
+    marked = rating.subject_rating(mail.subject, office.code)
+    closing_of = repo.ticket_of_outgoing(s, office.code, "closing", [*mail.in_reply_to, *mail.references])
+    if marked is None and closing_of is None:
+        return
+    ticket = ctx.ticket
+    if ticket is None and ctx.link_to is not None and ctx.link_to[1] == "reopen_window_passed":
+        ticket = ctx.link_to[0]  # the requester, on a ticket closed long ago: still theirs to rate
+    if ticket is None or (marked is not None and marked.ref != ticket.ref):
+        return  # not someone on the ticket the marker names: handled as any mail
+    if marked is None and closing_of != ticket.id:
+        return
+    score = marked.score if marked is not None else rating.reply_score(trim(mail.text)[0])
+    if score is None:
+        return  # a reply to the closing mail with no score: a follow-up like any other
+    if ctx.ticket is None:
+        ctx.participants = repo.ticket_participants(s, ticket.id)
+    ctx.ticket, ctx.link_to, ctx.reopen = ticket, None, False
+    ctx.rating, ctx.rating_how = score, "mailto" if marked is not None else "reply"
+    sender = mail.from_.email if mail.from_ else ""
+    repo.save_rating(s, ticket.id, office.code, score, ctx.rating_how, sender, mail.message_id, ctx.now)
+
+
+def step_notify_head(p: Pipeline, ctx: MailContext, s: Session) -> None:
+    """A new complaint, forwarded to the head of office (no head configured: nothing)."""
+    ticket, office = ctx.ticket, ctx.office
+    if not (ctx.new_ticket and ctx.complaint and ticket is not None and office.head):
+        return
+    refused = guard.refusal(s, office.code, office.head, p.own_addresses)
+    if refused:
+        ctx.warnings.append(f"complaint not sent to the head of office: {refused}")
+        return
+    assert ctx.due is not None
+    mail = ctx.mail
+    received = babel_datetime(ctx.received_at.astimezone(office.tz), "EEEE, d MMMM y HH.mm", locale="id")
+    context = {
+        "requester": mail.from_.formatted() if mail.from_ else ticket.requester_email,
+        "subject": " ".join(mail.subject.split()) or "-",
+        "text": trim(mail.text)[0] or mail.text.strip(),
+        "received_text": f"{received} {office.time_zone_label}",
+        "due_text": promised_date_text(ctx.due, office, "id"),
+        "reason": ctx.complaint,
+    }
+    reply_to = ", ".join(a for a in (ticket.requester_email, office.email) if a)
+    out = p.renderer.compose(
+        office,
+        "complaint_head",
+        "id",
+        context,
+        office.head,
+        ticket.ref,
+        ctx.now,
+        extra=[("Reply-To", reply_to)],
+    )
+    outbox_id = enqueue(
+        s, office, ticket.id, "complaint_notice", "a complaint, to the head of office", out, ctx.now
+    )
+    opening = sla.clock_start(office, ctx.now)
+    if opening > ctx.now:
+        repo.defer_outbox(s, outbox_id, opening)
+
+
+def promise_days(s: Session, office: Office, ticket_id: int) -> int:
+    """The working days of a ticket's promise: the complaint figure for a complaint."""
+    complaint = repo.ticket_kind(s, ticket_id) == "complaint"
+    return office.complaint_sla_working_days if complaint else office.sla_working_days
+
+
+def report(ctx: MailContext, created: bool) -> None:
+    """Log what these steps did (inside the pipeline's bound context)."""
+    if ctx.rating is not None:
+        logger.info("rating_recorded", score=ctx.rating, how=ctx.rating_how)
+    if created and ctx.complaint:
+        logger.info("complaint_received", reason=ctx.complaint, head=ctx.office.head or None)
