@@ -18,7 +18,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -26,10 +26,12 @@ from sqlmodel import Session
 from mailer import log
 from mailer.clock import Clock
 from mailer.errors import PermanentError, RecipientDeferred, TransientError
-from mailer.render import Outgoing
 from mailer.settings import Office, OutboxSettings
 from mailer.smtp import Submitter
 from storage import db, repo
+
+if TYPE_CHECKING:  # not at run time: the sender process does without jinja2 and babel
+    from mailer.render import Outgoing
 
 logger = log.get(__name__)
 _IDLE_WAIT_S = 5.0

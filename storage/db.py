@@ -13,8 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine.url import make_url
 from sqlmodel import Session
@@ -64,6 +62,9 @@ def reading(engine: Engine) -> Iterator[Session]:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration (safe to call at every start)."""
+    from alembic import command  # imported here: processes that only read and write (the
+    from alembic.config import Config  # sender process) start faster without it
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:

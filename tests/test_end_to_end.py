@@ -263,6 +263,9 @@ def test_running_daemon_acknowledges_new_mail_within_seconds(settings: Settings)
     runner.start()
     try:
         time.sleep(1.0)  # connected and idling
+        deadline = time.monotonic() + 30
+        while not daemon.sending_ready and time.monotonic() < deadline:  # its sender process
+            time.sleep(0.05)
         who = requester()
         started = time.monotonic()
         mailstack.send(make_mail(who)[0], who, [OFFICE])
