@@ -1,4 +1,4 @@
-"""The sender process of `mailer run` (mailer/sending.py)."""
+"""The sender process of `mailer run` (mailer/sending.py) and the pipelined SMTP client."""
 
 from __future__ import annotations
 
@@ -12,11 +12,28 @@ from pathlib import Path
 
 import pytest
 
+from mailer.smtp import data_payload
 from tests import mailstack
 from tests.conftest import ROOT, make_mail, office_env, requester
 from tests.test_restart import sent_in, wait_until, write_settings
 
 OFFICE = "bps3514@bps.go.id"
+
+
+@pytest.mark.parametrize(
+    ("raw", "sent"),
+    [
+        (b"A: b\r\n\r\nhello\r\n", b"A: b\r\n\r\nhello\r\n.\r\n"),
+        (b"A: b\r\n\r\nno newline at the end", b"A: b\r\n\r\nno newline at the end\r\n.\r\n"),
+        (b"A: b\r\n\r\n.leading dot\r\n..two\r\n", b"A: b\r\n\r\n..leading dot\r\n...two\r\n.\r\n"),
+        (b".first line\r\n", b"..first line\r\n.\r\n"),
+        (b"A: b\n\nbare\nLF\r\n.\n", b"A: b\r\n\r\nbare\r\nLF\r\n..\r\n.\r\n"),
+        (b"A: b\r\rlone CR\r\n", b"A: b\r\n\r\nlone CR\r\n.\r\n"),
+    ],
+)
+def test_data_payload_has_crlf_lines_doubled_dots_and_the_end_line(raw: bytes, sent: bytes) -> None:
+    """What goes after DATA: CRLF everywhere, a dot opening a line doubled, then CRLF "." CRLF."""
+    assert data_payload(raw) == sent
 
 
 def _daemon(settings: Path, log: Path) -> subprocess.Popen[bytes]:
