@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine.url import make_url
 from sqlmodel import Session
 
@@ -51,6 +51,15 @@ def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: commits when the block ends, rolls back if it raises."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
         yield session
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[Connection]:
+    """A short unit of work on a bare connection (no ORM session): commits when the block
+    ends, rolls back if it raises. For the sender's one commit per mail, where a Session's
+    set-up is about a third of the cost."""
+    with engine.begin() as conn:
+        yield conn
 
 
 @contextmanager

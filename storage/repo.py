@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Result, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Result, bindparam, func, insert, select, update
 from sqlmodel import Session, col
 
 from storage.tables import (
@@ -262,10 +262,10 @@ def due_outbox(s: Session, office: str, now: datetime, limit: int) -> list[Outbo
     return [OutboxItem(*row) for row in rows]
 
 
-def advance_outbox(s: Session, sent_id: int | None, sending_id: int | None, now: datetime) -> None:
+def advance_outbox(conn: Connection, sent_id: int | None, sending_id: int | None, now: datetime) -> None:
     """One commit per mail: record the previous mail `sent` and mark the next one `sending`
-    (in flight), so a stop leaves at most one mail per sender whose fate is unknown."""
-    conn = s.connection()
+    (in flight), so a stop leaves at most one mail per sender whose fate is unknown. Takes a
+    bare connection (storage.db.statements): it runs once per mail sent."""
     if sent_id is not None:
         conn.execute(_MARK_SENT, {"outbox": sent_id, "now": now})
     if sending_id is not None:
