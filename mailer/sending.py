@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import ctypes
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -61,6 +62,9 @@ class SenderProcess:
 
     def _start(self) -> BaseProcess:
         parent, child = self._ctx.Pipe()
+        # Never block the event loop on a child that does not read: a wake-up that does not fit
+        # is dropped (the sender also looks for due mail every few seconds on its own).
+        os.set_blocking(parent.fileno(), False)
         proc = self._ctx.Process(
             target=child_main, args=(self.settings, self.clock, child), name="pst-outbox", daemon=False
         )
@@ -74,7 +78,13 @@ class SenderProcess:
         """Keep the child running until `stop` is set, then stop it cleanly; never raises."""
         loop = asyncio.get_running_loop()
         while not stop.is_set():
-            proc = self._start()
+            try:
+                proc = self._start()
+            except Exception as exc:  # e.g. out of processes or memory: try again later
+                logger.error("sender_process_not_started", reason=f"{type(exc).__name__}: {exc}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=_RESTART_PAUSE_S)
+                continue
             exited = asyncio.Event()
             loop.add_reader(proc.sentinel, exited.set)
             assert self._conn is not None
@@ -98,10 +108,14 @@ class SenderProcess:
         await asyncio.to_thread(self._stop_child)
 
     def _child_said(self, conn: Connection) -> None:
-        with contextlib.suppress(EOFError, OSError):
+        try:
             while conn.poll():
                 if conn.recv() == "ready":
                     self.ready.set()
+        except BlockingIOError:  # the rest of a message is still on its way
+            return
+        except (EOFError, OSError):  # the child is gone: stop listening (the sentinel says so too)
+            asyncio.get_running_loop().remove_reader(conn.fileno())
 
     def _stop_child(self) -> None:
         proc = self._proc
