@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mailer.smtp import data_payload
+from mailer.errors import PermanentError, TransientError
+from mailer.settings import Secret, SmtpSettings
+from mailer.smtp import Submitter, data_payload
 from tests import mailstack
 from tests.conftest import ROOT, make_mail, office_env, requester
 from tests.test_restart import sent_in, wait_until, write_settings
@@ -111,3 +114,52 @@ def test_sender_process_that_dies_is_restarted_and_sends(tmp_path: Path) -> None
     assert _events(log, "daemon_stopped") and _events(log, "outbox_stopped")
     time.sleep(0.5)  # a duplicate would have landed by now
     assert len(mailstack.fetch_all(who)) == 1
+
+
+def _submitter(stack: mailstack.Stack, password: str, ca: bool = True) -> Submitter:
+    return Submitter(
+        SmtpSettings(
+            "localhost",
+            stack.smtps_port,
+            "smtps",
+            OFFICE,
+            Secret(password),
+            Path(stack.ca_file) if ca else None,
+            timeout_s=10,
+        )
+    )
+
+
+@pytest.mark.mailstack
+def test_smtps_with_login_delivers_a_message_with_a_leading_dot(stack: mailstack.Stack) -> None:
+    """SMTPS with AUTH submits; a body line starting with "." arrives intact (dot-stuffing)."""
+    who = requester()
+    raw = f"From: {OFFICE}\r\nTo: {who}\r\nSubject: smtps\r\n\r\n.starts with a dot\r\n".encode()
+
+    async def send() -> str:
+        submitter = _submitter(stack, stack.password)
+        try:
+            return await submitter.send(OFFICE, who, raw)
+        finally:
+            await submitter.close()
+
+    assert asyncio.run(send()).startswith("250")
+    ((landed, _),) = mailstack.wait_for(who, 1)
+    assert landed.endswith(b"\r\n\r\n.starts with a dot\r\n")
+
+
+@pytest.mark.mailstack
+def test_smtp_login_refused_is_permanent_and_untrusted_certificate_transient(stack: mailstack.Stack) -> None:
+    """A wrong password is a PermanentError naming the user; an unverifiable certificate is a
+    TransientError (the connection is refused, nothing is sent)."""
+
+    async def send(submitter: Submitter) -> None:
+        try:
+            await submitter.send(OFFICE, "nobody@example.com", b"Subject: x\r\n\r\nx\r\n")
+        finally:
+            await submitter.close()
+
+    with pytest.raises(PermanentError, match=f"login refused for {OFFICE}"):
+        asyncio.run(send(_submitter(stack, "wrong password")))
+    with pytest.raises(TransientError, match="CERTIFICATE_VERIFY_FAILED"):
+        asyncio.run(send(_submitter(stack, stack.password, ca=False)))
