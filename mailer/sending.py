@@ -42,6 +42,7 @@ logger = log.get(__name__)
 _RESTART_PAUSE_S = 1.0
 _STOP_TIMEOUT_S = 60.0
 _PR_SET_PDEATHSIG = 1
+_SENDER_CHECKPOINT_PAGES = 4000
 
 
 class SenderProcess:
@@ -170,7 +171,10 @@ async def _serve(settings: Settings, clock: Clock, conn: Connection) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):  # a terminal's Ctrl-C reaches both processes
         loop.add_signal_handler(sig, stop.set)
-    engine = db.make_engine(settings.database_url)  # the daemon migrated it before starting us
+    # The daemon migrated the database before starting us. Our commits are tiny and many (one per
+    # mail); left to the daemon's larger ones, the WAL checkpoints cost less (B2 of the backlog
+    # bench: ~8 % less sender CPU). Alone, we still checkpoint, past 4,000 pages (16 MB).
+    engine = db.make_engine(settings.database_url, checkpoint_pages=_SENDER_CHECKPOINT_PAGES)
     senders = {o.code: OutboxSender(o, settings.outbox, engine, clock) for o in settings.offices}
 
     def readable() -> None:

@@ -20,8 +20,9 @@ from sqlmodel import Session
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url` with the SQLite pragmas set on every connection."""
+def make_engine(url: str, checkpoint_pages: int = 1000) -> Engine:
+    """An engine for `url` with the SQLite pragmas set on every connection. `checkpoint_pages`:
+    a commit that leaves the WAL longer than this runs a checkpoint (SQLite's default, 1000)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
@@ -37,6 +38,7 @@ def make_engine(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
