@@ -100,8 +100,13 @@ class Stack:
 
     @classmethod
     def private(cls) -> Stack:
+        """The bench's own stack, every port +1000. On tmpfs (/dev/shm) where there is one:
+        scratch mail needs no disk, and Postfix's fsync of each queue file on a disk cost
+        about 1 ms of CPU per ack on this machine (bench/README.md)."""
+        shm = Path("/dev/shm")
+        default = shm / "pst-bench-mailstack" if shm.is_dir() else Path("/tmp/pst-bench-mailstack")
         return cls(
-            "/tmp/pst-bench-mailstack",
+            os.environ.get("PST_BENCH_STACK_DIR", str(default)),
             {k: p + 1000 for k, p in zip(PORT_VARS, DEFAULT_PORTS, strict=True)},
             "pst-loopback",
         )
@@ -193,8 +198,16 @@ def emit(**fields: Any) -> None:
 
 
 def usage() -> dict[str, float]:
+    """Peak RSS and CPU of this process; CPU and peak RSS of its finished children (the
+    sender process of `run`)."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return {"rss_mb": ru.ru_maxrss / 1024, "cpu_s": ru.ru_utime + ru.ru_stime}
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "rss_mb": ru.ru_maxrss / 1024,
+        "cpu_s": ru.ru_utime + ru.ru_stime,
+        "child_rss_mb": kids.ru_maxrss / 1024,
+        "child_cpu_s": kids.ru_utime + kids.ru_stime,
+    }
 
 
 def child_main(args: argparse.Namespace) -> int:
@@ -279,6 +292,7 @@ class Child:
                     "--format",
                     "raw",
                     "--threads",
+                    "--subprocesses",  # the sender process of `run`
                     "--output",
                     str(self.profile_raw),
                 ],
@@ -389,6 +403,58 @@ def inbox_count(stack: Stack) -> int:
         return int(client.folder_status("INBOX", [b"MESSAGES"])[b"MESSAGES"])
     finally:
         client.logout()
+
+
+def clear_requesters(stack: Stack) -> str:
+    """Remove every mailbox of the stack but the offices' (bps*), so that each sending run
+    delivers its acks into the same empty mailboxes (scratch data; a delivery into a Maildir
+    costs Dovecot a little more as the mailbox grows, and earlier runs left thousands)."""
+    root = Path(stack.dir) / "mail"
+    gone = 0
+    for box in root.iterdir() if root.is_dir() else ():
+        if not box.name.startswith("bps"):
+            shutil.rmtree(box, ignore_errors=True)
+            gone += not box.exists()
+    return f"{gone} requester mailboxes removed"
+
+
+def stack_cpu(stack: Stack) -> dict[str, float]:
+    """CPU seconds used so far by the stack's Postfix and Dovecot: every process under each
+    master (reaped children count in the master's cutime), read from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    masters = {
+        "postfix": Path(stack.dir) / "postfix/spool/pid/master.pid",
+        "dovecot": Path(stack.dir) / "dovecot/run/master.pid",
+    }
+    cpu: dict[int, float] = {}
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        cpu[int(entry)] = sum(int(x) for x in fields[11:15]) / tick  # utime stime cutime cstime
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    out: dict[str, float] = {}
+    for name, pidfile in masters.items():
+        try:
+            todo = [int(pidfile.read_text().split()[0])]
+        except (OSError, ValueError, IndexError):
+            continue
+        total = 0.0
+        while todo:
+            pid = todo.pop()
+            total += cpu.get(pid, 0.0)
+            todo += children.get(pid, [])
+        out[name] = total
+    return out
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: after[k] - before.get(k, 0.0) for k in after}
 
 
 # --- reading the database (stdlib sqlite3, read-only, from outside the daemon) -----------
@@ -525,10 +591,18 @@ def sample_mailboxes(stack: Stack, addresses: list[str]) -> list[str]:
 
 def run_once(tag: str, stack: Stack, tmp: Path, sending: bool, profile: bool = False) -> dict[str, Any]:
     db = tmp / f"{tag}.sqlite3"
+    cpu0 = stack_cpu(stack)
     child = Child("once", tag, stack, db, sending, profile)
     done = child.expect("done")
     child.finish()
-    return {**done, "db": db, "counts": db_counts(db), "log": child.log_path, "profile": child.profile_raw}
+    return {
+        **done,
+        "db": db,
+        "counts": db_counts(db),
+        "log": child.log_path,
+        "profile": child.profile_raw,
+        "stack_cpu0": cpu0,
+    }
 
 
 def run_daemon(
@@ -536,6 +610,7 @@ def run_daemon(
 ) -> dict[str, Any]:
     """run_forever in a child; poll the database until the backlog is through; stop it."""
     db = tmp / f"{tag}.sqlite3"
+    cpu0 = stack_cpu(stack)
     child = Child("daemon", tag, stack, db, True, profile)
     started = child.expect("started")
     deadline = time.monotonic() + timeout
@@ -573,6 +648,7 @@ def run_daemon(
         "seen_s": seen - started["start_wall"],
         "timed_out": time.monotonic() >= deadline,
         "state": state,
+        "stack_cpu0": cpu0,
     }
 
 
@@ -743,8 +819,14 @@ def profile_report(raw: Path, title: str, wall_s: float, rate: int) -> str:
         if not n.isdigit():
             continue
         count, parts = int(n), stack.split(";")
+        proc = ""
+        while parts and parts[0].startswith("process "):  # py-spy --subprocesses: the chain
+            proc = "sender process/" if "multiprocessing" in parts[0] else ""
+            parts = parts[1:]
+        if not parts:
+            continue
         has_thread = parts[0].startswith("thread")
-        thread = re.sub(r"_\d+$", "_N", parts[0].split(": ", 1)[-1]) if has_thread else "?"
+        thread = proc + (re.sub(r"_\d+$", "_N", parts[0].split(": ", 1)[-1]) if has_thread else "?")
         frames = [frame(p) for p in (parts[1:] if has_thread else parts)]
         cat = category(frames)
         if not frames:  # a thread with no Python frame: interpreter start-up or exit
@@ -795,6 +877,39 @@ def log_events(path: Path) -> tuple[Counter[str], list[str]]:
     return events, problems
 
 
+def sender_cpu(r: dict[str, Any]) -> str:
+    if not r.get("child_cpu_s"):
+        return ""
+    return f" + sender process CPU {r['child_cpu_s']:.1f}s (peak RSS {r['child_rss_mb']:.0f} MB)"
+
+
+def cpu_budget(tag: str, r: dict[str, Any], stack: Stack) -> dict[str, float]:
+    """Print (and return) the CPU seconds of the run: daemon, its sender process, Postfix and
+    Dovecot (measured after the last ack landed), against the two cores' wall time."""
+    c = r["counts"]
+    acks = c["outbox"].get("sent", 0)
+    st = cpu_delta(r["stack_cpu0"], stack_cpu(stack))
+    cpu = {
+        "daemon": r["cpu_s"],
+        "sender": r.get("child_cpu_s", 0.0),
+        "postfix": st.get("postfix", 0.0),
+        "dovecot": st.get("dovecot", 0.0),
+    }
+    total = sum(cpu.values())
+    per_ack = (
+        f"; per ack: Postfix {1000 * cpu['postfix'] / acks:.1f} ms, Dovecot "
+        f"{1000 * (cpu['dovecot']) / acks:.1f} ms (incl. its IMAP side of the fetch)"
+        if acks
+        else ""
+    )
+    print(
+        f"  {tag} CPU seconds: daemon {cpu['daemon']:.1f} + sender process {cpu['sender']:.1f} + Postfix "
+        f"{cpu['postfix']:.1f} + Dovecot {cpu['dovecot']:.1f} = {total:.1f} s, i.e. >= {total / 2:.1f} s "
+        f"of wall on 2 cores{per_ack}"
+    )
+    return {**cpu, "total": total}
+
+
 def describe(tag: str, r: dict[str, Any], n: int) -> None:
     c = r["counts"]
     events, problems = log_events(r["log"])
@@ -802,8 +917,8 @@ def describe(tag: str, r: dict[str, Any], n: int) -> None:
         f"  {tag}: tickets {c['tickets']}, inbound stored {c['in']} {c['kinds']}, dead letters "
         f"{c['dead']}, outbox {c['outbox']}; ingested {c['ingested']}/{n}"
         f"{'' if c['ingested'] == n else '  <-- NOT N'}; peak RSS {r['rss_mb']:.0f} MB, "
-        f"daemon process CPU {r['cpu_s']:.1f}s ({1000 * r['cpu_s'] / max(1, c['ingested']):.1f} ms/mail); "
-        f"1-min load average {os.getloadavg()[0]:.1f}"
+        f"daemon process CPU {r['cpu_s']:.1f}s ({1000 * r['cpu_s'] / max(1, c['ingested']):.1f} ms/mail)"
+        f"{sender_cpu(r)}; 1-min load average {os.getloadavg()[0]:.1f}"
     )
     if c["other_offices_in"]:
         print(f"    (other offices' mailboxes held {c['other_offices_in']} mails; not counted)")
@@ -854,10 +969,12 @@ def main() -> int:
         describe("A", a, n)
         ingest_rate = a["counts"]["ingested"] / a["run_s"]
         print(f"  => {a['run_s']:.2f}s (+{a['startup_s']:.2f}s start-up), {ingest_rate:.0f} mails/s ingested")
+        a["cpu"] = cpu_budget("A", a, stack)
         expect = a["counts"]
         want = recipients(a["db"])
 
         print("\nrun B1: end to end, Daemon.run_once() (fetch everything, then drain the outbox)")
+        print(f"  ({clear_requesters(stack)})")
         mlog = Maillog(stack)
         b1 = run_once("B1-run_once", stack, tmp, sending=True)
         describe("B1", b1, n)
@@ -874,7 +991,10 @@ def main() -> int:
             f"(missing {dv1['missing']}), all landed {dv1['landed_s']:.1f}s after start"
         )
 
+        b1["cpu"] = cpu_budget("B1", b1, stack)
+
         print("\nrun B2: end to end, run_forever (IDLE watcher + outbox sender concurrently)")
+        print(f"  ({clear_requesters(stack)})")
         mlog = Maillog(stack)
         b2 = run_daemon("B2-daemon", stack, tmp, expect)
         describe("B2", b2, n)
@@ -890,6 +1010,7 @@ def main() -> int:
             f"delivered into Dovecot {dv2['delivered']}/{sum(want.values())} (missing {dv2['missing']}), "
             f"all landed {dv2['landed_s']:.1f}s after start"
         )
+        b2["cpu"] = cpu_budget("B2", b2, stack)
         for line in sample_mailboxes(stack, [a for a, _ in want.most_common(2)] + sorted(want)[:2]):
             print(f"    {line}")
         left = inbox_count(stack)
@@ -989,6 +1110,16 @@ def print_summary(n: int, s: dict[str, Any]) -> None:
         f"{ok(max(a['rss_mb'], b1['rss_mb'], b2['rss_mb']) < TARGETS['rss_mb'])}; "
         f"p95 < 1 s {ok(p95 < TARGETS['p95_ms']) if rows else 'not run'}"
     )
+    budget = []
+    for tag, r in (("A", a), ("B1", b1), ("B2", b2)):
+        c = r.get("cpu")
+        if c:
+            budget.append(
+                f"{tag} {c['total']:.1f} s (daemon {c['daemon']:.1f}, sender {c['sender']:.1f}, "
+                f"Postfix {c['postfix']:.1f}, Dovecot {c['dovecot']:.1f})"
+            )
+    print("CPU seconds: " + "; ".join(budget))
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores)")
     print("=" * 100)
 
 

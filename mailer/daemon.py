@@ -20,6 +20,7 @@ from mailer.model import Role
 from mailer.outbox import OutboxSender
 from mailer.pipeline import Pipeline
 from mailer.render import Renderer
+from mailer.sending import SenderProcess
 from mailer.settings import Settings
 from mailer.sweep import Sweeper, SweepReport
 from storage import db, repo
@@ -86,10 +87,20 @@ class Daemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         # --- the sweep over time (reminders, escalation, digests): sweep.py ---
         self.sweeper = Sweeper(settings, self.engine, self.pipeline.renderer, self.clock)
+        self._sender_process: SenderProcess | None = None
+
+    @property
+    def sending_ready(self) -> bool:
+        """False while `run_forever`'s sender process is still starting (a second or so)."""
+        return self._sender_process is None or self._sender_process.ready.is_set()
 
     def _queued(self, office_code: str) -> None:
         """Called from a mailbox thread when an acknowledgement was committed to the outbox."""
-        if self._loop is not None:
+        if self._loop is None:
+            return
+        if self._sender_process is not None:
+            self._loop.call_soon_threadsafe(self._sender_process.wake, office_code)
+        else:
             self._loop.call_soon_threadsafe(self.senders[office_code].wake.set)
 
     async def run_once(self) -> PassReport:
@@ -129,19 +140,30 @@ class Daemon:
         return total
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Run every watcher and sender until `stop` is set, then stop them cleanly."""
+        """Run every watcher and sender until `stop` is set, then stop them cleanly. The
+        senders run in a child process (`outbox.own_process`, mailer/sending.py)."""
         self._loop = asyncio.get_running_loop()
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        tasks = [
+        outbox = self.settings.outbox
+        if outbox.enabled and not outbox.own_process:
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        tasks = []
+        if outbox.enabled and outbox.own_process:  # started first: it is ready sooner
+            self._sender_process = SenderProcess(self.settings, self.clock)
+            tasks.append(asyncio.create_task(self._sender_process.run(stop), name="smtp-process"))
+        tasks += [
             asyncio.create_task(w.run(stop), name=f"imap-{code}-{role}")
             for (code, role), w in self.watchers.items()
         ]
-        if self.settings.outbox.enabled:
+        if outbox.enabled and not outbox.own_process:
             tasks += [asyncio.create_task(s.run(stop), name=f"smtp-{c}") for c, s in self.senders.items()]
         tasks.append(asyncio.create_task(self.sweeper.run(stop, self._queued), name="sweep"))
         tasks.append(asyncio.create_task(self._aftercare_forever(stop), name="aftercare"))
-        offices = list(dict.fromkeys(code for code, _ in self.watchers))
-        logger.info("daemon_started", offices=offices, sending=self.settings.outbox.enabled)
+        logger.info(
+            "daemon_started",
+            offices=list(dict.fromkeys(code for code, _ in self.watchers)),
+            sending=outbox.enabled,
+            sender_process=outbox.enabled and outbox.own_process,
+        )
         await stop.wait()
         logger.info("daemon_stopping")
         for watcher in self.watchers.values():

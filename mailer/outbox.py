@@ -18,7 +18,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -26,10 +26,12 @@ from sqlmodel import Session
 from mailer import log
 from mailer.clock import Clock
 from mailer.errors import PermanentError, RecipientDeferred, TransientError
-from mailer.render import Outgoing
 from mailer.settings import Office, OutboxSettings
 from mailer.smtp import Submitter
 from storage import db, repo
+
+if TYPE_CHECKING:  # not at run time: the sender process does without jinja2 and babel
+    from mailer.render import Outgoing
 
 logger = log.get(__name__)
 _IDLE_WAIT_S = 5.0
@@ -89,6 +91,14 @@ class OutboxSender:
         """Run a repo function in its own transaction, off the event loop."""
         return await asyncio.to_thread(self._tx, fn, *args)
 
+    def _advance_tx(self, sent_id: int | None, sending_id: int | None) -> None:
+        with db.statements(self.engine) as conn:
+            repo.advance_outbox(conn, sent_id, sending_id, self.clock.now())
+
+    async def _advance(self, sent_id: int | None, sending_id: int | None) -> None:
+        """Record `sent_id` sent and mark `sending_id` in flight, in one commit, off the loop."""
+        await asyncio.to_thread(self._advance_tx, sent_id, sending_id)
+
     async def resume(self) -> None:
         """Put back what a stopped process left half-sent."""
         count = await self._db(repo.release_interrupted, self.office.code)
@@ -119,14 +129,14 @@ class OutboxSender:
         sent_id: int | None = None
         while not queue.empty() and not (stop is not None and stop.is_set()):
             item = queue.get_nowait()
-            await self._db(repo.advance_outbox, sent_id, item.id, self.clock.now())
+            await self._advance(sent_id, item.id)
             result = await self._deliver(submitter, item)
             done[result] += 1
             sent_id = item.id if result == "sent" else None
             if result == "retry_connection":
                 break  # the server is in trouble: the rest waits for the next round
         if sent_id is not None:
-            await self._db(repo.advance_outbox, sent_id, None, self.clock.now())
+            await self._advance(sent_id, None)
         return done
 
     async def _deliver(self, submitter: Submitter, item: repo.OutboxItem) -> str:

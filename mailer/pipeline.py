@@ -448,7 +448,14 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
         return
     assert ctx.due is not None
     out = p.renderer.acknowledgement(
-        ctx.office, ticket.ref, ctx.mail, to, ctx.language, ctx.due, ctx.received_at, ctx.now,
+        ctx.office,
+        ticket.ref,
+        ctx.mail,
+        to,
+        ctx.language,
+        ctx.due,
+        ctx.received_at,
+        ctx.now,
         template="ack_complaint" if ctx.complaint else "ack",
     )
     enqueue(s, ctx.office, ticket.id, "ack", "acknowledgement of a new request", out, ctx.now)

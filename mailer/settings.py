@@ -189,6 +189,7 @@ class OutboxSettings:
     retry_max_s: float = 3600.0
     batch: int = 100
     connections: int = 2
+    own_process: bool = True  # `run` sends from a child process (mailer/sending.py)
 
 
 @dataclass(frozen=True)
@@ -406,6 +407,7 @@ def _outbox(r: _Reader) -> OutboxSettings:
         retry_max_s=r.number("retry_max_s", d.retry_max_s),
         batch=r.integer("batch", d.batch, minimum=1),
         connections=r.integer("connections", d.connections, minimum=1),
+        own_process=r.flag("own_process", d.own_process),
     )
     r.done()
     return outbox

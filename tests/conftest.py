@@ -150,6 +150,9 @@ def running(settings: Settings) -> Iterator[Daemon]:
     runner.start()
     try:
         time.sleep(1.0)  # connected and idling
+        deadline = time.monotonic() + 30
+        while not daemon.sending_ready and time.monotonic() < deadline:  # its sender process
+            time.sleep(0.05)
         yield daemon
     finally:
         loop.call_soon_threadsafe(stop.set)
