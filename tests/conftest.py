@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 import structlog
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from mailer.clock import FrozenClock
 from mailer.daemon import Daemon, open_database
 from mailer.settings import Settings, load_settings
+from storage import db
 from tests import mailstack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +79,21 @@ def engine(settings: Settings, clock: FrozenClock) -> Iterator[Engine]:
     engine = open_database(settings, clock)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def postgres(settings: Settings) -> Settings:
+    """The settings on an empty scratch PostgreSQL database (scripts/test.sh starts one and sets
+    PST_TEST_POSTGRES_URL); skipped with that reason where it is not set."""
+    url = os.environ.get("PST_TEST_POSTGRES_URL", "")
+    if not url:
+        pytest.skip("PST_TEST_POSTGRES_URL is not set (scripts/test.sh starts PostgreSQL and sets it)")
+    engine = db.make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return dataclasses.replace(settings, database_url=url)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ attachments (safe names, size cap, hashes), on a real SQLite database without ma
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import os
 import subprocess
@@ -157,20 +156,6 @@ def test_html_only_outlook_reply_is_stored_as_readable_trimmed_text(pipe: Pipeli
     assert message.body_trimmed == "Terima kasih, datanya sudah saya terima.\n\nSalam,\nBudi"
     assert "Yth. Budi, berikut data inflasi Kota Kediri 2025." in message.body_text
     assert "<" not in message.body_text.replace("<bps3571@bps.go.id>", "")
-
-
-@pytest.fixture
-def postgres(settings: Settings) -> Settings:
-    """The settings on an empty scratch PostgreSQL database (scripts/test.sh starts one)."""
-    url = os.environ.get("PST_TEST_POSTGRES_URL", "")
-    if not url:
-        pytest.skip("PST_TEST_POSTGRES_URL is not set (scripts/test.sh starts PostgreSQL and sets it)")
-    engine = db.make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return dataclasses.replace(settings, database_url=url)
 
 
 def test_mail_with_nul_characters_is_stored_on_postgresql(postgres: Settings, clock: FrozenClock) -> None:

@@ -20,11 +20,9 @@ from mailer.render import Renderer
 from mailer.settings import Settings
 from storage import db, repo
 from storage.tables import MessageRow, OutboxRow, Ticket
-from tests import test_storage
 from tests.conftest import make_mail
 
 _uids = itertools.count(1)
-pg_settings = test_storage.postgres  # fixture: the settings on a scratch PostgreSQL, or a skip
 OFFICE = "bps3514@bps.go.id"
 
 
@@ -249,12 +247,12 @@ def test_guard_refuses_office_addresses_and_flagged_addresses(engine: Engine, cl
         assert guard.refusal(s, "3571", "gone@example.org", own) == ""  # flags are per office
 
 
-def test_flags_and_limit_on_postgresql(pg_settings: Settings, clock: FrozenClock) -> None:
+def test_flags_and_limit_on_postgresql(postgres: Settings, clock: FrozenClock) -> None:
     """On PostgreSQL too: a bounce of our ack flags the address on its ticket, and the fourth
     request of one sender in the hour gets no ack."""
-    engine = open_database(pg_settings, clock)
+    engine = open_database(postgres, clock)
     try:
-        pipe = Pipeline(pg_settings, engine, Renderer(), clock)
+        pipe = Pipeline(postgres, engine, Renderer(), clock)
         pipe.process(fetched(make_mail("rina@unair.example")[0]))
         assert pipe.process(
             fetched(dsn("rina@unair.example", ack_of(engine, "rina@unair.example").message_id))

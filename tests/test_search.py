@@ -17,11 +17,9 @@ from mailer.pipeline import Pipeline
 from mailer.render import Renderer
 from mailer.settings import Settings
 from storage import db, repo
-from tests import test_storage
 from tests.conftest import make_mail
 from tests.test_staff import run_cli
 
-pg_settings = test_storage.postgres  # fixture: the settings on a scratch PostgreSQL, or a skip
 _uids = itertools.count(1)
 OFFICE = "bps3514@bps.go.id"
 
@@ -119,11 +117,11 @@ def pipe(settings: Settings, engine: Engine, clock: FrozenClock) -> Pipeline:
     return Pipeline(settings, engine, Renderer(), clock)
 
 
-def test_search_on_postgresql(pg_settings: Settings, clock: FrozenClock) -> None:
+def test_search_on_postgresql(postgres: Settings, clock: FrozenClock) -> None:
     """The same search on PostgreSQL's full-text index."""
-    engine = open_database(pg_settings, clock)
+    engine = open_database(postgres, clock)
     try:
-        pipe = Pipeline(pg_settings, engine, Renderer(), clock)
+        pipe = Pipeline(postgres, engine, Renderer(), clock)
         refs = corpus(pipe)
         clock.advance(timedelta(minutes=1))
         with db.reading(engine) as s:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, text
@@ -20,8 +17,6 @@ from mailer.render import Renderer
 from mailer.settings import Settings
 from storage import db, repo
 from tests.conftest import make_mail
-
-POSTGRES_URL = os.environ.get("PST_TEST_POSTGRES_URL", "")
 
 
 def schema_drift(engine: Engine) -> list[object]:
@@ -51,18 +46,6 @@ def test_migrate_is_safe_to_repeat(tmp_path: Path, settings: Settings, clock: Fr
     with db.reading(second) as s:
         assert repo.get_cursor(s, "3514", "INBOX") == (5, 9)
     second.dispose()
-
-
-@pytest.fixture
-def postgres(settings: Settings) -> Settings:
-    if not POSTGRES_URL:
-        pytest.skip("PST_TEST_POSTGRES_URL is not set (scripts/test.sh starts PostgreSQL and sets it)")
-    engine = db.make_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return dataclasses.replace(settings, database_url=POSTGRES_URL)
 
 
 def test_pipeline_runs_on_postgresql(postgres: Settings, clock: FrozenClock) -> None:
