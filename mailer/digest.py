@@ -30,7 +30,9 @@ _QUOTE_HEADER = re.compile(
     r"^(on|pada|am|le) .{4,200}(wrote|menulis|schrieb|a écrit):$|^-{2,}\s*original", re.I
 )
 _CLOSING = re.compile(
-    r"^(salam|hormat (saya|kami)|wassalam|regards|best regards|kind regards|thanks)\b", re.IGNORECASE
+    r"^(salam|hormat (saya|kami)|wassalam|regards|best regards|kind regards|thanks|thank you"
+    r"|terima ?kasih)\b",
+    re.IGNORECASE,
 )
 
 
@@ -97,19 +99,27 @@ def end_of_day(office: Office, now: datetime) -> datetime:
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     """One line of what the requester wrote: the greeting left out, up to the quote or the
-    signature (cheap on purpose: a national digest has thousands of lines)."""
-    lines = []
+    signature (cheap on purpose: a national digest has thousands of lines, so the reading stops
+    as soon as the line is full)."""
+    lines: list[str] = []  # everything above the quote: the fallback when nothing else is kept
+    kept: list[str] = []
+    signed, size = False, 0
     for raw in text[:4000].splitlines():
         line = raw.strip()
         if line.startswith(">") or _QUOTE_HEADER.match(line) or raw.rstrip() == "--":
             break
         lines.append(line)
-    kept = []
-    for line in lines:
+        if signed:
+            continue
         if _CLOSING.match(line):
-            break  # the signature follows
-        if line and not _GREETING.match(line):
+            if kept:
+                break  # the signature follows what they wrote
+            signed = True
+        elif line and not _GREETING.match(line):
             kept.append(line)
+            size += len(line) + 1
+            if size > limit:
+                break  # the excerpt is full
     line = " ".join(" ".join(kept or lines).split())
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 

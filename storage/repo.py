@@ -993,8 +993,12 @@ def digest_tickets(
     return [DueTicket(*row) for row in rows]
 
 
+_EXCERPT_SOURCE_CHARS = 2000
+
+
 def request_texts(s: Session, ticket_ids: Sequence[int]) -> dict[int, str]:
-    """The body of the newest request or follow-up of each ticket: {ticket_id: text}."""
+    """The start (2,000 characters) of the newest request or follow-up of each ticket, for the
+    one-line excerpts of notices and digests: {ticket_id: text}."""
     if not ticket_ids:
         return {}
     newest = (
@@ -1006,7 +1010,8 @@ def request_texts(s: Session, ticket_ids: Sequence[int]) -> dict[int, str]:
         )
         .group_by(_M.c.ticket_id)
     )
-    rows = s.connection().execute(select(_M.c.ticket_id, _M.c.body_text).where(_M.c.id.in_(newest)))
+    head = func.substr(_M.c.body_text, 1, _EXCERPT_SOURCE_CHARS)  # an excerpt needs only the start
+    rows = s.connection().execute(select(_M.c.ticket_id, head).where(_M.c.id.in_(newest)))
     return {int(ticket): str(text) for ticket, text in rows}
 
 

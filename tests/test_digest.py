@@ -180,3 +180,20 @@ def test_preview_command_renders_without_sending(settings: Settings, engine: Eng
     )
     assert done.returncode == 0 and ref in html_file.read_text(encoding="utf-8")
     assert digests(engine) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Yth. Bapak/Ibu,\n\nMohon data IPM 2024.\n\nTerima kasih,\nRina", "Mohon data IPM 2024."),
+        ("Mohon data IPM.\n\nPada Sen, 23 Nov 2026 Dewi menulis:\n> lama", "Mohon data IPM."),
+        ("Halo,\nTerima kasih\nRina", "Halo, Terima kasih Rina"),  # nothing but courtesy: all of it
+        ("Data " + "x" * 200 + "\nbaris berikut", "Data " + "x" * 114 + "…"),
+        ("Mohon tabel inflasi\n--\nRina, Universitas", "Mohon tabel inflasi"),
+    ],
+    ids=["greeting-and-closing", "quote", "only-courtesy", "long-line", "signature-delimiter"],
+)
+def test_excerpt_is_what_they_asked(text: str, expected: str) -> None:
+    """A digest line's excerpt: the request without greeting, closing, signature or quote, cut
+    at the excerpt length."""
+    assert digest.excerpt(text) == expected
