@@ -47,9 +47,14 @@ def step_rating(p: Pipeline, ctx: MailContext, s: Session) -> None:
     if ctx.decision is None or ctx.decision.kind is not MailKind.REQUEST or ctx.officer is not None:
         return
     marked = rating.subject_rating(mail.subject, office.code)
-    closing_of = repo.ticket_of_outgoing(s, office.code, "closing", [*mail.in_reply_to, *mail.references])
-    if marked is None and closing_of is None:
-        return
+    score = marked.score if marked is not None else rating.reply_score(ctx.written)
+    if score is None:
+        return  # no marker, no score: any mail (a reply to the closing mail with no score too)
+    closing_of = None
+    if marked is None:  # a plain score: only as a reply to our closing mail (one query, rarely)
+        closing_of = repo.ticket_of_outgoing(s, office.code, "closing", [*mail.in_reply_to, *mail.references])
+        if closing_of is None:
+            return
     ticket = ctx.ticket
     if ticket is None and ctx.link_to is not None and ctx.link_to[1] == "reopen_window_passed":
         ticket = ctx.link_to[0]  # the requester, on a ticket closed long ago: still theirs to rate
@@ -57,9 +62,6 @@ def step_rating(p: Pipeline, ctx: MailContext, s: Session) -> None:
         return  # not someone on the ticket the marker names: handled as any mail
     if marked is None and closing_of != ticket.id:
         return
-    score = marked.score if marked is not None else rating.reply_score(trim(mail.text)[0])
-    if score is None:
-        return  # a reply to the closing mail with no score: a follow-up like any other
     if ctx.ticket is None:
         ctx.participants = repo.ticket_participants(s, ticket.id)
     ctx.ticket, ctx.link_to, ctx.reopen = ticket, None, False

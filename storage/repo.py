@@ -755,6 +755,7 @@ _CLEAR_FLAG = delete(_F).where(
     _F.c.address == bindparam("address"),
     _F.c.flag == bindparam("flag"),
 )
+_CLEAR_FLAG_P = _Prepared(_CLEAR_FLAG)  # run for every person's mail: the hot path
 
 
 def address_flag(s: Session, office: str, address: str) -> Flag | None:
@@ -783,7 +784,7 @@ def flag_address(
 def clear_address_flag(s: Session, office: str, address: str, flag: str) -> bool:
     """Lift a flag of this kind from an address; returns whether there was one."""
     values = {"office": office, "address": address, "flag": flag}
-    return _rowcount(s.connection().execute(_CLEAR_FLAG, values)) > 0
+    return int(_CLEAR_FLAG_P.run(s, values).rowcount) > 0
 
 
 def address_flags(s: Session, office: str | None = None) -> dict[tuple[str, str], AddressFlag]:
