@@ -24,7 +24,6 @@ from mailer.model import MailKind
 from mailer.outbox import enqueue
 from mailer.render import promised_date_text
 from mailer.settings import Office
-from mailer.trim import trim
 from storage import repo
 
 if TYPE_CHECKING:
@@ -52,9 +51,10 @@ def step_rating(p: Pipeline, ctx: MailContext, s: Session) -> None:
         return  # no marker, no score: any mail (a reply to the closing mail with no score too)
     closing_of = None
     if marked is None:  # a plain score: only as a reply to our closing mail (one query, rarely)
-        closing_of = repo.ticket_of_outgoing(s, office.code, "closing", [*mail.in_reply_to, *mail.references])
-        if closing_of is None:
+        closing = repo.our_mail_among(s, office.code, ("closing",), [*mail.in_reply_to, *mail.references])
+        if closing is None or closing.ticket_id is None:
             return
+        closing_of = closing.ticket_id
     ticket = ctx.ticket
     if ticket is None and ctx.link_to is not None and ctx.link_to[1] == "reopen_window_passed":
         ticket = ctx.link_to[0]  # the requester, on a ticket closed long ago: still theirs to rate
@@ -85,7 +85,7 @@ def step_notify_head(p: Pipeline, ctx: MailContext, s: Session) -> None:
     context = {
         "requester": mail.from_.formatted() if mail.from_ else ticket.requester_email,
         "subject": " ".join(mail.subject.split()) or "-",
-        "text": trim(mail.text)[0] or mail.text.strip(),
+        "text": ctx.written or mail.text.strip(),  # what they wrote (the trim step)
         "received_text": f"{received} {office.time_zone_label}",
         "due_text": promised_date_text(ctx.due, office, "id"),
         "reason": ctx.complaint,

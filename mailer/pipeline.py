@@ -338,7 +338,7 @@ def step_lifecycle(p: Pipeline, ctx: MailContext, s: Session) -> None:
             change = lifecycle.staff_command(ticket.state, ctx.command)
         elif staff.goes_outside(mail, p.own_addresses):
             change = lifecycle.staff_answered(ticket.state)
-        elif repo.replies_to_our(s, ctx.office.code, [*mail.in_reply_to, *mail.references], NOTICE_KINDS):
+        elif repo.our_mail_among(s, ctx.office.code, NOTICE_KINDS, [*mail.in_reply_to, *mail.references]):
             change = lifecycle.staff_comment(ticket.state)  # a head answering a notice: not the answer
         else:
             change = lifecycle.staff_note(ticket.state)

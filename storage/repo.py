@@ -468,23 +468,6 @@ def change_ticket(
         )
 
 
-def replies_to_our(s: Session, office: str, message_ids: Sequence[str], kinds: Sequence[str]) -> bool:
-    """Whether one of these Message-IDs is of a mail we sent of one of these kinds."""
-    if not message_ids:
-        return False
-    found = s.execute(
-        select(col(MessageRow.id))
-        .where(
-            col(MessageRow.office_code) == office,
-            col(MessageRow.direction) == "out",
-            col(MessageRow.message_id).in_(list(message_ids)),
-            col(MessageRow.kind).in_(list(kinds)),
-        )
-        .limit(1)
-    ).first()
-    return found is not None
-
-
 def add_ticket_event(s: Session, **fields: Any) -> None:
     """Record one change of a ticket (ticket_id, message_pk, at, event, state, actor, detail)."""
     s.execute(insert(TicketEvent).values(**fields))
@@ -1091,23 +1074,32 @@ def defer_outbox(s: Session, outbox_id: int, at: datetime) -> None:
     s.execute(update(OutboxRow).where(col(OutboxRow.id) == outbox_id).values(next_attempt_at=at))
 
 
-def ticket_of_outgoing(s: Session, office: str, kind: str, message_ids: Sequence[str]) -> int | None:
-    """The ticket of the newest mail of `kind` (e.g. "closing") this office sent with one of
-    these Message-IDs, or None."""
+class OurMail(NamedTuple):
+    """A mail this office sent, found among a reply's Message-IDs: its row and its ticket."""
+
+    message_pk: int
+    ticket_id: int | None
+
+
+def our_mail_among(
+    s: Session, office: str, kinds: Sequence[str], message_ids: Sequence[str]
+) -> OurMail | None:
+    """The newest mail of one of these kinds (e.g. "closing", "notice") this office sent with
+    one of these Message-IDs, or None."""
     if not message_ids:
         return None
     row = s.execute(
-        select(col(MessageRow.ticket_id))
+        select(col(MessageRow.id), col(MessageRow.ticket_id))
         .where(
             col(MessageRow.office_code) == office,
             col(MessageRow.direction) == "out",
-            col(MessageRow.kind) == kind,
+            col(MessageRow.kind).in_(list(kinds)),
             col(MessageRow.message_id).in_(list(message_ids)),
         )
         .order_by(col(MessageRow.id).desc())
         .limit(1)
     ).first()
-    return None if row is None or row[0] is None else int(row[0])
+    return None if row is None else OurMail(int(row[0]), row[1])
 
 
 def save_rating(
