@@ -202,6 +202,17 @@ def emit(**fields: Any) -> None:
     print("BENCH " + json.dumps(fields, default=str), flush=True)
 
 
+def cpu_model() -> str:
+    """The processor's name and clock from /proc/cpuinfo: figures from different machines differ by it."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown processor"
+    info = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lines) if v}
+    name, mhz = info.get("model name", "unknown processor"), info.get("cpu MHz")
+    return f"{name} {float(mhz):.0f} MHz" if mhz else name
+
+
 def usage() -> dict[str, float]:
     """Peak RSS and CPU of this process; CPU and peak RSS of its finished children (the
     sender process of `run`)."""
@@ -954,7 +965,10 @@ def main() -> int:
         ["git", "status", "--short", "mailer", "storage"], cwd=ROOT, capture_output=True, text=True
     )
     print(f"code: {head.stdout.strip()[:80]}; changed: {' '.join(dirty.stdout.split()[1::2]) or 'nothing'}")
-    print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(
+        f"machine: {os.cpu_count()} cores ({cpu_model()}), "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
     stack = Stack.private() if args.stack == "private" else Stack.from_env()
     os.environ.update(stack.env())
     t0 = time.monotonic()
@@ -1124,7 +1138,8 @@ def print_summary(n: int, s: dict[str, Any]) -> None:
                 f"Postfix {c['postfix']:.1f}, Dovecot {c['dovecot']:.1f})"
             )
     print("CPU seconds: " + "; ".join(budget))
-    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores)")
+    loads = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average at the end: {loads} ({os.cpu_count()} cores)")
     print("=" * 100)
 
 
