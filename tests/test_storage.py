@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, text
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 
 from mailer.clock import FrozenClock
 from mailer.daemon import open_database
@@ -16,6 +17,7 @@ from mailer.pipeline import Outcome, Pipeline
 from mailer.render import Renderer
 from mailer.settings import Settings
 from storage import db, repo
+from storage.tables import Ticket
 from tests.conftest import make_mail
 
 
@@ -112,3 +114,50 @@ def test_upgrade_from_0001_keeps_existing_tickets(
         assert ticket.subject_key == ""
     finally:
         upgraded.dispose()
+
+
+def _ticket_fields(ref: str) -> dict[str, object]:
+    wib = timezone(timedelta(hours=7))
+    return {
+        "ref": ref,
+        "office_code": "3514",
+        "state": "open",
+        "requester_email": "rina@example.com",
+        "subject": "Data kemiskinan",
+        "received_at": datetime(2026, 11, 23, 9, 0, tzinfo=wib),
+        "due_at": datetime(2026, 11, 25, 15, 30, tzinfo=wib),
+        "last_message_at": datetime(2026, 11, 23, 9, 0, tzinfo=wib),
+        "created_at": datetime(2026, 11, 23, 9, 0, 1, tzinfo=wib),
+    }
+
+
+def _prepared_and_orm_rows(engine: Engine) -> tuple[dict[str, object], dict[str, object]]:
+    with db.transaction(engine) as s:
+        fast = repo.add_ticket(s, **_ticket_fields("PST-3514-2026-90001"))
+        s.add(Ticket(**_ticket_fields("PST-3514-2026-90002")))  # type: ignore[arg-type]
+    with db.reading(engine) as s:
+        rows = {t.ref: t.model_dump(exclude={"id", "ref"}) for t in s.exec(select(Ticket))}
+        assert s.get(Ticket, fast) is not None
+    return rows["PST-3514-2026-90001"], rows["PST-3514-2026-90002"]
+
+
+def test_prepared_insert_writes_what_the_orm_writes_on_sqlite(engine: Engine) -> None:
+    """repo's prepared statements (compiled once, run on the DBAPI cursor) store a row exactly as
+    the ORM does: defaults filled, aware datetimes converted to UTC (guards SQLAlchemy upgrades)."""
+    fast, orm = _prepared_and_orm_rows(engine)
+    assert fast == orm
+    assert fast["received_at"] == datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    assert (fast["kind"], fast["message_count"], fast["language"]) == ("request", 0, "id")
+
+
+def test_prepared_insert_writes_what_the_orm_writes_on_postgresql(
+    postgres: Settings, clock: FrozenClock
+) -> None:
+    """The same on PostgreSQL (its driver takes named parameters, SQLite's positional ones)."""
+    engine = open_database(postgres, clock)
+    try:
+        fast, orm = _prepared_and_orm_rows(engine)
+        assert fast == orm
+        assert fast["due_at"] == datetime(2026, 11, 25, 8, 30, tzinfo=UTC)
+    finally:
+        engine.dispose()
