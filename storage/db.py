@@ -79,8 +79,8 @@ def reading(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (safe to call at every start)."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to the newest migration (safe to call at every start), or to `revision`."""
     from alembic import command  # imported here: processes that only read and write (the
     from alembic.config import Config  # sender process) start faster without it
 
@@ -88,4 +88,4 @@ def migrate(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)

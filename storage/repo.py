@@ -75,7 +75,8 @@ class _Prepared:
     """A hot statement compiled once per dialect and run on the DBAPI cursor of the session's
     connection, inside its transaction. SQLAlchemy's per-call work (cache key, parameter set-up,
     result wrapping) was about a third of the CPU of storing a mail; this keeps the same SQL and
-    the same conversions (each parameter through its type's bind processor, e.g. UTCDateTime).
+    the same conversions (each parameter through its type's bind processor for the dialect,
+    e.g. UTCDateTime then SQLite's datetime-to-text: tests/test_storage.py compares the stored rows).
     Inserts fill the columns' scalar Python defaults as SQLAlchemy would, and take the set of
     columns given (one compiled form per set)."""
 
@@ -111,7 +112,7 @@ class _Prepared:
             column_keys = sorted(keys | defaults.keys())
         compiled = self.statement.compile(dialect=dialect, column_keys=column_keys)
         binds = {
-            name: (bind.type.bind_processor(dialect), bind.effective_value)
+            name: (bind.type.dialect_impl(dialect).bind_processor(dialect), bind.effective_value)
             for name, bind in compiled.binds.items()
         }
         order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None

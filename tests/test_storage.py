@@ -138,6 +138,9 @@ def _prepared_and_orm_rows(engine: Engine) -> tuple[dict[str, object], dict[str,
     with db.reading(engine) as s:
         rows = {t.ref: t.model_dump(exclude={"id", "ref"}) for t in s.exec(select(Ticket))}
         assert s.get(Ticket, fast) is not None
+        # The values as stored, not as read back: SQL compares and orders these.
+        stored = [r[2:] for r in s.connection().exec_driver_sql("SELECT * FROM tickets ORDER BY ref")]
+    assert stored[0] == stored[1]
     return rows["PST-3514-2026-90001"], rows["PST-3514-2026-90002"]
 
 
@@ -161,3 +164,25 @@ def test_prepared_insert_writes_what_the_orm_writes_on_postgresql(
         assert fast["due_at"] == datetime(2026, 11, 25, 8, 30, tzinfo=UTC)
     finally:
         engine.dispose()
+
+
+def test_migration_brings_short_sqlite_datetimes_into_the_long_form(tmp_path: Path) -> None:
+    """Migration 0011 rewrites 'YYYY-MM-DD HH:MM:SS' (written by the prepared statements before
+    the fix) as 'YYYY-MM-DD HH:MM:SS.000000', so that equal instants compare equal on SQLite."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    db.migrate(engine, "0010")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO offices (code, name, email, province_code, time_zone, updated_at)"
+            " VALUES ('3514', 'x', 'bps3514@bps.go.id', '3500', 'Asia/Jakarta', '2026-11-23 02:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO mailbox_cursors (office_code, folder, uidvalidity, last_uid, updated_at)"
+            " VALUES ('3514', 'INBOX', 1, 2, '2026-11-23 02:00:00.250000')"
+        )
+    db.migrate(engine)
+    with engine.connect() as conn:
+        office = conn.exec_driver_sql("SELECT updated_at FROM offices").scalar()
+        cursor = conn.exec_driver_sql("SELECT updated_at FROM mailbox_cursors").scalar()
+    engine.dispose()
+    assert (office, cursor) == ("2026-11-23 02:00:00.000000", "2026-11-23 02:00:00.250000")
