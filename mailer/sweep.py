@@ -44,7 +44,8 @@ class SweepReport:
 
     def summary(self) -> str:
         levels = ", ".join(f"{k} {v}" for k, v in sorted(self.notices.items())) or "no notices"
-        return f"{levels}; digests {self.digests} (empty {self.empty_digests}); held off-hours {self.held}"
+        waiting = f"; {self.held} office/level rungs wait for working hours" if self.held else ""
+        return f"{levels}; digests {self.digests} (empty {self.empty_digests}){waiting}"
 
 
 class Sweeper:

@@ -24,7 +24,7 @@ from mailer.parse import parse
 from mailer.pipeline import Outcome, Pipeline
 from mailer.render import Renderer
 from mailer.settings import Settings, load_settings
-from mailer.sweep import Sweeper
+from mailer.sweep import Sweeper, SweepReport
 from storage import db, repo
 from storage.tables import MessageRow, OutboxRow, TicketNotice
 from tests.conftest import make_mail, office_env, requester
@@ -300,3 +300,12 @@ def test_wrong_escalation_setting_names_file_key_reason(
     with pytest.raises(ConfigError) as caught:
         load_settings(path, environ=office_env())
     assert caught.value.key == key and reason in caught.value.reason
+
+
+def test_sweep_summary_says_what_waits_for_working_hours() -> None:
+    """The one-line sweep summary (printed by `mailer once`) names held rungs as waiting for
+    working hours, and says nothing of them when none are held."""
+    report = SweepReport(digests=1, held=3)
+    report.notices["level 1"] = 2
+    assert report.summary() == "level 1 2; digests 1 (empty 0); 3 office/level rungs wait for working hours"
+    assert SweepReport().summary() == "no notices; digests 0 (empty 0)"
