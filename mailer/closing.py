@@ -6,6 +6,8 @@ Runs periodically (aftercare.py) and acts only while the office is open, so no c
 goes out at night. Each ticket is closed in its own transaction together with its event and
 its closing mail in the outbox, on the condition that it is still answered and quiet: a
 restart, a second pass or a reply arriving meanwhile never closes twice or mails twice.
+A ticket an officer settled as spam or as a duplicate (#spam, #duplikat) closes silently: a
+rating request to a spammer, or a second one for one question, is mail nobody wants.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from storage import db, repo
 logger = log.get(__name__)
 ACTOR = "pst-mailer"  # who closed it, in the ticket's history
 BATCH = 100  # tickets listed per query
+NO_CLOSING_MAIL = ("spam", "duplicate")  # resolutions that close without a mail
 
 
 def own_addresses(settings: Settings) -> frozenset[str]:
@@ -90,6 +93,8 @@ def close_one(
         actor=ACTOR,
         detail=detail,
     )
+    if ticket.resolution in NO_CLOSING_MAIL:
+        return "closed_without_mail", f"settled as {ticket.resolution}: no closing mail, no rating request"
     refused = guard.refusal(s, office.code, ticket.requester_email, own_addresses(settings))
     if refused:
         return "closed_without_mail", refused

@@ -1013,6 +1013,7 @@ class QuietTicket(NamedTuple):
     subject: str
     language: str
     kind: str
+    resolution: str  # answered | thanks | spam | duplicate | closed
 
 
 def quiet_answered_tickets(s: Session, office: str, cutoff: datetime, limit: int = 100) -> list[QuietTicket]:
@@ -1026,6 +1027,7 @@ def quiet_answered_tickets(s: Session, office: str, cutoff: datetime, limit: int
             col(Ticket.subject),
             col(Ticket.language),
             col(Ticket.kind),
+            col(Ticket.resolution),
         )
         .where(
             col(Ticket.office_code) == office,

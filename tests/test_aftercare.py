@@ -167,6 +167,24 @@ def test_flagged_requester_is_closed_without_mail(
     assert outgoing(engine, "closing") == []
 
 
+@pytest.mark.parametrize(("word", "resolution"), [("#spam", "spam"), ("#duplikat", "duplicate")])
+def test_ticket_settled_as_spam_or_duplicate_closes_without_mail(
+    pipe: Pipeline, settings: Settings, engine: Engine, clock: FrozenClock, word: str, resolution: str
+) -> None:
+    """A ticket an officer settled with #spam or #duplikat closes after the quiet days with no
+    closing mail and no rating request; its resolution is kept."""
+    raw, _ = make_mail(RINA, subject="Permohonan data kemiskinan")
+    assert pipe.process(fetched(raw)) is Outcome.TICKET_CREATED
+    ref = the_ticket(engine).ref
+    raw, _ = make_mail(OFFICER, to=OFFICE, subject=f"{word} {ref}", body="bukan permintaan layanan")
+    pipe.process(fetched(raw))
+    assert (the_ticket(engine).state, the_ticket(engine).resolution) == ("answered", resolution)
+    clock.advance(timedelta(days=7))
+    assert close(settings, engine, clock) == {"closed_without_mail": 1}
+    assert (the_ticket(engine).state, the_ticket(engine).resolution) == ("closed", resolution)
+    assert outgoing(engine, "closing") == []
+
+
 def test_closing_mail_is_threaded_with_rating_links(
     pipe: Pipeline, settings: Settings, engine: Engine, clock: FrozenClock
 ) -> None:
