@@ -37,6 +37,8 @@ def step_complaint(p: Pipeline, ctx: MailContext) -> None:
     only when the mail opens a new ticket.)"""
     if ctx.decision is None or ctx.decision.kind is not MailKind.REQUEST or ctx.officer is not None:
         return
+    if ctx.decision.spam:
+        return  # spam in complaint words is not forwarded to the head of office
     ctx.complaint = complaint.reason(ctx.mail, ctx.office.complaint_addresses)
 
 

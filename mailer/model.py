@@ -104,3 +104,4 @@ class Decision:
     kind: MailKind
     reason: str
     acknowledge: bool
+    spam: bool = False  # the receiving server's spam filter says spam: its ticket opens closed

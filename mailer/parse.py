@@ -32,6 +32,7 @@ RULE_HEADERS = (
     "x-failed-recipients", "x-ms-exchange-inbox-rules-loop", "x-pst-ticket", "x-pst-mailer", "x-mailer",
     "content-type",
     "list-help", "list-subscribe", "list-owner", "list-archive", "x-mailing-list", "mailing-list",
+    "x-spam-flag", "x-spam-status", "x-spam",
 )  # fmt: skip
 _ALL_VALUES = frozenset({"x-loop"})  # every hop may add one: all values kept, joined by ", "
 _READ = frozenset(RULE_HEADERS) | MIME_HEADERS | {

@@ -311,8 +311,20 @@ def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
         repo.add_attachments(s, rows)
     if ctx.ticket is not None and not ctx.new_ticket:  # a new ticket counts its first mail itself
         repo.note_ticket_message(s, ctx.ticket.id, ctx.now)
+    elif ctx.ticket is not None and decision.spam:  # opened closed: say why in its history
+        repo.add_ticket_event(
+            s,
+            ticket_id=ctx.ticket.id,
+            message_pk=ctx.message_pk,
+            at=ctx.now,
+            event="closed",
+            state="closed",
+            actor=SPAM_FILTER,
+            detail=decision.reason,
+        )
 
 
+SPAM_FILTER = "spam filter"  # the actor of a ticket opened closed as spam, in its history
 # Our own mail to staff and managers: a reply to one is talk inside the office, never the answer.
 NOTICE_KINDS = ("notice", "digest")
 
@@ -395,12 +407,16 @@ def _open_ticket(s: Session, ctx: MailContext) -> repo.TicketRef:
     ctx.language = rules.language(mail)
     days = office.complaint_sla_working_days if ctx.complaint else None
     ctx.due = sla.due_at(office, ctx.received_at, working_days=days)
+    spam = ctx.decision is not None and ctx.decision.spam
+    state = "closed" if spam else "open"
+    settled = {"resolution": "spam", "state_changed_at": now, "closed_at": now} if spam else {}
     ticket_id = repo.add_ticket(
         s,
+        **settled,
         kind="complaint" if ctx.complaint else "request",
         ref=ref,
         office_code=office.code,
-        state="open",
+        state=state,
         requester_email=requester,
         requester_name=mail.from_.name if mail.from_ else "",
         subject=mail.subject,
@@ -412,7 +428,7 @@ def _open_ticket(s: Session, ctx: MailContext) -> repo.TicketRef:
         message_count=1,
         created_at=now,
     )
-    return repo.TicketRef(ticket_id, ref, "open", requester)
+    return repo.TicketRef(ticket_id, ref, state, requester)
 
 
 def step_relate(p: Pipeline, ctx: MailContext, s: Session) -> None:

@@ -11,6 +11,12 @@ addresses, or a Message-ID of the form render.new_message_id gives in one of our
 A person's mail whose sender asks for no automatic replies (X-Auto-Response-Suppress: All or
 AutoReply) still opens its ticket, unacknowledged.
 
+Spam (no backscatter): a mail the receiving server's filter marked as spam (SpamAssassin and
+Amavis, as Zimbra, Postfix and Exim setups write it: X-Spam-Flag: YES, X-Spam-Status: Yes, …,
+X-Spam: Yes) is never acknowledged: its From is most often forged, and an automatic reply would
+land on an innocent third party. It still opens a ticket, closed at once as spam, so that staff
+can reopen a false positive (#buka) and the person's next mail reopens it.
+
 The other way round, every mail we send says it is automatic: Auto-Submitted: auto-replied,
 X-Auto-Response-Suppress: All, X-Loop: <office address> (render.py). Acknowledgements keep the
 office as envelope sender rather than RFC 3834 §3.3's null one, so that a bounce comes back to
@@ -164,10 +170,27 @@ def decide(mail: ParsedMail, own_addresses: Collection[str]) -> Decision:
         return Decision(MailKind.REQUEST, "no usable From address: nobody to acknowledge", False)
     if sender in own_addresses:
         return Decision(MailKind.REQUEST, "sent from an office address of this desk: not acknowledged", False)
+    spam = spam_verdict(h)
+    if spam:
+        return Decision(
+            MailKind.REQUEST, f"{spam} (the receiving server's spam filter): not acknowledged", False, True
+        )
     if _suppress(h) & {"all", "autoreply"}:
         reason = "X-Auto-Response-Suppress: the sender asks for no automatic reply"
         return Decision(MailKind.REQUEST, reason, False)
     return Decision(MailKind.REQUEST, "a person's mail", True)
+
+
+def spam_verdict(h: dict[str, str]) -> str:
+    """The spam filter's header that marks this mail as spam ("" when none does)."""
+    for name, label in (
+        ("x-spam-flag", "X-Spam-Flag"),
+        ("x-spam-status", "X-Spam-Status"),
+        ("x-spam", "X-Spam"),
+    ):
+        if _first_word(h.get(name, "")).rstrip(",") in ("yes", "true"):
+            return f"{label}: {h[name].split(',', 1)[0].strip()}"
+    return ""
 
 
 def is_own_message_id(message_id: str | None, own_addresses: Collection[str]) -> bool:

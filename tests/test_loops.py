@@ -19,7 +19,7 @@ from mailer.pipeline import Outcome, Pipeline
 from mailer.render import Renderer
 from mailer.settings import Settings
 from storage import db, repo
-from storage.tables import MessageRow, OutboxRow, Ticket
+from storage.tables import MessageRow, OutboxRow, Ticket, TicketEvent
 from tests.conftest import make_mail
 
 _uids = itertools.count(1)
@@ -278,3 +278,43 @@ def test_suppressed_auto_response_opens_a_ticket_and_says_why(
     assert (
         "X-Auto-Response-Suppress" in str(withheld["reason"]) and withheld["ticket"] == "PST-3514-2026-00001"
     )
+
+
+def test_spam_opens_a_closed_ticket_without_ack_or_head_mail(
+    pipe: Pipeline, engine: Engine, events: list[dict[str, object]]
+) -> None:
+    """A mail the server's filter marked as spam (X-Spam-Flag: YES), even in complaint words:
+    its ticket opens closed as spam with the reason in its history, no ack, nothing to the head."""
+    raw, _ = make_mail(
+        "winner@lottery.example",
+        subject="Pengaduan: klaim hadiah Anda",
+        body="Saya ingin mengadukan pelayanan. Klik tautan untuk hadiah.",
+        headers=(("X-Spam-Flag", "YES"), ("X-Spam-Status", "Yes, score=14.2 required=5.0")),
+    )
+    assert pipe.process(fetched(raw)) is Outcome.TICKET_CREATED
+    (ticket,) = tickets(engine)
+    assert (ticket.state, ticket.resolution, ticket.kind) == ("closed", "spam", "request")
+    assert ticket.closed_at is not None
+    assert acks(engine) == 0
+    with db.reading(engine) as s:
+        (event,) = s.execute(select(TicketEvent)).scalars()
+        assert (event.event, event.state, event.actor) == ("closed", "closed", "spam filter")
+        assert "X-Spam-Flag: YES" in event.detail
+    (withheld,) = [e for e in events if e["event"] == "ack_withheld"]
+    assert "spam filter" in str(withheld["reason"])
+
+
+def test_person_writing_again_reopens_a_ticket_closed_as_spam(pipe: Pipeline, engine: Engine) -> None:
+    """A false positive: the person's next mail in the conversation (not marked) reopens the
+    ticket with a fresh clock, and staff see it in the open queue."""
+    raw, mid = make_mail("rina@example.com", headers=(("X-Spam-Flag", "YES"),))
+    pipe.process(fetched(raw))
+    reply, _ = make_mail(
+        "rina@example.com",
+        subject="Re: Permohonan data",
+        body="Mohon tanggapannya, email saya sebelumnya belum dijawab.",
+        headers=(("In-Reply-To", f"<{mid}>"), ("References", f"<{mid}>")),
+    )
+    assert pipe.process(fetched(reply)) is Outcome.FOLLOWUP
+    (ticket,) = tickets(engine)
+    assert ticket.state == "open"

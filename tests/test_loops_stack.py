@@ -23,7 +23,7 @@ from mailer.settings import Settings
 from storage import db, repo
 from storage.tables import MessageRow, OutboxRow
 from tests import mailstack
-from tests.conftest import ROOT, make_mail, office_env, project_settings, running
+from tests.conftest import ROOT, make_mail, office_env, project_settings, requester, running
 from tests.test_end_to_end import deliver, run_once, tickets
 
 pytestmark = [pytest.mark.mailstack, pytest.mark.usefixtures("office_mailboxes")]
@@ -194,3 +194,19 @@ def test_two_office_daemons_at_each_other_stop_at_once(
     assert kind == "own"
     with capsys.disabled():
         print(f"\n  two office daemons: {office_in} mail in, {kediri_in} ack out, then quiet")
+
+
+def test_mail_marked_spam_by_the_server_gets_no_ack(settings: Settings) -> None:
+    """Through Postfix and Dovecot: a mail carrying the spam filter's X-Spam-Flag: YES gets no
+    acknowledgement (its ticket opens closed as spam), while a plain request sent with it gets
+    its ack; the office mailbox still holds both."""
+    forged, person = requester(), requester()
+    deliver(make_mail(forged, headers=(("X-Spam-Flag", "YES"),))[0], forged)
+    deliver(make_mail(person)[0], person, expect=2)
+    run_once(settings)
+    mailstack.wait_for(person, 1)
+    assert mailstack.fetch_all(forged) == []
+    assert count_out(settings) == 1
+    states = sorted((t.requester_email == forged, t.state, t.resolution) for t in tickets(settings))
+    assert states == [(False, "open", ""), (True, "closed", "spam")]
+    assert len(mailstack.fetch_all(OFFICE)) == 2

@@ -10,7 +10,7 @@ import pytest
 from mailer.model import Address, MailKind, ParsedMail
 from mailer.parse import parse
 from mailer.render import new_message_id
-from mailer.rules import acknowledgement_recipient, decide, is_own_message_id, language
+from mailer.rules import acknowledgement_recipient, decide, is_own_message_id, language, spam_verdict
 from mailer.settings import Settings
 from tests.conftest import OFFICE_CODES, make_mail
 
@@ -214,6 +214,33 @@ def test_decide(parsed: ParsedMail, kind: MailKind, acknowledge: bool) -> None:
     decision = decide(parsed, OWN)
     assert (decision.kind, decision.acknowledge) == (kind, acknowledge), decision.reason
     assert decision.reason
+
+
+SPAM_HEADERS = [
+    pytest.param(("X-Spam-Flag", "YES"), "X-Spam-Flag: YES", id="spamassassin-flag"),
+    pytest.param(
+        ("X-Spam-Status", "Yes, score=9.1 required=5.0 tests=URIBL"), "X-Spam-Status: Yes", id="status"
+    ),
+    pytest.param(("X-Spam", "Yes"), "X-Spam: Yes", id="rspamd"),
+    pytest.param(("X-Spam-Flag", "NO"), "", id="flag-no"),
+    pytest.param(("X-Spam-Status", "No, score=-1.1 required=5.0"), "", id="status-no"),
+    pytest.param(("X-Spam-Score", "12.5"), "", id="a-score-alone-is-no-verdict"),
+]
+
+
+@pytest.mark.parametrize(("header", "verdict"), SPAM_HEADERS)
+def test_spam_verdict(header: tuple[str, str], verdict: str) -> None:
+    """Only a spam filter's yes (X-Spam-Flag, X-Spam-Status, X-Spam) marks a mail as spam."""
+    assert spam_verdict(mail(header).headers) == verdict
+
+
+def test_spam_is_a_request_never_acknowledged() -> None:
+    """A mail the receiving server's filter marked as spam opens a ticket (kind request, marked
+    spam) but gets no acknowledgement: its From is likely forged (no backscatter)."""
+    decision = decide(mail(("X-Spam-Flag", "YES")), OWN)
+    assert (decision.kind, decision.acknowledge, decision.spam) == (MailKind.REQUEST, False, True)
+    assert "spam filter" in decision.reason
+    assert decide(mail(("X-Spam-Flag", "NO")), OWN).spam is False
 
 
 def test_mail_without_from_is_a_request_nobody_is_told_about() -> None:
