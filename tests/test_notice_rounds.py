@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, select, text
 
-from mailer import cli, escalate, lifecycle
+from mailer import cli, digest, escalate, lifecycle
 from mailer.clock import FrozenClock
 from mailer.model import FetchedMail, Role
 from mailer.pipeline import Pipeline
@@ -215,6 +215,21 @@ def test_show_and_sla_explain_the_rounds(
                        ["round", "2", "reminder"], ["round", "2", "office_head"]]  # fmt: skip
     assert cli.main(["sla", ref]) == 0
     assert "putaran ke-2: waktu dihitung ulang sejak 2026-11-26 10:00 WIB" in capsys.readouterr().out
+
+
+def test_digest_lists_a_ticket_late_by_its_current_round(settings: Settings, engine: Engine) -> None:
+    """Asked again Thursday 10:00 (due Monday 10:00), unanswered on Tuesday: the head's digest
+    lists it one working day late, by the fresh deadline (four by the first one)."""
+    desk = Desk(settings, engine)
+    desk.play(STORIES["reply after answer"][0][:5])
+    head = digest.manager_by_address(settings, "placeholder.kepala3514@bps.go.id")
+    assert head is not None
+    now = at("2026-12-01", "09:00")
+    with db.reading(engine) as s:
+        found = Sweeper(settings, engine, Renderer(), FrozenClock(now)).compose(s, head, now.date(), now)
+    (section,) = found.sections
+    assert [(line.ref, line.days_late) for line in section.lines] == [(desk.ticket().ref, 1)]
+    assert (section.overdue, section.due_today) == (1, 0)
 
 
 # --- the migration -------------------------------------------------------------------------------
