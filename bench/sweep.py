@@ -195,8 +195,8 @@ def mark_notified(settings: Settings, engine: object) -> None:
             rows = repo.notice_candidates(s, level, [([o.code for o in settings.offices], end)], None, 10**9)
             repo.add_notices(
                 s,
-                [{"ticket_id": t.id, "level": level, "recipient": "x", "outbox_id": None, "due_at": t.due_at,
-                  "created_at": NOW} for t in rows],
+                [{"ticket_id": t.id, "clock_round": t.clock_round, "level": level, "recipient": "x",
+                  "outbox_id": None, "due_at": t.due_at, "created_at": NOW} for t in rows],
             )  # fmt: skip
 
 

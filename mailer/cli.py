@@ -151,7 +151,11 @@ def _sla(settings: Settings, ref: str) -> int:
     print(f"{ref}  [{ticket.state}]  {office.name}, {days} hari kerja, {office.time_zone}")
     if start != clock[0]:
         since = f"{start.astimezone(office.tz):%Y-%m-%d %H:%M %Z}"
-        print(f"(waktu dihitung ulang sejak {since}: pemohon menulis lagi setelah dijawab)")
+        print(
+            f"(putaran ke-{lifecycle.clock_round(clock[1])}: waktu dihitung ulang sejak {since}, pemohon "
+            "menulis lagi setelah dijawab atau tiket dibuka kembali; pengingat dan eskalasi berlaku "
+            "lagi untuk tenggat ini)"
+        )
     for line in found.explain():
         print(line)
     if ticket.state == lifecycle.WAITING:
@@ -279,6 +283,7 @@ def _tickets(settings: Settings, office: str | None, state: str | None, limit: i
 
 
 def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
+    from mailer import escalate, lifecycle
     from storage import db, repo
 
     engine = db.make_engine(settings.database_url)
@@ -292,6 +297,7 @@ def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
         people = repo.ticket_participants(s, found[0].id) if found and found[0].id else {}
         files = repo.attachments_of(s, [m.id for m, _ in found[1] if m.id is not None]) if found else {}
         rated = repo.rating_of(s, found[0].id) if found and found[0].id else None
+        notices = repo.notices_of(s, found[0].id) if found and found[0].id else []
     if found is None:
         print(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
@@ -303,7 +309,10 @@ def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
     print(f"  requester : {t.requester_name} <{t.requester_email}>")
     print(f"  subject   : {t.subject}")
     print(f"  received  : {t.received_at.astimezone(tz):%Y-%m-%d %H:%M %Z}")
-    print(f"  due       : {t.due_at.astimezone(tz):%Y-%m-%d %H:%M %Z}")
+    again = ""
+    if t.clock_round > 1:
+        again = f"  (clock round {t.clock_round}: restarted by a reply or a reopening)"
+    print(f"  due       : {t.due_at.astimezone(tz):%Y-%m-%d %H:%M %Z}{again}")
     print(f"  people    : {', '.join(f'{email} ({role})' for email, role in sorted(people.items()))}")
     for direction, other, reason in links:
         arrow = "opened from" if direction == "from" else "followed by"
@@ -320,9 +329,19 @@ def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
         times = f", {rated.count} ratings received, the latest kept" if rated.count > 1 else ""
         when = f"{rated.rated_at.astimezone(tz):%Y-%m-%d %H:%M}"
         print(f"  rating    : {rated.score}/4 by {rated.how} from {rated.rater}, {when}{times}")
+    clock_round = 1
     for e in history:
         detail = f"  {e.detail}" if e.detail else ""
+        if e.event in lifecycle.FRESH_CLOCK_EVENTS:
+            clock_round += 1
+            detail += f"  [clock round {clock_round}: a fresh deadline, notices start again]"
         print(f"  {e.at.astimezone(tz):%Y-%m-%d %H:%M}  {e.event:<9} -> {e.state:<8} {e.actor}{detail}")
+    for n in notices:
+        print(
+            f"  notice    : round {n.clock_round} {escalate.LEVEL_NAMES[n.level]:<13} "
+            f"{n.created_at.astimezone(tz):%Y-%m-%d %H:%M} to {n.recipient} "
+            f"(deadline {n.due_at.astimezone(tz):%Y-%m-%d %H:%M})"
+        )
     for (_office, address), flag in flags.items():
         if address == t.requester_email or flag.ticket_id == t.id:
             print(

@@ -88,8 +88,16 @@ def staff_note(state: str) -> Change:
     return Change(ANSWERED, "answered", resolution="answered", first_response=True, detail=detail)
 
 
-# Events after which the clock counts afresh from the event's time.
+# Events after which the clock counts afresh from the event's time: each starts a new round
+# of the clock (tickets.clock_round), with its own reminder and escalation ladder.
 FRESH_CLOCK_EVENTS = frozenset({"replied", "reopened"})
+
+
+def clock_round(history: Sequence[tuple[datetime, str, str]]) -> int:
+    """The round of a ticket's SLA clock after its history of (at, event, state after): 1 from
+    the request, one more at each fresh start. A pause (`waiting`, then `resumed`) moves the
+    deadline within the round; an answer stops the clock without ending the round."""
+    return 1 + sum(1 for _, event, _ in history if event in FRESH_CLOCK_EVENTS)
 
 
 def clock_basis(

@@ -385,6 +385,7 @@ def step_lifecycle(p: Pipeline, ctx: MailContext, s: Session) -> None:
         due_at=due,
         officer=officer.email if officer is not None else None,
         first_response=change.first_response,
+        fresh_clock=change.fresh_clock,
     )
     repo.add_ticket_event(
         s,

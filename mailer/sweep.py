@@ -2,10 +2,11 @@
 
 Run by the daemon every `escalation.sweep_interval_s` and once by `mailer once`. Each level is
 one query for every office (repo.notice_candidates); each recipient gets one mail per sweep
-listing the tickets that reached their level. The notice rows (unique per ticket and level) and
-the digest row (unique per manager and day) are written in the transaction that queues the
-mail, so a notice or a digest is queued exactly once across restarts and sweeps; the outbox
-sends it once. Nothing is queued for a person outside their working hours (escalate.py).
+listing the tickets that reached their level. The notice rows (unique per ticket, clock round
+and level: a fresh clock climbs the ladder again, a pause does not) and the digest row (unique
+per manager and day) are written in the transaction that queues the mail, so a notice or a
+digest is queued exactly once across restarts and sweeps; the outbox sends it once. Nothing
+is queued for a person outside their working hours (escalate.py).
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ class Sweeper:
             repo.add_notices(
                 s,
                 [
-                    {"ticket_id": t.id, "level": level, "recipient": rung.recipient.address,
-                     "outbox_id": outbox_id, "due_at": t.due_at, "created_at": now}
+                    {"ticket_id": t.id, "clock_round": t.clock_round, "level": level,
+                     "recipient": rung.recipient.address, "outbox_id": outbox_id, "due_at": t.due_at,
+                     "created_at": now}
                     for t in tickets
                 ],
             )  # fmt: skip
@@ -101,6 +103,7 @@ class Sweeper:
                 office=office.code,
                 mailbox=office.email,
                 ticket=[t.ref for t in tickets],
+                clock_round=[t.clock_round for t in tickets],
                 level=name,
                 to=rung.recipient.address,
                 outbox_id=outbox_id,

@@ -446,10 +446,14 @@ def change_ticket(
     due_at: datetime | None = None,
     officer: str | None = None,
     first_response: bool = False,
+    fresh_clock: bool = False,
 ) -> None:
-    """Move a ticket to `state` (at `at`); optionally set its resolution, restart its clock with
-    a new `due_at`, note the officer who handled it and, if it has none yet, its first response."""
+    """Move a ticket to `state` (at `at`); optionally set its resolution, give it a new `due_at`
+    (`fresh_clock`: a new round of the clock, whose notices start again from the reminder),
+    note the officer who handled it and, if it has none yet, its first response."""
     values: dict[str, Any] = {"state": state, "state_changed_at": at}
+    if fresh_clock:
+        values["clock_round"] = col(Ticket.clock_round) + 1
     if state == "closed":
         values["closed_at"] = at  # the reopen window counts from here
     if resolution is not None:
@@ -875,12 +879,13 @@ class DueTicket(NamedTuple):
     received_at: datetime
     due_at: datetime
     last_officer: str
+    clock_round: int
 
 
 _N, _D = TicketNotice.__table__, DigestRow.__table__  # type: ignore[attr-defined]
 _DUE_COLUMNS = (
     _T.c.id, _T.c.ref, _T.c.office_code, _T.c.requester_email, _T.c.requester_name, _T.c.subject,
-    _T.c.received_at, _T.c.due_at, _T.c.last_officer,
+    _T.c.received_at, _T.c.due_at, _T.c.last_officer, _T.c.clock_round,
 )  # fmt: skip
 
 
@@ -900,32 +905,45 @@ def notice_candidates(
     limit: int = 10_000,
 ) -> list[DueTicket]:
     """Open tickets that reached `level` (deadline at or before their group's cutoff; after
-    `after` when given) and have no notice of that level yet, earliest deadline first."""
+    `after` when given) and have no notice of that level in their clock's current round yet,
+    earliest deadline first."""
     if not groups:
         return []
-    noticed = exists().where(_N.c.ticket_id == _T.c.id, _N.c.level == level)
+    noticed = exists().where(
+        _N.c.ticket_id == _T.c.id, _N.c.clock_round == _T.c.clock_round, _N.c.level == level
+    )
     query = select(*_DUE_COLUMNS).where(_by_cutoff(groups), ~noticed)
     if after is not None:
         query = query.where(_T.c.due_at > after)
     rows = s.connection().execute(query.order_by(_T.c.due_at, _T.c.id).limit(limit))
-    return [DueTicket(*row) for row in rows]
+    return [DueTicket._make(row) for row in rows]
 
 
 def add_notices(s: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Record notices (ticket_id, level, recipient, outbox_id, due_at, created_at); the unique
-    (ticket, level) makes a second one fail the caller's transaction."""
+    """Record notices (ticket_id, clock_round, level, recipient, outbox_id, due_at, created_at);
+    the unique (ticket, round, level) makes a second one fail the caller's transaction."""
     if rows:
         s.connection().execute(insert(_N), list(rows))
 
 
-def notices_of(s: Session, ticket_id: int) -> list[tuple[int, str, datetime]]:
-    """The notices sent about a ticket: [(level, recipient, created_at)], by level."""
+class NoticeSent(NamedTuple):
+    """A notice about a ticket, as `mailer show` lists it."""
+
+    clock_round: int
+    level: int
+    recipient: str
+    due_at: datetime  # the deadline it was about
+    created_at: datetime
+
+
+def notices_of(s: Session, ticket_id: int) -> list[NoticeSent]:
+    """The notices sent about a ticket, by round and level."""
     rows = s.connection().execute(
-        select(_N.c.level, _N.c.recipient, _N.c.created_at)
+        select(_N.c.clock_round, _N.c.level, _N.c.recipient, _N.c.due_at, _N.c.created_at)
         .where(_N.c.ticket_id == ticket_id)
-        .order_by(_N.c.level)
+        .order_by(_N.c.clock_round, _N.c.level)
     )
-    return [(int(level), str(who), at) for level, who, at in rows]
+    return [NoticeSent(int(r), int(level), str(who), due, at) for r, level, who, due, at in rows]
 
 
 def digest_done(s: Session, manager: str, day: str) -> bool:

@@ -103,6 +103,9 @@ class Ticket(SQLModel, table=True):
     language: str = Field(default="id", max_length=5)
     received_at: datetime = utc_column()
     due_at: datetime = utc_column(index=True)
+    # The SLA clock's round: 1 from the request, one more at each fresh start (the requester
+    # writing again after an answer, a reopening); a pause (#tunggu) moves due_at, not the round.
+    clock_round: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     first_response_at: datetime | None = utc_column(nullable=True)
     first_response_by: str = Field(default="", sa_column_kwargs={"server_default": ""})  # the officer
     last_officer: str = Field(default="", sa_column_kwargs={"server_default": ""})  # who last handled it
@@ -297,14 +300,18 @@ Index(
 
 
 class TicketNotice(SQLModel, table=True):
-    """A reminder or escalation notice sent about a ticket: at most one per ticket and level
-    (0 the staff reminder, 1 head of office, 2 province PST head, 3 national), written in the
-    transaction that queues its mail."""
+    """A reminder or escalation notice sent about a ticket: at most one per ticket, clock round
+    and level (0 the staff reminder, 1 head of office, 2 province PST head, 3 national), written
+    in the transaction that queues its mail. A fresh clock (tickets.clock_round) starts a new
+    ladder; the rows of the earlier rounds stay as its history."""
 
     __tablename__ = "ticket_notices"
-    __table_args__ = (UniqueConstraint("ticket_id", "level", name="uq_ticket_notices_ticket_level"),)
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "clock_round", "level", name="uq_ticket_notices_ticket_round_level"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="tickets.id")
+    clock_round: int = Field(default=1, sa_column_kwargs={"server_default": "1"})  # tickets.clock_round
     level: int
     recipient: str
     outbox_id: int | None = Field(default=None, foreign_key="outbox.id")  # one mail may list several
