@@ -1,7 +1,7 @@
 """notices once per clock round: tickets.clock_round, ticket_notices unique per (ticket, round, level)
 
-Revision ID: 0011_reopen
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 
 A ticket's round is 1 plus its fresh-clock events so far ('replied': the requester wrote again
 after an answer; 'reopened'), as mailer.lifecycle.clock_round counts them. Every notice already
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0011_reopen'
-down_revision = '0010'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
