@@ -88,7 +88,7 @@ def step_complaint_followup(p: Pipeline, ctx: MailContext, s: Session) -> None:
         ctx.complaint = ""  # already one: acknowledged and forwarded when it became one
         return
     if ctx.complaint.startswith(complaint.BODY_RULE):  # read again without what earlier mails said
-        history = repo.ticket_history_texts(s, ticket.id)
+        history = repo.ticket_history_texts(s, ticket.id, before=ctx.message_pk)
         ctx.complaint = complaint.reason(ctx.mail, office.complaint_addresses, history)
         if not ctx.complaint:
             return

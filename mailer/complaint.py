@@ -13,6 +13,9 @@ The rule, in order (the first that holds):
    ditanggapi, respon(s), service, staff, officer, reply, response. Not when the complaint word
    is about data ("mengadukan data yang salah", "keluhan terkait data": a data problem is a
    request for the office to look at the data, handled as a consultation).
+4. A sentence declares one: a complaint noun right after a verb of filing it ("Saya ingin
+   menyampaikan pengaduan: sudah 5 hari data belum dikirim", "mengajukan keluhan", "I want
+   to file a complaint"), or "ingin/mau komplain", "want to complain". Not about data either.
 Anything else is a request.
 
 The same rule reads a follow-up in an existing conversation (aftercare_steps): there the
@@ -44,6 +47,12 @@ _SERVICE = re.compile(
     r"\b(?:pelayanan|layanan|petugas|pst|balasan|dibalas|tanggapan|ditanggapi|respon|respons|"
     r"service|staff|officer|officers|reply|response)\b"
 )
+_DECLARED = re.compile(
+    rf"\b(?:menyampaikan|mengajukan|sampaikan|ajukan|memberikan|file|lodge|make|submit|raise)\s+"
+    rf"(?:(?:sebuah|suatu|satu|a|an|my|our|formal)\s+)?(?:{_NOUNS})\b"
+    r"|\b(?:ingin|mau|akan|hendak|want to|wish to|would like to)\s+"
+    r"(?:mengadu|mengeluh|komplain|komplen|complain)\b"
+)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 _BODY_CHARS = 3000
 BODY_RULE = "a complaint about the service"  # how a reason by rule 3 starts
@@ -62,7 +71,7 @@ def reason(mail: ParsedMail, complaint_addresses: Collection[str], history: Sequ
     earlier = "\n".join(" ".join(text.casefold().split()) for text in history)
     for sentence in _SENTENCE.split(fresh.casefold()):
         sentence = " ".join(sentence.split())
-        if not _ANY.search(sentence) or not _SERVICE.search(sentence):
+        if not _ANY.search(sentence) or not (_SERVICE.search(sentence) or _DECLARED.search(sentence)):
             continue
         if _DATA_BEFORE.search(sentence) or _ABOUT_DATA.search(sentence):
             continue

@@ -24,6 +24,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlmodel import Session, col
@@ -1097,11 +1098,15 @@ def make_complaint(s: Session, ticket_id: int, due_at: datetime) -> bool:
     return _rowcount(done) == 1
 
 
-def ticket_history_texts(s: Session, ticket_id: int, limit: int = 50, chars: int = 5000) -> list[str]:
-    """The text of a ticket's mails, in and out (ours too), newest first: what a reply may quote."""
+def ticket_history_texts(
+    s: Session, ticket_id: int, before: int | None, limit: int = 50, chars: int = 5000
+) -> list[str]:
+    """The text of a ticket's mails stored before message `before` (None: all), in and out
+    (ours too), newest first: what a reply may quote."""
+    earlier = col(MessageRow.id) < before if before is not None else true()
     rows = s.execute(
         select(func.substr(col(MessageRow.body_text), 1, chars))
-        .where(col(MessageRow.ticket_id) == ticket_id)
+        .where(col(MessageRow.ticket_id) == ticket_id, earlier)
         .order_by(col(MessageRow.id).desc())
         .limit(limit)
     ).scalars()
