@@ -1,15 +1,19 @@
 """The pipeline's steps for complaints and ratings (see pipeline.py for the driver).
 
     … identify → report → complaint │ dedupe → thread → flags → rating → store → relate
-                                    │   → lifecycle → acknowledge → notify_head → cursor
+                                    │   → lifecycle → complaint_followup → acknowledge → notify_head → cursor
 
 - complaint (pure): a new mail that complains about the service opens a ticket of kind
   "complaint" (its own acknowledgement wording and promise: complaint.py has the rule).
+- complaint_followup: a follow-up that complains, in a conversation that is a request, makes
+  the ticket a complaint once (event `complaint`; the complaint promise counted from that
+  mail, never later than the deadline it had); the acknowledge and notify_head steps then
+  send the complaint acknowledgement and the notice to the head, as for a new complaint.
 - rating: a reply to our closing mail, or a mail whose subject carries the rating marker of
   one of the office's tickets, that gives a score (1–4) is recorded as the ticket's rating; it
   never reopens the ticket and is never acknowledged.
-- notify_head: a new complaint goes straight to the head of office (`offices.X.head`), held
-  until the office's next opening.
+- notify_head: a complaint (new, or made in a conversation) goes straight to the head of
+  office (`offices.X.head`), held until the office's next opening.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import TYPE_CHECKING
 from babel.dates import format_datetime as babel_datetime
 from sqlmodel import Session
 
-from mailer import complaint, guard, log, rating, sla
+from mailer import complaint, guard, log, rating, rules, sla
 from mailer.model import MailKind
 from mailer.outbox import enqueue
 from mailer.render import promised_date_text
@@ -72,10 +76,54 @@ def step_rating(p: Pipeline, ctx: MailContext, s: Session) -> None:
     repo.save_rating(s, ticket.id, office.code, score, ctx.rating_how, sender, mail.message_id, ctx.now)
 
 
-def step_notify_head(p: Pipeline, ctx: MailContext, s: Session) -> None:
-    """A new complaint, forwarded to the head of office (no head configured: nothing)."""
+def step_complaint_followup(p: Pipeline, ctx: MailContext, s: Session) -> None:
+    """A person's follow-up that complains, in a conversation that is still a request: the
+    ticket becomes a complaint (once), with the complaint promise from this mail."""
     ticket, office = ctx.ticket, ctx.office
-    if not (ctx.new_ticket and ctx.complaint and ticket is not None and office.head):
+    if ticket is None or ctx.new_ticket or not ctx.complaint or ctx.rating is not None:
+        return
+    if ctx.change is not None and ctx.change.event == "thanked":
+        ctx.complaint = ""  # "terima kasih atas tanggapan pengaduan saya" thanks, it does not complain
+        return
+    facts = repo.complaint_facts(s, ticket.id)
+    if facts.kind == "complaint":
+        ctx.complaint = ""  # already one: acknowledged and forwarded when it became one
+        return
+    if ctx.complaint.startswith(complaint.BODY_RULE):  # read again without what earlier mails said
+        history = repo.ticket_history_texts(s, ticket.id, before=ctx.message_pk)
+        ctx.complaint = complaint.reason(ctx.mail, office.complaint_addresses, history)
+        if not ctx.complaint:
+            return
+    due = sla.due_at(office, ctx.received_at, working_days=office.complaint_sla_working_days)
+    if not (ctx.change is not None and ctx.change.fresh_clock):  # never later than it was due
+        due = min(due, ctx.due or facts.due_at)
+    if not repo.make_complaint(s, ticket.id, due):
+        ctx.complaint = ""
+        return
+    state = ctx.change.state if ctx.change is not None else ticket.state
+    sender = ctx.mail.from_.email if ctx.mail.from_ else ""
+    repo.add_ticket_event(
+        s, ticket_id=ticket.id, message_pk=ctx.message_pk, at=ctx.received_at, event="complaint",
+        state=state, actor=sender, detail=ctx.complaint,
+    )  # fmt: skip
+    ctx.complaint_in_conversation, ctx.due, ctx.language = True, due, facts.language
+
+
+def complaint_recipient(ctx: MailContext) -> str:
+    """Who is told their complaint was received: the requester of a new ticket, the person
+    who wrote it in a conversation (the requester or someone on the ticket)."""
+    assert ctx.ticket is not None
+    if ctx.complaint_in_conversation:
+        return rules.acknowledgement_recipient(ctx.mail) or ""
+    return ctx.ticket.requester_email
+
+
+def step_notify_head(p: Pipeline, ctx: MailContext, s: Session) -> None:
+    """A complaint (a new one, or one made in a conversation), forwarded to the head of office
+    (no head configured: nothing)."""
+    ticket, office = ctx.ticket, ctx.office
+    fresh = ctx.new_ticket or ctx.complaint_in_conversation
+    if not (fresh and ctx.complaint and ticket is not None and office.head):
         return
     refused = guard.refusal(s, office.code, office.head, p.own_addresses)
     if refused:
@@ -91,8 +139,9 @@ def step_notify_head(p: Pipeline, ctx: MailContext, s: Session) -> None:
         "received_text": f"{received} {office.time_zone_label}",
         "due_text": promised_date_text(ctx.due, office, "id"),
         "reason": ctx.complaint,
+        "in_conversation": ctx.complaint_in_conversation,
     }
-    reply_to = ", ".join(a for a in (ticket.requester_email, office.email) if a)
+    reply_to = ", ".join(a for a in (complaint_recipient(ctx), office.email) if a)
     out = p.renderer.compose(
         office,
         "complaint_head",
@@ -121,5 +170,10 @@ def report(ctx: MailContext, created: bool) -> None:
     """Log what these steps did (inside the pipeline's bound context)."""
     if ctx.rating is not None:
         logger.info("rating_recorded", score=ctx.rating, how=ctx.rating_how)
-    if created and ctx.complaint:
-        logger.info("complaint_received", reason=ctx.complaint, head=ctx.office.head or None)
+    if (created or ctx.complaint_in_conversation) and ctx.complaint:
+        logger.info(
+            "complaint_received",
+            reason=ctx.complaint,
+            head=ctx.office.head or None,
+            in_conversation=ctx.complaint_in_conversation,
+        )

@@ -95,7 +95,8 @@ class Daemon:
         return self._sender_process is None or self._sender_process.ready.is_set()
 
     def _queued(self, office_code: str) -> None:
-        """Called from a mailbox thread when an acknowledgement was committed to the outbox."""
+        """Called from a mailbox thread when a batch that may have queued mail (a new ticket's
+        acknowledgement, a complaint's in a follow-up) was committed."""
         if self._loop is None:
             return
         if self._sender_process is not None:

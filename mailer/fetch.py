@@ -109,8 +109,8 @@ class MailboxWatcher:
             for group in _chunks(fetched, COMMIT_EVERY):
                 outcomes = self.pipeline.process_batch(group)
                 done.update(outcomes)
-                if Outcome.TICKET_CREATED in outcomes:
-                    self.on_queued(office.code)  # committed: the sender may go
+                if Outcome.TICKET_CREATED in outcomes or Outcome.FOLLOWUP in outcomes:
+                    self.on_queued(office.code)  # committed: the sender may go (an ack, a complaint's)
             if self.stopping.is_set():
                 break
         if uids:

@@ -1,14 +1,15 @@
 """The per-mail driver: a named, ordered tuple of steps (GNU Mailman's pipeline habit).
 
     parse → trim → classify → identify → report → complaint
-      → [ dedupe → thread → flags → rating → store → relate → lifecycle → acknowledge → notify_head
-          → cursor ]  one transaction
+      → [ dedupe → thread → flags → rating → store → early_answer → relate → lifecycle
+          → complaint_followup → acknowledge → notify_head → adopt_answers → cursor ]  one transaction
 
 The bracketed steps share one database transaction, so the raw mail, the ticket, the
 rendered acknowledgement (an outbox row) and the mailbox cursor are committed together or
 not at all. A step that raises sends the mail to the dead letters, kept whole with the step's
 name and the reason, and the cursor moves on: one bad mail never stops the others.
-`Duplicate` is the one control-flow signal, caught only here.
+`Duplicate` is the one control-flow signal, caught only here (also raised for the Sent
+folder's copy of a mail we sent ourselves: staff_steps.own_copy).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from mailer import aftercare_steps, guard, lifecycle, log, reports, rules, sla, staff
+from mailer import aftercare_steps, guard, lifecycle, log, reports, rules, sla, staff, staff_steps
 from mailer.attachments import attachment_rows
 from mailer.clock import Clock
 from mailer.model import Decision, FetchedMail, MailKind, ParsedMail, Role
@@ -98,7 +99,10 @@ class MailContext:
     participants: dict[str, str] | None = None  # of the ticket joined, as read by the thread step
     link_to: tuple[repo.TicketRef, str] | None = None  # (ticket found but not joined, why)
     reopen: bool = False
-    complaint: str = ""  # why a new mail is a complaint about the service ("" for a request)
+    complaint: str = ""  # why a mail is a complaint about the service ("" for a request)
+    complaint_in_conversation: bool = False  # a follow-up made its ticket a complaint
+    own_copy: str = ""  # why a Sent folder mail is our own mail (skipped as already known)
+    early_answers: int = 0  # officers' answers stored earlier that joined this new ticket
     rating: int | None = None  # the SKM score (1-4) a rating mail gives; it moves no ticket
     rating_how: str = ""  # mailto | reply
 
@@ -109,6 +113,8 @@ class MailContext:
         self.flagged, self.unflagged, self.ack_withheld = [], [], ""
         self.participants, self.link_to, self.reopen = None, None, False
         self.rating, self.rating_how = None, ""
+        self.complaint_in_conversation, self.own_copy, self.early_answers = False, "", 0
+        self.due = None
 
     @property
     def mail(self) -> ParsedMail:
@@ -170,8 +176,12 @@ def step_report(p: Pipeline, ctx: MailContext) -> None:
 
 
 def step_dedupe(p: Pipeline, ctx: MailContext, s: Session) -> None:
+    """Stored already: the same mail, or the Sent folder's copy of one we sent (our ack…)."""
     if repo.message_exists(s, ctx.office.code, ctx.dedupe_key):
         raise Duplicate(ctx.dedupe_key)
+    ctx.own_copy = staff_steps.own_copy(ctx, s)
+    if ctx.own_copy:
+        raise Duplicate(ctx.own_copy)
 
 
 def step_thread(p: Pipeline, ctx: MailContext, s: Session) -> None:
@@ -370,12 +380,12 @@ def step_lifecycle(p: Pipeline, ctx: MailContext, s: Session) -> None:
     if change.fresh_clock or change.resume:  # a complaint keeps its own promise
         days = aftercare_steps.promise_days(s, ctx.office, ticket.id)
     if change.fresh_clock:
-        due = sla.due_at(ctx.office, ctx.received_at, working_days=days)
+        ctx.due = due = sla.due_at(ctx.office, ctx.received_at, working_days=days)
     elif change.resume:  # the deadline moves by the office time spent waiting
         received, history = repo.ticket_clock(s, ticket.id)
         history.append((ctx.received_at, change.event, change.state))
         start, paused = lifecycle.clock_basis(received, history, ctx.received_at)
-        due = sla.due_at(ctx.office, start, working_days=days, paused=paused)
+        ctx.due = due = sla.due_at(ctx.office, start, working_days=days, paused=paused)
     repo.change_ticket(
         s,
         ticket.id,
@@ -451,13 +461,14 @@ def step_relate(p: Pipeline, ctx: MailContext, s: Session) -> None:
 
 
 def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
+    """A new request's acknowledgement; a complaint's (new, or made in a conversation: once)."""
     decision, ticket = ctx.decision, ctx.ticket
-    if not (ctx.new_ticket and ticket and decision):
+    if not ((ctx.new_ticket or ctx.complaint_in_conversation) and ticket and decision):
         return
     if not decision.acknowledge:  # e.g. X-Auto-Response-Suppress, an office address: say why
         ctx.ack_withheld = decision.reason
         return
-    to = ticket.requester_email
+    to = aftercare_steps.complaint_recipient(ctx) if ctx.complaint else ticket.requester_email
     ctx.ack_withheld = guard.refusal(s, ctx.office.code, to, p.own_addresses) or guard.rate_refusal(
         s, ctx.office.code, to, ctx.now, ("ack",), p.settings.acknowledgement.max_per_sender_per_hour
     )
@@ -475,7 +486,8 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
         ctx.now,
         template="ack_complaint" if ctx.complaint else "ack",
     )
-    enqueue(s, ctx.office, ticket.id, "ack", "acknowledgement of a new request", out, ctx.now)
+    why = "acknowledgement of a complaint in a conversation" if ctx.complaint_in_conversation else ""
+    enqueue(s, ctx.office, ticket.id, "ack", why or "acknowledgement of a new request", out, ctx.now)
     ctx.outgoing = out
 
 
@@ -499,10 +511,13 @@ IN_TX: tuple[tuple[str, TxStep], ...] = (
     ("flags", step_flags),
     ("rating", aftercare_steps.step_rating),
     ("store", step_store),
+    ("early_answer", staff_steps.step_early_answer),
     ("relate", step_relate),
     ("lifecycle", step_lifecycle),
+    ("complaint_followup", aftercare_steps.step_complaint_followup),
     ("acknowledge", step_acknowledge),
     ("notify_head", aftercare_steps.step_notify_head),
+    ("adopt_answers", staff_steps.step_adopt_answers),
 )
 
 
@@ -609,6 +624,8 @@ class Pipeline:
             if outcome is Outcome.DEAD_LETTER:
                 error = f"{type(ctx.failure).__name__}: {ctx.failure}"
                 logger.error("mail_dead_lettered", step=ctx.step, error=error, exc_info=ctx.failure)
+            elif outcome is Outcome.DUPLICATE and ctx.own_copy:
+                logger.info("own_mail_skipped", reason=ctx.own_copy)
             elif outcome is Outcome.DUPLICATE:
                 logger.info("mail_duplicate", dedupe_key=ctx.dedupe_key)
             elif decision is None:
@@ -637,6 +654,7 @@ class Pipeline:
             if outcome not in (Outcome.DEAD_LETTER, Outcome.DUPLICATE):
                 _report_flags(ctx)
                 aftercare_steps.report(ctx, outcome is Outcome.TICKET_CREATED)
+                staff_steps.report(ctx)
 
     def _dead_letter(self, ctx: MailContext, s: Session) -> None:
         f = ctx.fetched

@@ -24,6 +24,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlmodel import Session, col
@@ -33,6 +34,7 @@ from storage.tables import (
     AttachmentRow,
     DeadLetter,
     DigestRow,
+    EarlyAnswer,
     MailboxCursor,
     MessageRow,
     OfficeRow,
@@ -1088,6 +1090,129 @@ def ticket_message_ids(s: Session, ticket_id: int) -> list[str]:
 def ticket_kind(s: Session, ticket_id: int) -> str:
     """request | complaint."""
     return str(s.execute(select(col(Ticket.kind)).where(col(Ticket.id) == ticket_id)).scalar_one())
+
+
+class ComplaintFacts(NamedTuple):
+    """What a complaint inside a conversation needs of its ticket."""
+
+    kind: str  # request | complaint
+    language: str
+    due_at: datetime
+
+
+def complaint_facts(s: Session, ticket_id: int) -> ComplaintFacts:
+    """The ticket's kind, language and deadline."""
+    row = s.execute(
+        select(col(Ticket.kind), col(Ticket.language), col(Ticket.due_at)).where(col(Ticket.id) == ticket_id)
+    ).one()
+    return ComplaintFacts(str(row[0]), str(row[1]), row[2])
+
+
+def make_complaint(s: Session, ticket_id: int, due_at: datetime) -> bool:
+    """Turn a request into a complaint with the complaint's deadline; False (nothing changed)
+    when it already is one, so a conversation becomes a complaint once."""
+    done = s.execute(
+        update(Ticket)
+        .where(col(Ticket.id) == ticket_id, col(Ticket.kind) != "complaint")
+        .values(kind="complaint", due_at=due_at)
+    )
+    return _rowcount(done) == 1
+
+
+def ticket_history_texts(
+    s: Session, ticket_id: int, before: int | None, limit: int = 50, chars: int = 5000
+) -> list[str]:
+    """The text of a ticket's mails stored before message `before` (None: all), in and out
+    (ours too), newest first: what a reply may quote."""
+    earlier = col(MessageRow.id) < before if before is not None else true()
+    rows = s.execute(
+        select(func.substr(col(MessageRow.body_text), 1, chars))
+        .where(col(MessageRow.ticket_id) == ticket_id, earlier)
+        .order_by(col(MessageRow.id).desc())
+        .limit(limit)
+    ).scalars()
+    return [str(text) for text in rows]
+
+
+class QueuedMail(NamedTuple):
+    """A mail we rendered into the outbox (ack, closing mail, notice…) and its ticket, if any."""
+
+    kind: str
+    ticket: TicketRef | None
+
+
+def queued_mail(s: Session, office: str, message_id: str) -> QueuedMail | None:
+    """The mail this office queued with this Message-ID (outbox.enqueue's dedupe key), or None."""
+    row = s.execute(
+        select(col(MessageRow.kind), *_TICKET_COLUMNS)
+        .join(_T, _T.c.id == col(MessageRow.ticket_id), isouter=True)
+        .where(col(MessageRow.office_code) == office, col(MessageRow.dedupe_key) == f"out:{message_id}")
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return QueuedMail(str(row[0]), TicketRef(*row[1:]) if row[1] is not None else None)
+
+
+# --- staff answers stored before the request they answer ----------------------------------
+
+_E = EarlyAnswer.__table__  # type: ignore[attr-defined]
+_EARLY_CITED = (  # the hot path: a new ticket asks whether any answer waits for its request
+    select(_E.c.message_pk)
+    .where(_E.c.office_code == bindparam("office"), _E.c.cited_message_id == bindparam("mid"))
+    .limit(1)
+)
+_EARLY_CITED_P = _Prepared(_EARLY_CITED)
+_EARLY_CITING = (
+    select(_E.c.message_pk, _E.c.answered_at, _E.c.officer)
+    .where(_E.c.office_code == bindparam("office"), _E.c.cited_message_id == bindparam("mid"))
+    .order_by(_E.c.answered_at, _E.c.message_pk)
+)
+
+
+class EarlyRef(NamedTuple):
+    """An officer's answer waiting for the request it cites: its messages.id, time, officer."""
+
+    message_pk: int
+    answered_at: datetime
+    officer: str
+
+
+def add_early_answer(
+    s: Session,
+    office: str,
+    message_pk: int,
+    cited: Sequence[str],
+    answered_at: datetime,
+    officer: str,
+    now: datetime,
+) -> None:
+    """Note an officer's mail stored on no ticket under each Message-ID it cites."""
+    rows = [
+        {"office_code": office, "cited_message_id": mid, "message_pk": message_pk,
+         "answered_at": answered_at, "officer": officer, "created_at": now}
+        for mid in dict.fromkeys(cited)
+    ]  # fmt: skip
+    if rows:
+        s.connection().execute(insert(_E), rows)
+
+
+def early_answers_citing(s: Session, office: str, message_id: str) -> list[EarlyRef]:
+    """The officers' answers stored before this mail that cite its Message-ID, oldest first
+    (one indexed lookup, ix_early_answers_office_cited; the table holds only waiting answers)."""
+    if _EARLY_CITED_P.run(s, {"office": office, "mid": message_id}).fetchone() is None:
+        return []  # nearly always: no query beyond the prepared one
+    rows = s.connection().execute(_EARLY_CITING, {"office": office, "mid": message_id})
+    found: dict[int, EarlyRef] = {}
+    for pk, at, officer in rows:
+        found.setdefault(int(pk), EarlyRef(int(pk), at, str(officer)))
+    return list(found.values())
+
+
+def attach_early_answer(s: Session, message_pk: int, ticket_id: int) -> None:
+    """Put a waiting answer on its ticket; it waits no longer."""
+    s.execute(update(MessageRow).where(col(MessageRow.id) == message_pk).values(ticket_id=ticket_id))
+    s.execute(delete(EarlyAnswer).where(col(EarlyAnswer.message_pk) == message_pk))
 
 
 def defer_outbox(s: Session, outbox_id: int, at: datetime) -> None:

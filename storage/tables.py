@@ -6,6 +6,7 @@ offices ─< tickets ─< messages ─ outbox (one delivery row per outgoing mes
                       messages ─< attachments
 offices ─< mailbox_cursors, ticket_counters, dead_letters, address_flags
            tickets ─ ratings (one per ticket, the latest wins); report_deliveries (monthly report sent)
+                      messages ─< early_answers (a staff answer stored before the request it cites)
 """
 
 from __future__ import annotations
@@ -334,3 +335,19 @@ class DigestRow(SQLModel, table=True):
 
 # The sweep reads open tickets by deadline (reminders, escalation, digests).
 Index("ix_tickets_state_due", Ticket.state, Ticket.due_at)  # type: ignore[arg-type]
+
+
+class EarlyAnswer(SQLModel, table=True):
+    """An officer's answer stored on no ticket because the mail it answers was not stored yet
+    (the Sent folder read before the INBOX had it): one row per Message-ID it cites, looked up
+    when a new ticket is opened, deleted once the answer has joined its ticket."""
+
+    __tablename__ = "early_answers"
+    __table_args__ = (Index("ix_early_answers_office_cited", "office_code", "cited_message_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    office_code: str = Field(foreign_key="offices.code", max_length=8)
+    cited_message_id: str  # one of its In-Reply-To/References, without brackets
+    message_pk: int = Field(foreign_key="messages.id", index=True)  # the answer
+    answered_at: datetime = utc_column()  # when the office's server had it: the first response time
+    officer: str = ""  # who answered (staff.Officer.email)
+    created_at: datetime = utc_column()

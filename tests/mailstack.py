@@ -15,6 +15,7 @@ import smtplib
 import subprocess
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from imapclient import IMAPClient
@@ -130,13 +131,20 @@ def send(raw: bytes, mail_from: str, rcpt_to: list[str]) -> dict[str, tuple[int,
         return smtp.sendmail(mail_from, rcpt_to, raw)
 
 
-def append(address: str, raw: bytes, folder: str = "INBOX", flags: tuple[str | bytes, ...] = ()) -> None:
-    """Store ``raw`` in ``folder`` of ``address`` with IMAP APPEND.
+def append(
+    address: str,
+    raw: bytes,
+    folder: str = "INBOX",
+    flags: tuple[str | bytes, ...] = (),
+    msg_time: datetime | None = None,
+) -> None:
+    """Store ``raw`` in ``folder`` of ``address`` with IMAP APPEND (``msg_time``: the
+    INTERNALDATE the server records, default now).
 
     The bytes are kept as they are, except that imaplib turns bare LF line ends into CRLF
     (IMAP stores lines, and FETCH returns them CRLF-terminated anyway)."""
     with imap(address) as client:
-        client.append(folder, raw, flags=flags)
+        client.append(folder, raw, flags=flags, msg_time=msg_time)
 
 
 def _fetch(client: IMAPClient, folder: str) -> list[Message]:
