@@ -38,7 +38,7 @@ logger = log.get(__name__)
 
 def step_complaint(p: Pipeline, ctx: MailContext) -> None:
     """Is a person's mail a complaint about the service? (Decided for every mail; it matters
-    only when the mail opens a new ticket.)"""
+    when the mail opens a new ticket, or as a follow-up that turns its ticket into one.)"""
     if ctx.decision is None or ctx.decision.kind is not MailKind.REQUEST or ctx.officer is not None:
         return
     if ctx.decision.spam:

@@ -1,7 +1,7 @@
 """early answers: an officer's answer stored before the request it cites
 
-Revision ID: 0011_convo
-Revises: 0010
+Revision ID: 0013
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from alembic import op
 import storage.tables
 
 
-revision = '0011_convo'
-down_revision = '0010'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
