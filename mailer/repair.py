@@ -54,7 +54,9 @@ class Retried:
         return f"dead letter {self.dead_letter_id}: {self.result}: {self.detail}"
 
 
-def retry_dead_letter(settings: Settings, engine: Engine, clock: Clock, dead_letter_id: int) -> Retried:
+def retry_dead_letter(
+    settings: Settings, engine: Engine, clock: Clock, dead_letter_id: int, pipeline: Pipeline | None = None
+) -> Retried:
     """Run one kept mail through the pipeline again (see the module's docstring)."""
     with db.reading(engine) as s:
         dead = repo.dead_letter(s, dead_letter_id)
@@ -73,22 +75,32 @@ def retry_dead_letter(settings: Settings, engine: Engine, clock: Clock, dead_let
         dead.office_code, dead.folder, dead.uidvalidity, dead.uid, dead.raw, dead.created_at, role
     )
     found: list[str] = []
+    ticket: list[str] = []
     dead_id = dead.id
 
     def finish(s: Session, contexts: Sequence[MailContext], outcomes: Sequence[Outcome]) -> None:
         ctx, outcome = contexts[0], outcomes[0]
         repo.note_dead_letter_retry(s, dead_id)
+        if ctx.ticket is not None:
+            ticket.append(ctx.ticket.ref)
         if outcome is Outcome.DEAD_LETTER:  # the pipeline kept the newest step and reason
             found.append(f"step {ctx.step}: {type(ctx.failure).__name__}: {ctx.failure}")
             return
-        resolution = _resolution(s, ctx, outcome)
+        resolution, ref = _resolution(s, ctx, outcome)
+        ticket.extend([ref] if ref and not ticket else [])
         if repo.resolve_dead_letter(s, dead_id, clock.now(), resolution):
             found.append(resolution)
 
+    pipeline = pipeline or Pipeline(settings, engine, Renderer(), clock)
+    outcome = pipeline.process_batch([fetched], finish=finish)[0]
     bound = logger.bind(
-        office=dead.office_code, mailbox=dead.folder, uid=dead.uid, dead_letter=dead_id, by=operator_name()
+        office=dead.office_code,
+        mailbox=dead.folder,
+        uid=dead.uid,
+        ticket=ticket[0] if ticket else None,
+        dead_letter=dead_id,
+        by=operator_name(),
     )
-    outcome = Pipeline(settings, engine, Renderer(), clock).process_batch([fetched], finish=finish)[0]
     if outcome is Outcome.DEAD_LETTER:
         bound.warning("dead_letter_retry_failed", reason=found[0] if found else "")
         return Retried(dead_id, "failed", found[0] if found else "failed again")
@@ -98,17 +110,17 @@ def retry_dead_letter(settings: Settings, engine: Engine, clock: Clock, dead_let
     return Retried(dead_id, "resolved", found[0])
 
 
-def _resolution(s: Session, ctx: MailContext, outcome: Outcome) -> str:
-    """What became of a retried mail, for the dead letter's `resolution`."""
+def _resolution(s: Session, ctx: MailContext, outcome: Outcome) -> tuple[str, str | None]:
+    """What became of a retried mail, for the dead letter's `resolution`, and its ticket."""
     if outcome is Outcome.DUPLICATE:
         ref = repo.stored_mail_ticket(s, ctx.office.code, ctx.dedupe_key)
-        return f"already stored{f' on {ref}' if ref else ''} (duplicate), nothing added"
+        return f"already stored{f' on {ref}' if ref else ''} (duplicate), nothing added", ref
     if ctx.ticket is not None:
         what = "new ticket" if outcome is Outcome.TICKET_CREATED else "follow-up on"
         ack = ", acknowledgement queued" if ctx.outgoing is not None else ""
-        return f"{what} {ctx.ticket.ref}{ack}"
+        return f"{what} {ctx.ticket.ref}{ack}", ctx.ticket.ref
     kind = ctx.decision.kind if ctx.decision else "mail"
-    return f"stored as {kind}, on no ticket"
+    return f"stored as {kind}, on no ticket", None
 
 
 def retry_dead_letters(
@@ -117,7 +129,8 @@ def retry_dead_letters(
     """Retry every dead letter not yet resolved (of one office), oldest first."""
     with db.reading(engine) as s:
         ids = [d.id for d in repo.dead_letters(s, office=office, limit=100_000)]
-    return [retry_dead_letter(settings, engine, clock, i) for i in ids]
+    pipeline = Pipeline(settings, engine, Renderer(), clock)
+    return [retry_dead_letter(settings, engine, clock, i, pipeline) for i in ids]
 
 
 def retry_delivery(engine: Engine, clock: Clock, outbox_id: int) -> tuple[bool, str]:

@@ -1371,7 +1371,7 @@ def deliveries(
     if office:
         query = query.where(_O.c.office_code == office)
     if state:
-        query = query.where(_SHOWN_STATE.__eq__(state))
+        query = query.where(_SHOWN_STATE.in_([state]))
     return [Delivery._make(row) for row in s.connection().execute(query)]
 
 

@@ -174,9 +174,12 @@ def test_retry_after_the_fix_resolves_the_dead_letter_exactly_once(
     and the requester gets exactly one acknowledgement."""
     who = requester()
     dead = _dead_letter_by_a_bug(settings, monkeypatch, who)
-    code, out, _ = cli(tmp_path, monkeypatch, capsys, "dead-letters", "retry", str(dead.id))
+    code, out, err = cli(tmp_path, monkeypatch, capsys, "dead-letters", "retry", str(dead.id))
     assert code == 0
     assert f"dead letter {dead.id}: resolved: new ticket PST-3514-2026-00001, acknowledgement queued" in out
+    (logged,) = [json.loads(x) for x in err.splitlines() if '"dead_letter_resolved"' in x]
+    assert (logged["office"], logged["mailbox"], logged["uid"]) == ("3514", "INBOX", dead.uid)
+    assert logged["ticket"] == "PST-3514-2026-00001" and logged["dead_letter"] == dead.id
     code, out, _ = cli(tmp_path, monkeypatch, capsys, "dead-letters", "retry", str(dead.id))
     assert code == 1 and "already resolved" in out
     (after,) = rows(settings, DeadLetter)
@@ -257,3 +260,48 @@ def test_failed_delivery_is_listed_alerts_and_is_attempted_again_after_retry(
     assert after[failed.id].state == "failed" and after[failed.id].attempts == 1
     assert after[failed.id].last_error.startswith("550") and after[failed.id].failed_at is not None
     assert after[sent.id].state == "sent" and after[sent.id].attempts == 1
+
+
+def test_status_lists_and_retry_on_postgresql(
+    postgres: Settings, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL: the status counts, the dead-letter and outbox lists (size of the bytes, a
+    deferred delivery), a retry that fails again, one that resolves, a failed delivery released."""
+    from mailer import repair, status
+    from storage import repo
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("threader bug")
+
+    engine = open_database(postgres, clock)
+    try:
+        pipe = Pipeline(postgres, engine, Renderer(), clock)
+        pipe.process(FetchedMail("3514", "INBOX", 7, 1, WITH_BOM, clock.now()))
+        pipe.process(FetchedMail("3514", "INBOX", 7, 2, make_mail("rina@example.com")[0], clock.now()))
+        with monkeypatch.context() as patch:
+            patch.setattr(pipeline_module, "find_ticket", broken)
+            pipe.process(FetchedMail("3514", "INBOX", 7, 3, make_mail("dewi@example.com")[0], clock.now()))
+        with db.transaction(engine) as s:
+            (ack,) = repo.deliveries(s, "3514")
+            repo.mark_retry(s, ack.id, "450 try later", clock.now() + timedelta(minutes=5))
+        with db.reading(engine) as s:
+            (found,) = status.collect(s, postgres, clock.now(), "3514")
+            bom, bug = repo.dead_letters(s)
+            (deferred,) = repo.deliveries(s, state="deferred")
+        assert found.dead_letters == 2 and found.outbox == {"deferred": 1} and found.late == 0
+        assert found.mailboxes[0].last_uid == 3 and found.tickets == {"open": 1}
+        assert bom.size == len(WITH_BOM) and bom.step == "parse" and bug.step == "thread"
+        assert deferred.last_error == "450 try later" and deferred.ticket_ref == "PST-3514-2026-00001"
+        assert repair.retry_dead_letter(postgres, engine, clock, bom.id).result == "failed"
+        assert repair.retry_dead_letter(postgres, engine, clock, bug.id).result == "resolved"
+        with db.transaction(engine) as s:
+            repo.mark_failed(s, ack.id, "550 no such user", clock.now())
+        assert repair.retry_delivery(engine, clock, ack.id)[0] is True
+        with db.reading(engine) as s:
+            (found,) = status.collect(s, postgres, clock.now(), "3514")
+            (still,) = repo.dead_letters(s)
+        assert found.dead_letters == 1 and found.dead_letters_resolved == 1
+        assert still.id == bom.id and still.retries == 1
+        assert found.tickets == {"open": 2} and found.outbox == {"pending": 2}
+    finally:
+        engine.dispose()
