@@ -118,29 +118,65 @@ def test_status_of_an_unknown_office_is_a_usage_error(
 # --- dead letters ------------------------------------------------------------------------
 
 
-@pytest.mark.mailstack
-@pytest.mark.usefixtures("office_mailboxes")
-def test_real_dead_letter_is_listed_shown_and_alerts(
-    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A mail the parser refuses (BOM before the header) is listed with its step and reason,
-    `show --raw` gives its exact bytes, `status` exits 1 naming it, and a retry that fails
-    again leaves it unresolved with the reason (exit 1)."""
+def _real_dead_letter(settings: Settings) -> DeadLetter:
+    """The BOM mail appended to the office INBOX and fetched: one dead letter (step parse)."""
     mailstack.append(OFFICE, WITH_BOM)
     run_once(settings)
     (dead,) = rows(settings, DeadLetter)
-    code, out, _ = cli(tmp_path, monkeypatch, capsys, "dead-letters")
+    return dead
+
+
+@pytest.mark.mailstack
+@pytest.mark.usefixtures("office_mailboxes")
+def test_dead_letters_lists_a_real_dead_letter(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mail the parser refuses (BOM before the header) is listed: id, office, folder,
+    UIDVALIDITY, UID, step, reason, size."""
+    dead = _real_dead_letter(settings)
+    code, out, _ = cli(tmp_path, monkeypatch, capsys, "dead-letters", "--office", "3514")
     assert code == 0
     line = next(x for x in out.splitlines() if x.strip().startswith(str(dead.id)))
     assert f"3514   INBOX/{dead.uidvalidity}/{dead.uid}" in line
     assert "parse" in line and "ParseError: parse: no header block" in line and str(len(dead.raw)) in line
-    run_cli(tmp_path, monkeypatch, "dead-letters", "show", str(dead.id), "--raw")
-    assert capsys.readouterr().out == dead.raw.decode("utf-8")
+    assert "(1 dead letter)" in out
+
+
+@pytest.mark.mailstack
+@pytest.mark.usefixtures("office_mailboxes")
+def test_dead_letter_show_prints_the_reason_and_raw_gives_the_exact_bytes(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`dead-letters show ID` prints the step, reason and headers; with --raw the mail's bytes."""
+    dead = _real_dead_letter(settings)
     code, out, _ = cli(tmp_path, monkeypatch, capsys, "dead-letters", "show", str(dead.id))
-    assert "Subject: Permohonan data jumlah penduduk miskin 2024" in out and "step parse" in out
+    assert code == 0
+    assert "step parse" in out and "ParseError: parse: no header block" in out
+    assert "Subject: Permohonan data jumlah penduduk miskin 2024" in out
+    assert run_cli(tmp_path, monkeypatch, "dead-letters", "show", str(dead.id), "--raw") == 0
+    assert capsys.readouterr().out == dead.raw.decode("utf-8")
+
+
+@pytest.mark.mailstack
+@pytest.mark.usefixtures("office_mailboxes")
+def test_status_exits_1_while_a_dead_letter_is_not_resolved(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unresolved dead letter makes `status` exit 1 and say where to look."""
+    _real_dead_letter(settings)
     code, out, _ = cli(tmp_path, monkeypatch, capsys, "status")
     assert code == 1
-    assert "ATTENTION 3514: 1 dead letter(s) not resolved" in out
+    assert "ATTENTION 3514: 1 dead letter(s) not resolved: mailer dead-letters --office 3514" in out
+
+
+@pytest.mark.mailstack
+@pytest.mark.usefixtures("office_mailboxes")
+def test_retry_that_fails_again_keeps_the_dead_letter_with_the_reason(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A retry of a mail the pipeline still refuses exits 1; the dead letter stays unresolved,
+    with the step and reason, its retries counted, and no ticket is made."""
+    dead = _real_dead_letter(settings)
     code, out, _ = cli(tmp_path, monkeypatch, capsys, "dead-letters", "retry", str(dead.id))
     assert code == 1
     assert f"dead letter {dead.id}: failed: step parse: ParseError" in out
@@ -221,14 +257,9 @@ def test_retry_of_a_mail_stored_meanwhile_adds_nothing(
 # --- outbox ------------------------------------------------------------------------------
 
 
-@pytest.mark.mailstack
-@pytest.mark.usefixtures("office_mailboxes")
-def test_failed_delivery_is_listed_alerts_and_is_attempted_again_after_retry(
-    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Postfix's 550 leaves the acknowledgement failed: `outbox --state failed` lists it,
-    `status` exits 1; `outbox retry ID` puts it back to pending (logged, with who did it), the
-    next pass attempts it once more; a sent delivery is refused (a duplicate)."""
+def _refused_and_sent(settings: Settings) -> tuple[OutboxRow, OutboxRow]:
+    """Two requests fetched and acknowledged: Postfix refuses one acknowledgement with 550
+    (failed), delivers the other (sent). Returns (failed row, sent row)."""
     good = requester()
     for sender in ("refused@fault.example", good):
         deliver(make_mail(sender)[0], sender, expect=0)
@@ -237,29 +268,60 @@ def test_failed_delivery_is_listed_alerts_and_is_attempted_again_after_retry(
     by_to = {r.envelope_to: r for r in rows(settings, OutboxRow)}
     failed, sent = by_to["refused@fault.example"], by_to[good]
     assert failed.state == "failed" and sent.state == "sent"
+    return failed, sent
+
+
+@pytest.mark.mailstack
+@pytest.mark.usefixtures("office_mailboxes")
+def test_failed_delivery_is_listed_and_makes_status_exit_1(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`outbox --state failed` lists the refused acknowledgement with its ticket, kind and the
+    server's 550; `status` exits 1 for a delivery failed within the day."""
+    failed, _ = _refused_and_sent(settings)
     code, out, _ = cli(tmp_path, monkeypatch, capsys, "outbox", "--state", "failed")
     assert code == 0
     (line,) = [x for x in out.splitlines() if x.strip().startswith(str(failed.id))]
-    assert "PST-3514-2026-0000" in line and "ack" in line and "failed" in line
+    assert "PST-3514-2026-0000" in line and " ack " in line and " failed " in line
     assert "refused@fault.example / 550" in line
     assert "(1 delivery)" in out
     code, out, _ = cli(tmp_path, monkeypatch, capsys, "status")
-    assert code == 1 and "1 delivery(ies) failed in the last 24 h" in out
+    assert code == 1 and "ATTENTION 3514: 1 delivery(ies) failed in the last 24 h" in out
+
+
+@pytest.mark.mailstack
+@pytest.mark.usefixtures("office_mailboxes")
+def test_outbox_retry_puts_a_failed_delivery_back_and_it_is_attempted_again(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`outbox retry ID` makes a failed delivery pending (logged with office, ticket and who);
+    `status` is clear again; the next pass attempts it once more (the address still refuses)."""
+    failed, _ = _refused_and_sent(settings)
     code, out, err = cli(tmp_path, monkeypatch, capsys, "outbox", "retry", str(failed.id))
     assert code == 0 and "is pending again" in out
     (logged,) = [json.loads(x) for x in err.splitlines() if '"delivery_released"' in x]
-    assert logged["office"] == "3514" and logged["outbox_id"] == failed.id and logged["by"]
+    assert logged["office"] == "3514" and logged["outbox_id"] == failed.id
+    assert str(logged["ticket"]).startswith("PST-3514-2026-") and logged["by"]
     again = {r.id: r for r in rows(settings, OutboxRow)}[failed.id]
     assert again.state == "pending" and again.attempts == 0 and again.failed_at is None
-    code, out, _ = cli(tmp_path, monkeypatch, capsys, "status")
-    assert code == 0  # nothing failed now; it is due, not late
+    assert cli(tmp_path, monkeypatch, capsys, "status")[0] == 0  # due now, not late
+    run_once(settings)
+    after = {r.id: r for r in rows(settings, OutboxRow)}[failed.id]
+    assert after.state == "failed" and after.attempts == 1
+    assert after.last_error.startswith("550") and after.failed_at is not None
+
+
+@pytest.mark.mailstack
+@pytest.mark.usefixtures("office_mailboxes")
+def test_outbox_retry_refuses_a_sent_delivery(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`outbox retry` of a mail already sent exits 1 and changes nothing: it would be a duplicate."""
+    _, sent = _refused_and_sent(settings)
     code, out, _ = cli(tmp_path, monkeypatch, capsys, "outbox", "retry", str(sent.id))
     assert code == 1 and "sending it again would be a duplicate" in out
-    run_once(settings)
-    after = {r.id: r for r in rows(settings, OutboxRow)}
-    assert after[failed.id].state == "failed" and after[failed.id].attempts == 1
-    assert after[failed.id].last_error.startswith("550") and after[failed.id].failed_at is not None
-    assert after[sent.id].state == "sent" and after[sent.id].attempts == 1
+    after = {r.id: r for r in rows(settings, OutboxRow)}[sent.id]
+    assert after.state == "sent" and after.attempts == 1
 
 
 def test_status_lists_and_retry_on_postgresql(
