@@ -1,6 +1,7 @@
-"""`mailer`: run | once | check-config | tickets | show REF.
+"""`mailer`: run | once | check-config | tickets | show REF | … | status | dead-letters | outbox.
 
-Exit codes: 0 done, 1 a pass had failures, 2 wrong settings or usage.
+Exit codes: 0 done, 1 a pass had failures (`status`: something needs attention; a retry that
+failed or was refused), 2 wrong settings or usage.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from email import message_from_bytes, policy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailer import log
 from mailer.errors import ConfigError
@@ -83,7 +84,36 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--send", action="store_true", help="mail each office's report to its head (once a month)"
     )
+    _operator_commands(sub)
     return parser
+
+
+def _operator_commands(sub: Any) -> None:
+    """`status`, `dead-letters [show|retry]`, `outbox [retry]`: the operator's view (status.py)
+    and actions (repair.py)."""
+    status = sub.add_parser(
+        "status", help="each office at a glance; exit 1 when something needs attention (monitoring)"
+    )
+    status.add_argument("--office", help="office code, e.g. 3514")
+    status.add_argument("--json", action="store_true", help="the same as JSON, for machines")
+    dead = sub.add_parser("dead-letters", help="mail that broke a step, kept whole: list, show, retry")
+    dead.add_argument("--office", help="office code, e.g. 3514")
+    dead.add_argument("--all", action="store_true", help="resolved ones too")
+    dead_sub = dead.add_subparsers(dest="action")
+    show = dead_sub.add_parser("show", help="one dead letter: where, when, the whole reason, its headers")
+    show.add_argument("id", type=int)
+    show.add_argument("--raw", action="store_true", help="the mail's exact bytes to stdout (save as .eml)")
+    retry = dead_sub.add_parser("retry", help="run kept mail through the pipeline again (after a fix)")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", type=int, nargs="?")
+    which.add_argument("--all", action="store_true", dest="every", help="every one not yet resolved")
+    outbox = sub.add_parser("outbox", help="deliveries, newest first; retry a failed one")
+    outbox.add_argument("--office", help="office code, e.g. 3514")
+    outbox.add_argument("--state", choices=("pending", "deferred", "sending", "sent", "failed"))
+    outbox.add_argument("--limit", type=int, default=50)
+    outbox_sub = outbox.add_subparsers(dest="action")
+    again = outbox_sub.add_parser("retry", help="put a failed delivery back in the queue (logged)")
+    again.add_argument("id", type=int)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,7 +138,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(settings, args)
     if args.command == "digest":
         return _digest(settings, args.manager, args.at, args.preview, args.html)
+    if args.command in ("status", "dead-letters", "outbox"):
+        return _operator(settings, args)
     return _show(settings, args.ref, args.raw, args.full)
+
+
+def _operator(settings: Settings, args: argparse.Namespace) -> int:
+    """`status`, `dead-letters …`, `outbox …` (the logic in status.py and repair.py)."""
+    import json
+
+    from mailer import repair, status
+    from mailer.clock import SystemClock
+    from storage import db, repo
+
+    office = getattr(args, "office", None)
+    if office and office not in {o.code for o in settings.offices}:
+        print(f"mailer: no office {office} in {settings.file}", file=sys.stderr)
+        return 2
+    clock = SystemClock()
+    engine = db.make_engine(settings.database_url)
+    db.migrate(engine)
+    now, action, lines = clock.now(), getattr(args, "action", None), []
+    code = 0
+    if args.command == "status":
+        with db.reading(engine) as s:
+            found = status.collect(s, settings, now, office)
+        code = 1 if any(st.attention(settings) for st in found) else 0
+        if args.json:
+            lines = [json.dumps(status.as_json(found, settings, now), indent=2)]
+        else:
+            lines = status.text(found, settings, now)
+    elif args.command == "dead-letters" and action == "show":
+        with db.reading(engine) as s:
+            dead = repo.dead_letter(s, args.id)
+        if dead is None:
+            print(f"mailer: no dead letter {args.id}", file=sys.stderr)
+            return 1
+        if args.raw:
+            sys.stdout.buffer.write(dead.raw)
+            sys.stdout.flush()
+            return 0
+        lines = status.dead_letter_detail(dead, now)
+    elif args.command == "dead-letters" and action == "retry":
+        if args.every:
+            done = repair.retry_dead_letters(settings, engine, clock, office)
+        else:
+            done = [repair.retry_dead_letter(settings, engine, clock, args.id)]
+        lines = [r.line() for r in done] or ["(no dead letter to retry)"]
+        code = 0 if all(r.result == "resolved" for r in done) else 1
+    elif args.command == "dead-letters":
+        with db.reading(engine) as s:
+            lines = status.dead_letter_lines(repo.dead_letters(s, office, resolved=args.all), now)
+    elif action == "retry":
+        ok, said = repair.retry_delivery(engine, clock, args.id)
+        lines, code = [said], 0 if ok else 1
+    else:
+        with db.reading(engine) as s:
+            lines = status.delivery_lines(repo.deliveries(s, office, args.state, args.limit), now)
+    engine.dispose()
+    print("\n".join(lines))
+    return code
 
 
 def _search(settings: Settings, words: str, office: str | None, limit: int) -> int:

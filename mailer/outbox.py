@@ -146,13 +146,15 @@ class OutboxSender:
         try:
             reply = await submitter.send(item.envelope_from, item.envelope_to, item.raw)
         except PermanentError as exc:
-            await self._db(repo.mark_failed, item.id, str(exc))
+            await self._db(repo.mark_failed, item.id, str(exc), self.clock.now())
             log.error("mail_failed", reason=str(exc), attempts=item.attempts + 1)
             return "failed"
         except TransientError as exc:
             attempts = item.attempts + 1
             if attempts >= self.settings.max_attempts:
-                await self._db(repo.mark_failed, item.id, f"gave up after {attempts} attempts: {exc}")
+                await self._db(
+                    repo.mark_failed, item.id, f"gave up after {attempts} attempts: {exc}", self.clock.now()
+                )
                 log.error("mail_failed", reason=str(exc), attempts=attempts)
                 return "failed"
             delay = min(self.settings.retry_min_s * 2 ** (attempts - 1), self.settings.retry_max_s)

@@ -124,6 +124,7 @@ class MailContext:
 
 Step = Callable[["Pipeline", MailContext], None]
 TxStep = Callable[["Pipeline", MailContext, Session], None]
+Finish = Callable[[Session, Sequence[MailContext], Sequence["Outcome"]], None]
 
 
 def dedupe_key(message_id: str | None, raw: bytes, mail: ParsedMail) -> str:
@@ -533,13 +534,15 @@ class Pipeline:
         """Process one fetched mail to the end; see process_batch."""
         return self.process_batch([fetched])[0]
 
-    def process_batch(self, batch: Sequence[FetchedMail]) -> list[Outcome]:
+    def process_batch(self, batch: Sequence[FetchedMail], finish: Finish | None = None) -> list[Outcome]:
         """Process mails (of one mailbox, in UID order) to the end; returns what happened to each.
 
         The pure steps run first; then one transaction takes the whole batch, each mail in its
         own SAVEPOINT, so a mail is stored entirely or not at all and the cursor moves with it,
         while the commit (the costly part) is shared. Raises only if the database itself fails:
         then nothing of the batch is committed, the cursor has not moved and the mail comes again.
+        `finish(session, contexts, outcomes)`, when given, runs in that transaction instead of
+        moving the cursor (a dead letter retried: the cursor is past it and must not go back).
         """
         now = self.clock.now()
         contexts = [self._context(fetched, now) for fetched in batch]
@@ -548,13 +551,13 @@ class Pipeline:
         try:  # fast path: no savepoints, as long as no mail fails
             with db.transaction(self.engine) as s:
                 outcomes = [self._store_optimistic(ctx, s) for ctx in contexts]
-                save_cursor(contexts[-1], s)
+                _close(s, contexts, outcomes, finish)
         except _MailFailed:  # rolled back; again, each mail in its own savepoint
             for ctx in contexts:
                 ctx.reset_transaction_state()
             with db.transaction(self.engine) as s:
                 outcomes = [self._store(ctx, s) for ctx in contexts]
-                save_cursor(contexts[-1], s)
+                _close(s, contexts, outcomes, finish)
         for ctx, outcome in zip(contexts, outcomes, strict=True):
             self._report(ctx, outcome)
         return outcomes
@@ -680,6 +683,16 @@ def _report_flags(ctx: MailContext) -> None:
         logger.info("address_unflagged", address=address, reason="it wrote to the office again")
     if ctx.ack_withheld:
         logger.info("ack_withheld", reason=ctx.ack_withheld)
+
+
+def _close(
+    s: Session, contexts: Sequence[MailContext], outcomes: list[Outcome], finish: Finish | None
+) -> None:
+    """The batch's last write: the cursor moves past it, or the caller's `finish`."""
+    if finish is None:
+        save_cursor(contexts[-1], s)
+    else:
+        finish(s, contexts, outcomes)
 
 
 class _MailFailed(Exception):

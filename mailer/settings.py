@@ -217,6 +217,14 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class StatusSettings:
+    """When `mailer status` says something needs attention (exit 1)."""
+
+    pending_late_after_s: float = 1800.0  # a mail due this long and still not sent: the sender is stuck
+    failed_within_h: float = 24.0  # a delivery that failed for good within this many hours
+
+
+@dataclass(frozen=True)
 class Settings:
     file: Path
     database_url: str
@@ -234,6 +242,7 @@ class Settings:
     national: NationalLevel | None = None
     calendar: CalendarSettings = CalendarSettings()  # the decree's changes, for every office
     report: ReportSettings = ReportSettings()
+    status: StatusSettings = StatusSettings()
 
     def office(self, code: str) -> Office:
         for office in self.offices:
@@ -363,6 +372,7 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
         national=_national(root.table("national", required=False)),
         calendar=calendar,
         report=_report(root.table("report", required=False)),
+        status=_status(root.table("status", required=False)),
     )
     for reader in (storage, log, offices_table, root):
         reader.done()
@@ -521,6 +531,16 @@ def _report(r: _Reader) -> ReportSettings:
     report = ReportSettings(send_monthly=r.flag("send_monthly", ReportSettings.send_monthly))
     r.done()
     return report
+
+
+def _status(r: _Reader) -> StatusSettings:
+    d = StatusSettings()
+    status = StatusSettings(
+        pending_late_after_s=r.number("pending_late_after_s", d.pending_late_after_s),
+        failed_within_h=r.number("failed_within_h", d.failed_within_h),
+    )
+    r.done()
+    return status
 
 
 def _calendar(r: _Reader) -> CalendarSettings:

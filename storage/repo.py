@@ -499,7 +499,8 @@ def ticket_events(s: Session, ticket_id: int) -> list[TicketEvent]:
 
 
 def add_dead_letter(s: Session, **fields: Any) -> bool:
-    """Keep a failed mail; False if this (office, folder, uidvalidity, uid) was already kept."""
+    """Keep a failed mail; False if this (office, folder, uidvalidity, uid) was already kept:
+    then the kept row takes the newest step and reason (a retry that failed again)."""
     exists = s.execute(
         select(col(DeadLetter.id)).where(
             col(DeadLetter.office_code) == fields["office_code"],
@@ -509,6 +510,11 @@ def add_dead_letter(s: Session, **fields: Any) -> bool:
         )
     ).first()
     if exists is not None:
+        s.execute(
+            update(DeadLetter)
+            .where(col(DeadLetter.id) == exists[0])
+            .values(step=fields["step"], error=fields["error"])
+        )
         return False
     s.execute(insert(DeadLetter).values(**fields))
     return True
@@ -585,11 +591,11 @@ def mark_retry(s: Session, outbox_id: int, error: str, next_attempt_at: datetime
     )
 
 
-def mark_failed(s: Session, outbox_id: int, error: str) -> None:
+def mark_failed(s: Session, outbox_id: int, error: str, now: datetime) -> None:
     s.execute(
         update(OutboxRow)
         .where(col(OutboxRow.id) == outbox_id)
-        .values(state="failed", attempts=col(OutboxRow.attempts) + 1, last_error=error)
+        .values(state="failed", attempts=col(OutboxRow.attempts) + 1, last_error=error, failed_at=now)
     )
 
 
@@ -1321,3 +1327,211 @@ def add_report_delivery(
             month=month, recipient=recipient, scope=scope, outbox_id=outbox_id, queued_at=at
         )
     )
+
+
+# --- the operator: status, dead letters, failed deliveries -------------------------------
+# `mailer status`, `mailer dead-letters`, `mailer outbox` (mailer/status.py, mailer/repair.py).
+# Read by a person or a monitoring timer, never on the per-mail path.
+
+_DL = DeadLetter.__table__  # type: ignore[attr-defined]
+# What the outbox shows: a pending mail that was tried and is waiting for its retry is "deferred".
+_SHOWN_STATE = case((and_(_O.c.state == "pending", _O.c.attempts > 0), "deferred"), else_=_O.c.state)
+OUTBOX_STATES = ("pending", "deferred", "sending", "sent", "failed")
+
+
+def mailbox_cursors(s: Session) -> list[MailboxCursor]:
+    """Every stored mailbox cursor (office, folder, uidvalidity, last_uid, updated_at: when it
+    last moved), by office and folder."""
+    query = select(MailboxCursor).order_by(col(MailboxCursor.office_code), col(MailboxCursor.folder))
+    return list(s.execute(query).scalars())
+
+
+class OutboxCount(NamedTuple):
+    """One office's deliveries in one shown state: how many, the oldest one's creation, how
+    many are late (due before `late_before` and not sent) and failed since `failed_since`."""
+
+    office_code: str
+    state: str  # pending | deferred | sending | sent | failed
+    total: int
+    oldest_created_at: datetime | None
+    late: int
+    recent_failures: int
+
+
+def outbox_overview(s: Session, late_before: datetime, failed_since: datetime) -> list[OutboxCount]:
+    """Per office and shown state (OUTBOX_STATES), the counts of `mailer status`."""
+    shown = _SHOWN_STATE.label("shown")
+    late = and_(_O.c.state.in_(("pending", "sending")), _O.c.next_attempt_at < late_before)
+    recent = and_(_O.c.state == "failed", _O.c.failed_at >= failed_since)
+    rows = s.connection().execute(
+        select(
+            _O.c.office_code,
+            shown,
+            func.count(),
+            func.min(_O.c.created_at),
+            func.sum(case((late, 1), else_=0)),
+            func.sum(case((recent, 1), else_=0)),
+        ).group_by(_O.c.office_code, shown)
+    )
+    return [
+        OutboxCount(str(o), str(st), int(n), old, int(late or 0), int(failed or 0))
+        for o, st, n, old, late, failed in rows
+    ]
+
+
+def ticket_overview(s: Session, now: datetime) -> dict[str, dict[str, int]]:
+    """Per office, tickets by state and "overdue" (open, deadline passed):
+    {office_code: {"open": n, "waiting": n, …, "overdue": n}}."""
+    found: dict[str, dict[str, int]] = {}
+    conn = s.connection()
+    for office, state, n in conn.execute(
+        select(_T.c.office_code, _T.c.state, func.count()).group_by(_T.c.office_code, _T.c.state)
+    ):
+        found.setdefault(str(office), {})[str(state)] = int(n)
+    late = select(_T.c.office_code, func.count()).where(_T.c.state == "open", _T.c.due_at < now)
+    for office, n in conn.execute(late.group_by(_T.c.office_code)):
+        found.setdefault(str(office), {})["overdue"] = int(n)
+    return found
+
+
+def dead_letter_counts(s: Session) -> dict[str, tuple[int, int]]:
+    """Per office, (not yet resolved, resolved) dead letters."""
+    open_ = func.sum(case((_DL.c.resolved_at.is_(None), 1), else_=0))
+    rows = s.connection().execute(select(_DL.c.office_code, open_, func.count()).group_by(_DL.c.office_code))
+    return {str(o): (int(n or 0), int(total) - int(n or 0)) for o, n, total in rows}
+
+
+class DeadLetterLine(NamedTuple):
+    """A dead letter as `mailer dead-letters` lists it (without its bytes; `size` in bytes)."""
+
+    id: int
+    office_code: str
+    folder: str
+    uidvalidity: int
+    uid: int
+    step: str
+    error: str
+    size: int
+    created_at: datetime
+    retries: int
+    resolved_at: datetime | None
+    resolution: str
+
+
+_DEAD_LETTER_LINE = select(
+    _DL.c.id, _DL.c.office_code, _DL.c.folder, _DL.c.uidvalidity, _DL.c.uid, _DL.c.step, _DL.c.error,
+    func.length(_DL.c.raw), _DL.c.created_at, _DL.c.retries, _DL.c.resolved_at, _DL.c.resolution,
+)  # fmt: skip
+
+
+def dead_letters(
+    s: Session, office: str | None = None, resolved: bool = False, limit: int = 200
+) -> list[DeadLetterLine]:
+    """Dead letters, oldest first: those not yet resolved, or with `resolved` all of them."""
+    query = _DEAD_LETTER_LINE.order_by(_DL.c.id).limit(limit)
+    if office:
+        query = query.where(_DL.c.office_code == office)
+    if not resolved:
+        query = query.where(_DL.c.resolved_at.is_(None))
+    return [DeadLetterLine._make(row) for row in s.connection().execute(query)]
+
+
+def dead_letter(s: Session, dead_letter_id: int) -> DeadLetter | None:
+    """One dead letter, with its raw bytes."""
+    return s.get(DeadLetter, dead_letter_id)
+
+
+def note_dead_letter_retry(s: Session, dead_letter_id: int) -> None:
+    """Count one more retry of a dead letter (its step and reason are add_dead_letter's)."""
+    s.execute(
+        update(DeadLetter)
+        .where(col(DeadLetter.id) == dead_letter_id)
+        .values(retries=col(DeadLetter.retries) + 1)
+    )
+
+
+def resolve_dead_letter(s: Session, dead_letter_id: int, at: datetime, resolution: str) -> bool:
+    """Mark a dead letter resolved (kept, with what became of the mail); False if it already was."""
+    done = s.execute(
+        update(DeadLetter)
+        .where(col(DeadLetter.id) == dead_letter_id, col(DeadLetter.resolved_at).is_(None))
+        .values(resolved_at=at, resolution=resolution)
+    )
+    return _rowcount(done) == 1
+
+
+def stored_mail_ticket(s: Session, office: str, dedupe_key: str) -> str | None:
+    """The reference of the ticket the office's stored copy of a mail is on ("" when on none),
+    or None when the office has no such mail."""
+    row = (
+        s.connection()
+        .execute(
+            select(_T.c.ref)
+            .select_from(_M.outerjoin(_T, _T.c.id == _M.c.ticket_id))
+            .where(_M.c.office_code == office, _M.c.dedupe_key == dedupe_key)
+            .limit(1)
+        )
+        .first()
+    )
+    return None if row is None else str(row[0] or "")
+
+
+class Delivery(NamedTuple):
+    """An outbox row as `mailer outbox` lists it (state as shown: OUTBOX_STATES)."""
+
+    id: int
+    office_code: str
+    ticket_ref: str | None
+    kind: str  # ack | notice | digest | closing | …
+    envelope_to: str
+    state: str
+    attempts: int
+    last_error: str
+    next_attempt_at: datetime
+    created_at: datetime
+    sent_at: datetime | None
+    failed_at: datetime | None
+
+
+_DELIVERY = select(
+    _O.c.id,
+    _O.c.office_code,
+    _T.c.ref,
+    _M.c.kind,
+    _O.c.envelope_to,
+    _SHOWN_STATE,
+    _O.c.attempts,
+    _O.c.last_error,
+    _O.c.next_attempt_at,
+    _O.c.created_at,
+    _O.c.sent_at,
+    _O.c.failed_at,
+).select_from(_O.join(_M, _M.c.id == _O.c.message_pk).outerjoin(_T, _T.c.id == _O.c.ticket_id))
+
+
+def deliveries(
+    s: Session, office: str | None = None, state: str | None = None, limit: int = 50
+) -> list[Delivery]:
+    """Outbox rows, newest first, optionally of one office and one shown state."""
+    query = _DELIVERY.order_by(_O.c.id.desc()).limit(limit)
+    if office:
+        query = query.where(_O.c.office_code == office)
+    if state:
+        query = query.where(_SHOWN_STATE.in_([state]))
+    return [Delivery._make(row) for row in s.connection().execute(query)]
+
+
+def delivery(s: Session, outbox_id: int) -> Delivery | None:
+    row = s.connection().execute(_DELIVERY.where(_O.c.id == outbox_id)).first()
+    return None if row is None else Delivery._make(row)
+
+
+def release_failed_delivery(s: Session, outbox_id: int, now: datetime) -> bool:
+    """Put a failed delivery back in the queue, due now, its attempts counted afresh (the error
+    stays until the next attempt); False unless it was `failed`."""
+    done = s.execute(
+        update(OutboxRow)
+        .where(col(OutboxRow.id) == outbox_id, col(OutboxRow.state) == "failed")
+        .values(state="pending", attempts=0, next_attempt_at=now, failed_at=None)
+    )
+    return _rowcount(done) == 1

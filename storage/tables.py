@@ -229,10 +229,13 @@ class OutboxRow(SQLModel, table=True):
     last_error: str = text_column()
     created_at: datetime = utc_column()
     sent_at: datetime | None = utc_column(nullable=True)
+    failed_at: datetime | None = utc_column(nullable=True)  # when it was recorded failed (`mailer status`)
 
 
 class DeadLetter(SQLModel, table=True):
-    """A mail that broke a step, kept whole with the step and the reason."""
+    """A mail that broke a step, kept whole with the step and the reason. `mailer dead-letters
+    retry` runs it through the pipeline again: on success the row is kept, resolved (when, and
+    what became of the mail); on failure it keeps the newest step and reason."""
 
     __tablename__ = "dead_letters"
     __table_args__ = (
@@ -247,7 +250,10 @@ class DeadLetter(SQLModel, table=True):
     error: str = text_column()
     raw_sha256: str = Field(max_length=64)
     raw: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
-    created_at: datetime = utc_column()
+    created_at: datetime = utc_column()  # when it was first fetched (and failed)
+    retries: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # by `dead-letters retry`
+    resolved_at: datetime | None = utc_column(nullable=True)  # None: still needs an operator
+    resolution: str = Field(default="", sa_column=Column(Text(), nullable=False, server_default=""))
 
 
 class AddressFlag(SQLModel, table=True):

@@ -444,6 +444,20 @@ BAD_SETTINGS = [
         "unknown key (misspelt?)",
         id="ack-limit-misspelt",
     ),
+    pytest.param(
+        (("pending_late_after_s = 1800", "pending_late_after_s = 0"),),
+        None,
+        "status.pending_late_after_s",
+        "must be greater than 0.0, got 0.0",
+        id="status-pending-late-zero",
+    ),
+    pytest.param(
+        (("failed_within_h = 24", 'failed_within_h = "a day"'),),
+        None,
+        "status.failed_within_h",
+        "must be an integer or a number, got str",
+        id="status-failed-window-a-string",
+    ),
 ]
 
 
