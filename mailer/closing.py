@@ -94,7 +94,10 @@ def close_one(
     if refused:
         return "closed_without_mail", refused
     out = render_closing(renderer, settings, office, ticket, repo.ticket_message_ids(s, ticket.id), now)
-    enqueue(s, office, ticket.id, "closing", "closing notice with a rating request", out, now)
+    # queued in office hours; should the sending slip into the night, it waits for the morning
+    enqueue(
+        s, office, ticket.id, "closing", "closing notice with a rating request", out, now, quiet_after=now
+    )
     return "closed", ""
 
 
