@@ -1142,6 +1142,22 @@ def ticket_message_ids(s: Session, ticket_id: int) -> list[str]:
     return [str(m) for m in rows]
 
 
+def latest_outlook_mail(s: Session, ticket_id: int) -> bytes | None:
+    """The raw bytes of the newest mail received on a ticket that carried Outlook's
+    Thread-Index (a reply of ours continues its conversation), or None."""
+    raw = s.execute(
+        select(col(MessageRow.raw))
+        .where(
+            col(MessageRow.ticket_id) == ticket_id,
+            col(MessageRow.direction) == "in",
+            col(MessageRow.conversation_index).is_not(None),
+        )
+        .order_by(col(MessageRow.id).desc())
+        .limit(1)
+    ).scalar()
+    return None if raw is None else bytes(raw)
+
+
 def ticket_kind(s: Session, ticket_id: int) -> str:
     """request | complaint."""
     return str(s.execute(select(col(Ticket.kind)).where(col(Ticket.id) == ticket_id)).scalar_one())

@@ -108,3 +108,17 @@ def test_a_mail_no_longer_pending_is_neither_claimed_nor_suppressed(
     _ticket, ack, _head = queue_ack_and_head_mail(settings, database, clock)
     assert claim(database, ack, clock) == (True, "")
     assert claim(database, ack, clock) == (False, "")
+
+
+def test_mail_left_in_flight_by_a_stop_is_checked_again_after_the_restart(
+    settings: Settings, database: Engine, clock: FrozenClock
+) -> None:
+    """A mail a killed sender left `sending` goes back to pending at the restart and is claimed
+    again: a flag set meanwhile stops it then."""
+    _ticket, ack, _head = queue_ack_and_head_mail(settings, database, clock)
+    assert claim(database, ack, clock) == (True, "")  # in flight when the process died
+    with db.transaction(database) as s:
+        repo.flag_address(s, "3514", REQUESTER, "complained", clock.now(), "ARF abuse report", None)
+        assert repo.release_interrupted(s, "3514") == 1
+    claimed, why = claim(database, ack, clock)
+    assert not claimed and why.startswith("recipient is complained")
