@@ -305,7 +305,7 @@ async def _send_queued(
 ) -> None:
     """Deliver what is due now (a report queued outside office hours waits for the daemon)."""
     for office in offices:
-        s = sender(office, settings.outbox, engine, clock)
+        s = sender(office, settings.outbox, engine, clock, settings.acknowledgement.quiet_hours)
         await s.resume()
         await s.send_due()
         await s.close()

@@ -12,8 +12,9 @@ rating request to a spammer, or a second one for one question, is mail nobody wa
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -24,6 +25,7 @@ from mailer.clock import Clock
 from mailer.outbox import enqueue
 from mailer.render import LANGUAGES, Outgoing, Renderer, reply_subject
 from mailer.settings import Office, Settings
+from mailer.threader import NO_HINTS, outlook_hints, outlook_reply_headers
 from storage import db, repo
 
 logger = log.get(__name__)
@@ -50,9 +52,11 @@ def render_closing(
     ticket: repo.QuietTicket,
     thread: list[str],
     now: datetime,
+    outlook: Sequence[tuple[str, str]] = (),
 ) -> Outgoing:
-    """The closing mail: threaded under the ticket's conversation, in the ticket's language,
-    with one `mailto:` rating link per score."""
+    """The closing mail: threaded under the ticket's conversation (`outlook`: Thread-Topic and
+    Thread-Index when the requester writes from Outlook), in the ticket's language, with one
+    `mailto:` rating link per score."""
     lang = ticket.language if ticket.language in LANGUAGES else "id"
     links = [
         {"score": k, "label": rating.LABELS[lang][k], "url": rating.mailto(office.email, ticket.ref, k, lang)}
@@ -66,7 +70,9 @@ def render_closing(
         "reopen_days": _days_text(settings.threading.reopen_days),
         "ratings": links,
     }
-    return renderer.compose(office, "closing", lang, context, ticket.requester_email, ticket.ref, now, thread)
+    return renderer.compose(
+        office, "closing", lang, context, ticket.requester_email, ticket.ref, now, thread, extra=outlook
+    )
 
 
 def close_one(
@@ -98,8 +104,17 @@ def close_one(
     refused = guard.refusal(s, office.code, ticket.requester_email, own_addresses(settings))
     if refused:
         return "closed_without_mail", refused
-    out = render_closing(renderer, settings, office, ticket, repo.ticket_message_ids(s, ticket.id), now)
-    enqueue(s, office, ticket.id, "closing", "closing notice with a rating request", out, now)
+    # Outlook files it in the conversation of the requester's latest mail from Outlook, if any
+    latest = repo.latest_outlook_mail(s, ticket.id)
+    hints = outlook_hints(latest) if latest is not None else NO_HINTS
+    outlook = outlook_reply_headers(hints, ticket.subject, now, secrets.randbelow(256))
+    out = render_closing(
+        renderer, settings, office, ticket, repo.ticket_message_ids(s, ticket.id), now, outlook
+    )
+    # queued in office hours; should the sending slip into the night, it waits for the morning
+    enqueue(
+        s, office, ticket.id, "closing", "closing notice with a rating request", out, now, quiet_after=now
+    )
     return "closed", ""
 
 

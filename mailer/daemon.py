@@ -71,7 +71,10 @@ class Daemon:
         self.engine = engine or open_database(settings, self.clock)
         self.pipeline = Pipeline(settings, self.engine, Renderer(), self.clock)
         self.senders = {
-            o.code: OutboxSender(o, settings.outbox, self.engine, self.clock) for o in settings.offices
+            o.code: OutboxSender(
+                o, settings.outbox, self.engine, self.clock, settings.acknowledgement.quiet_hours
+            )
+            for o in settings.offices
         }
         self.watchers = {
             (o.code, role): MailboxWatcher(

@@ -1,5 +1,6 @@
 """May an automatic mail go to this address? The check every automatic mail of an office
-passes before it is queued: acknowledgements now, reminders and closing notices later.
+passes before it is queued: acknowledgements now, reminders and closing notices later. A flag
+set after a mail was queued stops it too: the sender's claim checks again (repo.advance_outbox).
 
 Decide purely from what is stored; the caller acts (queues, or logs the reason and queues
 nothing). Each function returns the reason for refusing, "" when the mail may go.

@@ -8,6 +8,13 @@ Failures are recorded at once: `pending` again with a backoff (4xx, connection t
 with at most one mail in flight, so a killed process leaves at most that many rows `sending`;
 they go back to `pending` at the next start and are sent then. The only window for a
 duplicate is between the server's final 250 and our next commit, a few milliseconds.
+
+What was queued may no longer be wanted when its turn comes: the claim (repo.advance_outbox)
+re-checks the recipient's flag (a bounce or complaint read later in the same backlog) and, for a
+mail to a ticket's requester, whether an officer settled the ticket as spam or duplicate. Such a
+mail becomes `suppressed` for good, in the same commit, with the reason in last_error. A mail
+that would go out in the quiet hours of the night for something that arrived long before
+(quiet.py) is held until they end, still `pending`.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from mailer import log
+from mailer import log, quiet
 from mailer.clock import Clock
 from mailer.errors import PermanentError, RecipientDeferred, TransientError
 from mailer.settings import Office, OutboxSettings
@@ -39,10 +46,19 @@ T = TypeVar("T")
 
 
 def enqueue(
-    s: Session, office: Office, ticket_id: int | None, kind: str, reason: str, out: Outgoing, now: datetime
+    s: Session,
+    office: Office,
+    ticket_id: int | None,
+    kind: str,
+    reason: str,
+    out: Outgoing,
+    now: datetime,
+    not_before: datetime | None = None,
+    quiet_after: datetime | None = None,
 ) -> int:
     """Store a rendered mail on its ticket and queue it for delivery, inside the caller's
-    transaction (nothing is sent before that commits). Returns the outbox id."""
+    transaction (nothing is sent before that commits), due at `not_before` (default `now`);
+    from `quiet_after` on it waits out the quiet hours (quiet.py). Returns the outbox id."""
     message_pk = repo.add_message(
         s,
         office_code=office.code,
@@ -69,19 +85,28 @@ def enqueue(
         ticket_id=ticket_id,
         envelope_from=out.envelope_from,
         envelope_to=out.envelope_to,
-        next_attempt_at=now,
+        next_attempt_at=not_before or now,
         created_at=now,
+        quiet_after=quiet_after,
     )
 
 
 class OutboxSender:
     """Sends one office's pending mail."""
 
-    def __init__(self, office: Office, settings: OutboxSettings, engine: Engine, clock: Clock) -> None:
+    def __init__(
+        self,
+        office: Office,
+        settings: OutboxSettings,
+        engine: Engine,
+        clock: Clock,
+        quiet_hours: tuple[str, str],
+    ) -> None:
         self.office, self.settings, self.engine, self.clock = office, settings, engine, clock
+        self.quiet_hours = quiet_hours  # acknowledgement.quiet_hours, office local time
         self.submitters = [Submitter(office.smtp) for _ in range(settings.connections)]
         self.wake = asyncio.Event()
-        self._log = logger.bind(office=office.code)
+        self._log = logger.bind(office=office.code, mailbox=office.imap.username)
 
     def _tx(self, fn: Callable[..., T], *args: Any) -> T:
         with db.transaction(self.engine) as s:
@@ -91,13 +116,31 @@ class OutboxSender:
         """Run a repo function in its own transaction, off the event loop."""
         return await asyncio.to_thread(self._tx, fn, *args)
 
-    def _advance_tx(self, sent_id: int | None, sending_id: int | None) -> None:
+    def _advance_tx(self, sent_id: int | None, item: repo.OutboxItem | None) -> tuple[str, str]:
         with db.statements(self.engine) as conn:
-            repo.advance_outbox(conn, sent_id, sending_id, self.clock.now())
+            now = self.clock.now()
+            hold = (
+                None
+                if item is None
+                else quiet.hold_until(item.quiet_after, now, self.office.tz, self.quiet_hours)
+            )
+            sending_id = item.id if item is not None and hold is None else None
+            if repo.advance_outbox(conn, sent_id, sending_id, now) or item is None:
+                return "sending", ""
+            found = repo.outbox_hindrance(conn, item.id)
+            reason = suppression_reason(found) if found is not None else ""
+            if reason and repo.suppress_outbox(conn, item.id, reason):
+                return "suppressed", reason
+            if hold is not None and found is not None and found.state == "pending":
+                repo.hold_outbox(conn, item.id, hold)
+                return "held", hold.astimezone(self.office.tz).isoformat(timespec="minutes")
+            return "skipped", found.state if found is not None else "gone"
 
-    async def _advance(self, sent_id: int | None, sending_id: int | None) -> None:
-        """Record `sent_id` sent and mark `sending_id` in flight, in one commit, off the loop."""
-        await asyncio.to_thread(self._advance_tx, sent_id, sending_id)
+    async def _advance(self, sent_id: int | None, item: repo.OutboxItem | None) -> tuple[str, str]:
+        """Record `sent_id` sent and take `item`, in one commit, off the loop. Returns what
+        became of `item`: ("sending", "") in flight, submit it; ("suppressed", why) never to
+        go; ("held", until) for the end of the quiet hours; ("skipped", state) taken elsewhere."""
+        return await asyncio.to_thread(self._advance_tx, sent_id, item)
 
     async def resume(self) -> None:
         """Put back what a stopped process left half-sent."""
@@ -129,7 +172,12 @@ class OutboxSender:
         sent_id: int | None = None
         while not queue.empty() and not (stop is not None and stop.is_set()):
             item = queue.get_nowait()
-            await self._advance(sent_id, item.id)
+            taken, detail = await self._advance(sent_id, item)
+            sent_id = None
+            if taken != "sending":
+                self._not_taken(item, taken, detail)
+                done[taken] += 1
+                continue
             result = await self._deliver(submitter, item)
             done[result] += 1
             sent_id = item.id if result == "sent" else None
@@ -138,6 +186,17 @@ class OutboxSender:
         if sent_id is not None:
             await self._advance(sent_id, None)
         return done
+
+    def _not_taken(self, item: repo.OutboxItem, taken: str, detail: str) -> None:
+        log = self._log.bind(
+            outbox_id=item.id, ticket=item.ticket_ref, message_id=item.message_id, to=item.envelope_to
+        )
+        if taken == "suppressed":
+            log.warning("mail_suppressed", reason=detail)
+        elif taken == "held":
+            log.info("mail_held", until=detail, reason="quiet hours: it arrived long ago, not sent at night")
+        else:
+            log.info("mail_not_taken", state=detail)
 
     async def _deliver(self, submitter: Submitter, item: repo.OutboxItem) -> str:
         log = self._log.bind(
@@ -205,3 +264,16 @@ class OutboxSender:
     async def close(self) -> None:
         for submitter in self.submitters:
             await submitter.close()
+
+
+def suppression_reason(found: repo.Hindrance) -> str:
+    """Why a queued mail must not go at all (a flag on its recipient, its requester's ticket
+    settled as spam or duplicate), or "" when nothing stops it."""
+    if found.state != "pending":
+        return ""
+    if found.flag:
+        since = f" since {found.flag_since:%Y-%m-%d %H:%M} UTC" if found.flag_since else ""
+        return f"recipient is {found.flag}{since}: {found.flag_reason}"
+    if found.resolution in repo.NOT_TO_ANSWER:
+        return f"ticket {found.ticket_ref} was settled as {found.resolution} before the mail went"
+    return ""

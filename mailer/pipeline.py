@@ -15,6 +15,7 @@ folder's copy of a mail we sent ourselves: staff_steps.own_copy).
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,7 +25,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from mailer import aftercare_steps, guard, lifecycle, log, reports, rules, sla, staff, staff_steps
+from mailer import aftercare_steps, guard, lifecycle, log, quiet, reports, rules, sla, staff, staff_steps
 from mailer.attachments import attachment_rows
 from mailer.clock import Clock
 from mailer.model import Decision, FetchedMail, MailKind, ParsedMail, Role
@@ -41,6 +42,7 @@ from mailer.threader import (
     find_ticket,
     normalise_subject,
     outlook_hints,
+    outlook_reply_headers,
     people_on,
     within_reopen_window,
 )
@@ -95,6 +97,7 @@ class MailContext:
     flagged: list[tuple[str, str, str]] = field(default_factory=list)  # (address, flag, reason)
     unflagged: list[str] = field(default_factory=list)  # addresses whose bouncing flag was lifted
     ack_withheld: str = ""  # why a new ticket got no acknowledgement
+    ack_held_until: datetime | None = None  # its mail came long ago and it is night: held until then
     hints: OutlookHints = NO_HINTS
     participants: dict[str, str] | None = None  # of the ticket joined, as read by the thread step
     link_to: tuple[repo.TicketRef, str] | None = None  # (ticket found but not joined, why)
@@ -110,7 +113,7 @@ class MailContext:
         """Forget what the transactional steps learnt (their writes were rolled back)."""
         self.match, self.ticket, self.new_ticket, self.outgoing = None, None, False, None
         self.message_pk, self.change = None, None
-        self.flagged, self.unflagged, self.ack_withheld = [], [], ""
+        self.flagged, self.unflagged, self.ack_withheld, self.ack_held_until = [], [], "", None
         self.participants, self.link_to, self.reopen = None, None, False
         self.rating, self.rating_how = None, ""
         self.complaint_in_conversation, self.own_copy, self.early_answers = False, "", 0
@@ -486,9 +489,16 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
         ctx.received_at,
         ctx.now,
         template="ack_complaint" if ctx.complaint else "ack",
+        thread=outlook_reply_headers(ctx.hints, ctx.mail.subject, ctx.now, secrets.randbelow(256)),
     )
+    # Sent at once, unless its mail came long ago and it is night in the office (quiet.py)
+    ack = p.settings.acknowledgement
+    received = quiet.received_time(ctx.fetched.received_at, ctx.mail.date, ctx.now)
+    quiet_after = received + timedelta(minutes=ack.immediate_within_minutes)
+    ctx.ack_held_until = quiet.hold_until(quiet_after, ctx.now, ctx.office.tz, ack.quiet_hours)
     why = "acknowledgement of a complaint in a conversation" if ctx.complaint_in_conversation else ""
-    enqueue(s, ctx.office, ticket.id, "ack", why or "acknowledgement of a new request", out, ctx.now)
+    reason = why or "acknowledgement of a new request"
+    enqueue(s, ctx.office, ticket.id, "ack", reason, out, ctx.now, ctx.ack_held_until, quiet_after)
     ctx.outgoing = out
 
 
@@ -639,6 +649,9 @@ class Pipeline:
                     "ticket_created",
                     kind=decision.kind,
                     ack_queued=ctx.outgoing is not None,
+                    ack_held_until=ctx.ack_held_until.astimezone(ctx.office.tz).isoformat(timespec="minutes")
+                    if ctx.ack_held_until
+                    else None,
                     linked_to=linked,
                     link_reason=reason,
                 )

@@ -138,9 +138,11 @@ class Renderer:
         received: datetime,
         now: datetime,
         template: str = "ack",
+        thread: Sequence[tuple[str, str]] = (),
     ) -> Outgoing:
         """The acknowledgement of a new request (`template` "ack_complaint": of a complaint),
-        threaded under the requester's mail."""
+        threaded under the requester's mail (`thread`: Outlook's Thread-Topic and Thread-Index
+        for it, threader.outlook_reply_headers)."""
         context = {
             "office": office,
             "ticket_ref": ticket_ref,
@@ -167,6 +169,7 @@ class Renderer:
                 if references
                 else []
             ),
+            *thread,
             ("Auto-Submitted", "auto-replied"),
             ("X-Auto-Response-Suppress", "All"),
             ("X-Loop", office.email),

@@ -175,7 +175,10 @@ async def _serve(settings: Settings, clock: Clock, conn: Connection) -> None:
     # mail); left to the daemon's larger ones, the WAL checkpoints cost less (B2 of the backlog
     # bench: ~8 % less sender CPU). Alone, we still checkpoint, past 4,000 pages (16 MB).
     engine = db.make_engine(settings.database_url, checkpoint_pages=_SENDER_CHECKPOINT_PAGES)
-    senders = {o.code: OutboxSender(o, settings.outbox, engine, clock) for o in settings.offices}
+    senders = {
+        o.code: OutboxSender(o, settings.outbox, engine, clock, settings.acknowledgement.quiet_hours)
+        for o in settings.offices
+    }
 
     def readable() -> None:
         try:

@@ -201,6 +201,10 @@ class ThreadingSettings:
 @dataclass(frozen=True)
 class AcknowledgementSettings:
     max_per_sender_per_hour: int = 3  # more new requests from one address get a ticket, no ack
+    # An ack goes out at once if its mail arrived less than this long ago, or outside the quiet
+    # hours of the office; else it waits until they end (mailer/quiet.py).
+    immediate_within_minutes: float = 60.0
+    quiet_hours: tuple[str, str] = ("21:00", "06:00")  # office local time; may span midnight
 
 
 @dataclass(frozen=True)
@@ -436,10 +440,26 @@ def _threading(r: _Reader) -> ThreadingSettings:
 def _acknowledgement(r: _Reader) -> AcknowledgementSettings:
     d = AcknowledgementSettings()
     ack = AcknowledgementSettings(
-        max_per_sender_per_hour=r.integer("max_per_sender_per_hour", d.max_per_sender_per_hour, minimum=1)
+        max_per_sender_per_hour=r.integer("max_per_sender_per_hour", d.max_per_sender_per_hour, minimum=1),
+        immediate_within_minutes=r.number("immediate_within_minutes", d.immediate_within_minutes),
+        quiet_hours=_quiet_hours(r, d.quiet_hours),
     )
     r.done()
     return ack
+
+
+def _quiet_hours(r: _Reader, default: tuple[str, str]) -> tuple[str, str]:
+    """ "21:00-06:00" (from, until; across midnight when until is earlier), or "" for none."""
+    value = str(r.text("quiet_hours", "-".join(default)))
+    if value == "":
+        return ("00:00", "00:00")  # an empty span: never quiet
+    match = _HOURS.match(value)
+    if not match or not all(int(match[i]) < limit for i, limit in ((1, 24), (2, 60), (3, 24), (4, 60))):
+        raise r.fail("quiet_hours", f'must look like "21:00-06:00" (or "" for none), got {value!r}')
+    start, end = f"{match[1]}:{match[2]}", f"{match[3]}:{match[4]}"
+    if start == end:
+        raise r.fail("quiet_hours", f'from and until are the same ({start}); write "" for no quiet hours')
+    return start, end
 
 
 def _attachments(r: _Reader) -> AttachmentSettings:

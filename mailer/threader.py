@@ -28,7 +28,7 @@ import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from sqlmodel import Session
@@ -75,10 +75,12 @@ class ThreadMatch:
 
 @dataclass(frozen=True, slots=True)
 class OutlookHints:
-    """Outlook's conversation headers: the Thread-Index conversation part (hex) and Thread-Topic."""
+    """Outlook's conversation headers: the Thread-Index conversation part (hex), Thread-Topic,
+    and the whole Thread-Index (header and response levels, b"" without one) a reply extends."""
 
     conversation: str | None = None
     topic: str = ""
+    index: bytes = b""
 
 
 NO_HINTS = OutlookHints()
@@ -132,7 +134,7 @@ def outlook_hints(raw: bytes) -> OutlookHints:
     if not _OUTLOOK.search(head):
         return NO_HINTS
     head = _UNFOLD.sub(b" ", head)
-    conversation = None
+    conversation, data = None, b""
     index = _THREAD_INDEX.search(head)
     if index:
         try:
@@ -141,8 +143,45 @@ def outlook_hints(raw: bytes) -> OutlookHints:
             data = b""
         if len(data) >= CONVERSATION_BYTES:
             conversation = data[:CONVERSATION_BYTES].hex()
+        else:
+            data = b""
     topic = _THREAD_TOPIC.search(head)
-    return OutlookHints(conversation, topic.group(1).decode("utf-8", "replace").strip() if topic else "")
+    return OutlookHints(
+        conversation, topic.group(1).decode("utf-8", "replace").strip() if topic else "", data
+    )
+
+
+# --- Thread-Index of our replies ([MS-OXOMSG] 2.2.1.3 PidTagConversationIndex) ------------------
+# A reply's index is its parent's with one 5-byte response level appended: 1 bit delta code,
+# 31 bits of the time since the header's time (FILETIME, 100 ns units; code 0: bits 48-18 of
+# the difference, code 1 when it is 2^49 or more: bits 53-23), 8 random bits. The header
+# (22 bytes: 0x01, the 40 high bits of a FILETIME, a 16-byte GUID) names the conversation.
+
+_RESPONSE_LEVEL_BYTES = 5
+_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+
+
+def filetime(at: datetime) -> int:
+    """A moment as a Windows FILETIME: 100-nanosecond intervals since 1601-01-01 UTC."""
+    delta = at - _FILETIME_EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 10_000_000 + delta.microseconds * 10
+
+
+def thread_index_child(parent: bytes, now: datetime, random_byte: int) -> bytes | None:
+    """The Thread-Index of a reply to a mail whose Thread-Index is `parent` (decoded): the
+    parent's header and response levels plus one level for `now`. None when `parent` has no
+    whole header (a few stray bytes after the last whole level are dropped)."""
+    if len(parent) < CONVERSATION_BYTES:
+        return None
+    levels = (len(parent) - CONVERSATION_BYTES) // _RESPONSE_LEVEL_BYTES
+    base = parent[: CONVERSATION_BYTES + levels * _RESPONSE_LEVEL_BYTES]
+    header_time = int.from_bytes(parent[1:6], "big") << 24
+    delta = max(0, filetime(now) - header_time)  # a header from a clock ahead of ours: 0
+    if delta < 1 << 49:
+        code, bits = 0, (delta >> 18) & 0x7FFF_FFFF
+    else:
+        code, bits = 1, (delta >> 23) & 0x7FFF_FFFF
+    return base + ((code << 31) | bits).to_bytes(4, "big") + bytes([random_byte & 0xFF])
 
 
 def find_ticket(
@@ -237,3 +276,16 @@ def admit(
 def within_reopen_window(closed_at: datetime | None, now: datetime, reopen: timedelta) -> bool:
     """Whether a mail at `now` reopens a ticket closed at `closed_at` (else: a new linked ticket)."""
     return closed_at is not None and now - closed_at <= reopen
+
+
+def outlook_reply_headers(
+    hints: OutlookHints, subject: str, now: datetime, random_byte: int
+) -> list[tuple[str, str]]:
+    """Thread-Topic and Thread-Index for our reply to a mail with these hints, so that Outlook
+    files it in the writer's conversation: [] when their mail had no Thread-Index (clients
+    without one thread by In-Reply-To and References, which every reply of ours carries)."""
+    child = thread_index_child(hints.index, now, random_byte) if hints.index else None
+    if child is None:
+        return []
+    topic = hints.topic or " ".join(subject.split())
+    return [("Thread-Topic", topic), ("Thread-Index", base64.b64encode(child).decode("ascii"))]

@@ -71,6 +71,7 @@ class OutboxItem(NamedTuple):
     attempts: int
     message_id: str | None
     ticket_ref: str | None
+    quiet_after: datetime | None  # from then on it waits out the night (mailer/quiet.py)
 
 
 class _Prepared:
@@ -174,6 +175,7 @@ def save_cursor(s: Session, office: str, folder: str, uidvalidity: int, last_uid
 _M, _T, _O = MessageRow.__table__, Ticket.__table__, OutboxRow.__table__  # type: ignore[attr-defined]
 _C, _K = MailboxCursor.__table__, TicketCounter.__table__  # type: ignore[attr-defined]
 _A = AttachmentRow.__table__  # type: ignore[attr-defined]
+_F = AddressFlag.__table__  # type: ignore[attr-defined]
 _INSERT_ATTACHMENTS = insert(_A)
 _GET_CURSOR = select(_C.c.uidvalidity, _C.c.last_uid).where(
     _C.c.office_code == bindparam("office"), _C.c.folder == bindparam("box")
@@ -223,8 +225,24 @@ _NOTE_MESSAGE = (
     .where(_T.c.id == bindparam("ticket"))
     .values(message_count=_T.c.message_count + 1, last_message_at=bindparam("at"))
 )
-_MARK_SENDING = (
-    update(_O).where(_O.c.id == bindparam("outbox"), _O.c.state == "pending").values(state="sending")
+# A ticket an officer settled as not to be answered: no more automatic mail to its requester.
+NOT_TO_ANSWER = ("spam", "duplicate")
+# The claim of the next mail re-checks, in the same statement, what may have changed since it
+# was queued: a flag on its recipient (bouncing, complained), and for a mail to a ticket's
+# requester the ticket settled as spam or duplicate (two primary-key lookups).
+_CLAIM = (
+    update(_O)
+    .where(
+        _O.c.id == bindparam("outbox"),
+        _O.c.state == "pending",
+        ~exists().where(_F.c.office_code == _O.c.office_code, _F.c.address == _O.c.envelope_to),
+        ~exists().where(
+            _T.c.id == _O.c.ticket_id,
+            _T.c.requester_email == _O.c.envelope_to,
+            or_(*(_T.c.resolution == value for value in NOT_TO_ANSWER)),  # no IN: compiled once
+        ),
+    )
+    .values(state="sending")
 )
 _MARK_SENT = (
     update(_O)
@@ -238,7 +256,7 @@ _MESSAGE_EXISTS_P, _TICKET_BY_REF_P = _Prepared(_MESSAGE_EXISTS), _Prepared(_TIC
 _NEXT_SEQ_P, _FIRST_SEQ_P = _Prepared(_NEXT_SEQ), _Prepared(_FIRST_SEQ)
 _INSERT_TICKET_P, _INSERT_MESSAGE_P = _Prepared(_INSERT_TICKET, _T), _Prepared(_INSERT_MESSAGE, _M)
 _INSERT_OUTBOX_P, _NOTE_MESSAGE_P = _Prepared(_INSERT_OUTBOX, _O), _Prepared(_NOTE_MESSAGE)
-_MARK_SENDING_P, _MARK_SENT_P = _Prepared(_MARK_SENDING), _Prepared(_MARK_SENT)
+_CLAIM_P, _MARK_SENT_P = _Prepared(_CLAIM), _Prepared(_MARK_SENT)
 
 
 def message_exists(s: Session, office: str, dedupe_key: str) -> bool:
@@ -540,6 +558,7 @@ def due_outbox(s: Session, office: str, now: datetime, limit: int) -> list[Outbo
             col(OutboxRow.attempts),
             col(MessageRow.message_id),
             col(Ticket.ref),
+            col(OutboxRow.quiet_after),
         )
         .join(MessageRow, col(MessageRow.id) == col(OutboxRow.message_pk))
         .outerjoin(Ticket, col(Ticket.id) == col(OutboxRow.ticket_id))
@@ -554,14 +573,74 @@ def due_outbox(s: Session, office: str, now: datetime, limit: int) -> list[Outbo
     return [OutboxItem(*row) for row in rows]
 
 
-def advance_outbox(conn: Connection, sent_id: int | None, sending_id: int | None, now: datetime) -> None:
+def advance_outbox(conn: Connection, sent_id: int | None, sending_id: int | None, now: datetime) -> bool:
     """One commit per mail: record the previous mail `sent` and mark the next one `sending`
     (in flight), so a stop leaves at most one mail per sender whose fate is unknown. Takes a
-    bare connection (storage.db.statements): it runs once per mail sent."""
+    bare connection (storage.db.statements): it runs once per mail sent. Returns whether
+    `sending_id` was claimed: not when it is no longer pending, its recipient is flagged, or it
+    goes to the requester of a ticket settled as spam or duplicate (see outbox_hindrance)."""
     if sent_id is not None:
         _MARK_SENT_P.run(conn, {"outbox": sent_id, "now": now})
-    if sending_id is not None:
-        _MARK_SENDING_P.run(conn, {"outbox": sending_id})
+    if sending_id is None:
+        return False
+    return int(_CLAIM_P.run(conn, {"outbox": sending_id}).rowcount) == 1
+
+
+class Hindrance(NamedTuple):
+    """Why a mail may not be claimed: its state, the flag on its recipient (flag, since, reason;
+    "" when none), and its ticket's ref and resolution when it goes to that ticket's requester
+    ("" otherwise)."""
+
+    state: str
+    flag: str
+    flag_since: datetime | None
+    flag_reason: str
+    ticket_ref: str
+    resolution: str
+
+
+def outbox_hindrance(conn: Connection, outbox_id: int) -> Hindrance | None:
+    """What stands in the way of a mail the claim refused (None: no such row)."""
+    row = conn.execute(
+        select(
+            _O.c.state,
+            _F.c.flag,
+            _F.c.since,
+            _F.c.reason,
+            _T.c.ref,
+            _T.c.resolution,
+            _T.c.requester_email == _O.c.envelope_to,
+        )
+        .select_from(
+            _O.outerjoin(
+                _F, and_(_F.c.office_code == _O.c.office_code, _F.c.address == _O.c.envelope_to)
+            ).outerjoin(_T, _T.c.id == _O.c.ticket_id)
+        )
+        .where(_O.c.id == outbox_id)
+    ).first()
+    if row is None:
+        return None
+    state, flag, since, reason, ref, resolution, to_requester = row
+    if not to_requester:
+        ref, resolution = None, None
+    return Hindrance(state, flag or "", since, reason or "", ref or "", resolution or "")
+
+
+def suppress_outbox(conn: Connection, outbox_id: int, reason: str) -> bool:
+    """Mark a pending mail `suppressed` for good (never sent), with why; returns whether it was."""
+    done = conn.execute(
+        update(_O)
+        .where(_O.c.id == outbox_id, _O.c.state == "pending")
+        .values(state="suppressed", last_error=reason)
+    )
+    return int(done.rowcount) == 1
+
+
+def hold_outbox(conn: Connection, outbox_id: int, until: datetime) -> None:
+    """Keep a pending mail for later: due again at `until` (the end of the quiet hours)."""
+    conn.execute(
+        update(_O).where(_O.c.id == outbox_id, _O.c.state == "pending").values(next_attempt_at=until)
+    )
 
 
 def release_interrupted(s: Session, office: str) -> int:
@@ -740,7 +819,6 @@ class Flag(NamedTuple):
     ticket_id: int | None
 
 
-_F = AddressFlag.__table__  # type: ignore[attr-defined]
 _GET_FLAG = select(_F.c.flag, _F.c.since, _F.c.reason, _F.c.ticket_id).where(
     _F.c.office_code == bindparam("office"), _F.c.address == bindparam("address")
 )
@@ -1091,6 +1169,22 @@ def ticket_message_ids(s: Session, ticket_id: int) -> list[str]:
         .order_by(col(MessageRow.id))
     ).scalars()
     return [str(m) for m in rows]
+
+
+def latest_outlook_mail(s: Session, ticket_id: int) -> bytes | None:
+    """The raw bytes of the newest mail received on a ticket that carried Outlook's
+    Thread-Index (a reply of ours continues its conversation), or None."""
+    raw = s.execute(
+        select(col(MessageRow.raw))
+        .where(
+            col(MessageRow.ticket_id) == ticket_id,
+            col(MessageRow.direction) == "in",
+            col(MessageRow.conversation_index).is_not(None),
+        )
+        .order_by(col(MessageRow.id).desc())
+        .limit(1)
+    ).scalar()
+    return None if raw is None else bytes(raw)
 
 
 def ticket_kind(s: Session, ticket_id: int) -> str:

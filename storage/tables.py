@@ -213,7 +213,8 @@ class AttachmentRow(SQLModel, table=True):
 
 
 class OutboxRow(SQLModel, table=True):
-    """Delivery state of one outgoing message: pending → sending → sent | failed."""
+    """Delivery state of one outgoing message: pending → sending → sent | failed, or
+    suppressed (found at send time no longer to go: its recipient flagged, its ticket spam)."""
 
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_state_due", "state", "next_attempt_at"),)
@@ -230,6 +231,9 @@ class OutboxRow(SQLModel, table=True):
     created_at: datetime = utc_column()
     sent_at: datetime | None = utc_column(nullable=True)
     failed_at: datetime | None = utc_column(nullable=True)  # when it was recorded failed (`mailer status`)
+    # From this moment on the mail waits out the quiet hours of the night (mailer/quiet.py):
+    # an acknowledgement's mail received + acknowledgement.immediate_within_minutes. None: never.
+    quiet_after: datetime | None = utc_column(nullable=True)
 
 
 class DeadLetter(SQLModel, table=True):

@@ -470,12 +470,12 @@ def test_complaint_at_night_reaches_the_head_at_opening(
     settings = with_head(settings)
     clock.set(datetime(2026, 11, 23, 15, 0, tzinfo=UTC))  # Mon 22:00 WIB
     pipe = Pipeline(settings, engine, Renderer(), clock)
-    raw, _ = make_mail(RINA, subject="Keluhan pelayanan", body="Petugas tidak menanggapi.")
+    raw, _ = make_mail(RINA, subject="Keluhan pelayanan", body="Petugas tidak menanggapi.", date=clock.now())
     pipe.process(fetched(raw))
     with db.reading(engine) as s:
         rows = {o.envelope_to: o.next_attempt_at for o in s.execute(select(OutboxRow)).scalars()}
     assert rows[HEAD] == datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # Tue 08:00 WIB
-    assert rows[RINA] == clock.now()  # the acknowledgement is not held
+    assert rows[RINA] == clock.now()  # the acknowledgement of mail just written is not held
 
 
 def test_complaint_address_routes_kediri_mail(settings: Settings, engine: Engine, clock: FrozenClock) -> None:

@@ -6,6 +6,7 @@ acknowledgement), and a complaint routed to the head of office."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import email
 import html as htmllib
@@ -20,6 +21,7 @@ import pytest
 from mailer.clock import FrozenClock
 from mailer.daemon import Daemon, PassReport
 from mailer.settings import Settings
+from mailer.threader import filetime
 from storage import db, repo
 from storage.tables import Ticket
 from tests import mailstack
@@ -67,11 +69,13 @@ def parsed(raw: bytes) -> EmailMessage:
     return message
 
 
-def closed_after_seven_days(settings: Settings, clock: FrozenClock) -> tuple[str, EmailMessage, str]:
+def closed_after_seven_days(
+    settings: Settings, clock: FrozenClock, request_headers: tuple[tuple[str, str], ...] = ()
+) -> tuple[str, EmailMessage, str]:
     """A request, an officer's answer two hours later, then 7 quiet days: returns (requester,
     the closing mail as it landed in their Dovecot INBOX, the answer's Message-ID)."""
     who = requester()
-    raw, mid = make_mail(who, subject="Permohonan data kemiskinan 2024")
+    raw, mid = make_mail(who, subject="Permohonan data kemiskinan 2024", headers=request_headers)
     mailstack.send(raw, who, [OFFICE])
     mailstack.wait_for(OFFICE, 1)
     run_once(settings, clock)
@@ -107,11 +111,26 @@ def test_closed_after_seven_quiet_days_with_closing_mail(settings: Settings, clo
     assert closing["In-Reply-To"] == f"<{answer_mid}>"
     assert f"[{ticket.ref}]" in closing["Subject"] and closing["X-PST-Mailer"]
     assert closing["Auto-Submitted"] == "auto-replied"
+    assert closing["Thread-Index"] is None  # the request came without one
     html = closing.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert html.count('href="mailto:bps3514@bps.go.id?subject=Penilaian') == 4
     clock.advance(timedelta(hours=1))
     run_once(settings, clock)
     assert len(mailstack.fetch_all(who)) == 3
+
+
+def test_closing_mail_continues_outlooks_thread_index(settings: Settings, clock: FrozenClock) -> None:
+    """A request from Outlook: the closing mail a week later carries Thread-Topic and a
+    Thread-Index that is a child of the request's (its 22 bytes, one 5-byte level)."""
+    parent = bytes([1]) + (filetime(clock.now()) >> 24).to_bytes(5, "big") + bytes(range(16))
+    headers = (
+        ("Thread-Topic", "Permohonan data kemiskinan 2024"),
+        ("Thread-Index", base64.b64encode(parent).decode()),
+    )
+    _who, closing, _ = closed_after_seven_days(settings, clock, headers)
+    child = base64.b64decode(str(closing["Thread-Index"]), validate=True)
+    assert len(child) == 27 and child[:22] == parent
+    assert closing["Thread-Topic"] == "Permohonan data kemiskinan 2024"
 
 
 def test_plain_reply_rates_without_reopening_or_ack(settings: Settings, clock: FrozenClock) -> None:

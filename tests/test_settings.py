@@ -458,6 +458,34 @@ BAD_SETTINGS = [
         "must be an integer or a number, got str",
         id="status-failed-window-a-string",
     ),
+    pytest.param(
+        (('quiet_hours = "21:00-06:00"', 'quiet_hours = "21.00-06.00"'),),
+        None,
+        "acknowledgement.quiet_hours",
+        'must look like "21:00-06:00"',
+        id="quiet-hours-with-dots",
+    ),
+    pytest.param(
+        (('quiet_hours = "21:00-06:00"', 'quiet_hours = "25:00-06:00"'),),
+        None,
+        "acknowledgement.quiet_hours",
+        'must look like "21:00-06:00"',
+        id="quiet-hours-hour-25",
+    ),
+    pytest.param(
+        (('quiet_hours = "21:00-06:00"', 'quiet_hours = "06:00-06:00"'),),
+        None,
+        "acknowledgement.quiet_hours",
+        "from and until are the same",
+        id="quiet-hours-empty-span",
+    ),
+    pytest.param(
+        (("immediate_within_minutes = 60", "immediate_within_minutes = 0"),),
+        None,
+        "acknowledgement.immediate_within_minutes",
+        "must be greater than 0",
+        id="immediate-within-zero",
+    ),
 ]
 
 
@@ -605,3 +633,12 @@ def test_check_config_with_shipped_settings_exits_0() -> None:
 def test_shipped_acknowledgement_limit(shipped: Settings) -> None:
     """As shipped, one address gets at most 3 acknowledgements an hour from an office."""
     assert shipped.acknowledgement.max_per_sender_per_hour == 3
+
+
+def test_quiet_hours_as_shipped_and_none(tmp_path: Path, shipped: Settings) -> None:
+    """The shipped quiet hours are 21:00-06:00 and acks are immediate within 60 minutes; "" is
+    no quiet hours (an empty span)."""
+    ack = shipped.acknowledgement
+    assert (ack.quiet_hours, ack.immediate_within_minutes) == (("21:00", "06:00"), 60.0)
+    path = write_settings(tmp_path, ('quiet_hours = "21:00-06:00"', 'quiet_hours = ""'))
+    assert load_settings(path, environ=office_env(PASSWORD)).acknowledgement.quiet_hours == ("00:00", "00:00")

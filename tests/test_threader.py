@@ -1,10 +1,21 @@
-"""Threading helpers that need no database: subject normalisation and the ticket tag."""
+"""Threading helpers that need no database: subject normalisation, the ticket tag, and the
+Thread-Index of our replies."""
 
 from __future__ import annotations
 
+import base64
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
-from mailer.threader import normalise_subject, ticket_tag
+from mailer.threader import (
+    filetime,
+    normalise_subject,
+    outlook_hints,
+    outlook_reply_headers,
+    thread_index_child,
+    ticket_tag,
+)
 
 SUBJECTS = [
     ("Data IPM 2024", "data ipm 2024"),
@@ -44,3 +55,75 @@ def test_ticket_tag_only_of_the_office() -> None:
     subject = "Re: data [PST-3571-2026-00007] [PST-3514-2026-00042]"
     assert ticket_tag(subject, "3514") == "PST-3514-2026-00042"
     assert ticket_tag(subject, "8205") is None
+
+
+# --- Thread-Index of our replies ([MS-OXOMSG] 2.2.1.3) ------------------------------------------
+
+_T0 = datetime(2026, 11, 23, 1, 55, tzinfo=UTC)
+# A conversation's header as Outlook writes it: 0x01, the 40 high bits of the FILETIME, a GUID.
+_HEADER = bytes([1]) + (filetime(_T0) >> 24).to_bytes(5, "big") + bytes.fromhex("5a1f" * 8)
+
+
+def _level(child: bytes) -> tuple[int, int, int]:
+    """The last response level of a Thread-Index: (delta code, 31-bit time delta, random byte)."""
+    word = int.from_bytes(child[-5:-1], "big")
+    return word >> 31, word & 0x7FFF_FFFF, child[-1]
+
+
+def test_thread_index_child_of_a_new_conversation() -> None:
+    """A reply to a mail with a 22-byte Thread-Index is 27 bytes: the parent's bytes, then one
+    response level whose time delta is the time since the header's, in units of 2^18 * 100 ns."""
+    now = _T0 + timedelta(minutes=5)
+    child = thread_index_child(_HEADER, now, 0xA7)
+    assert child is not None and len(child) == 27 and child[:22] == _HEADER
+    code, delta, rand = _level(child)
+    header_time = int.from_bytes(_HEADER[1:6], "big") << 24
+    assert (code, rand) == (0, 0xA7)
+    assert delta == (filetime(now) - header_time) >> 18
+    assert abs((delta << 18) / 10_000_000 - (now - _T0).total_seconds()) < 2  # within the header's rounding
+
+
+def test_thread_index_child_of_a_reply_keeps_every_level() -> None:
+    """A reply to a reply (27 bytes) is 32 bytes and starts with all of its parent's."""
+    first = thread_index_child(_HEADER, _T0 + timedelta(minutes=5), 1)
+    assert first is not None
+    second = thread_index_child(first, _T0 + timedelta(hours=2), 2)
+    assert second is not None and len(second) == 32 and second[:27] == first
+
+
+def test_thread_index_child_years_later_uses_the_coarse_code() -> None:
+    """A delta of 2^49 * 100 ns (about 1.8 years) or more is written with delta code 1, in
+    units of 2^23 * 100 ns."""
+    now = _T0 + timedelta(days=800)
+    child = thread_index_child(_HEADER, now, 0)
+    assert child is not None
+    code, delta, _ = _level(child)
+    header_time = int.from_bytes(_HEADER[1:6], "big") << 24
+    assert (code, delta) == (1, (filetime(now) - header_time) >> 23)
+
+
+def test_thread_index_child_of_odd_parents() -> None:
+    """A header from a clock ahead of ours gives a zero delta; stray bytes after the last whole
+    level are dropped; fewer than 22 bytes is no Thread-Index at all."""
+    early = thread_index_child(_HEADER, _T0 - timedelta(hours=1), 0)
+    assert early is not None and _level(early)[:2] == (0, 0)
+    stray = thread_index_child(_HEADER + b"\x00\x01", _T0, 0)
+    assert stray is not None and len(stray) == 27 and stray[:22] == _HEADER
+    assert thread_index_child(_HEADER[:21], _T0, 0) is None
+
+
+def test_reply_headers_only_for_a_mail_with_a_thread_index() -> None:
+    """Thread-Topic (theirs, else their subject) and a base64 child Thread-Index for a mail from
+    Outlook; nothing for a mail without a Thread-Index."""
+    hints = outlook_hints(
+        b"Subject: RE: Data\r\nThread-Topic: Data\r\nThread-Index: "
+        + base64.b64encode(_HEADER)
+        + b"\r\n\r\nx"
+    )
+    headers = dict(outlook_reply_headers(hints, "RE: Data", _T0, 9))
+    assert headers["Thread-Topic"] == "Data"
+    child = base64.b64decode(headers["Thread-Index"], validate=True)
+    assert len(child) == 27 and child[:22] == _HEADER
+    no_topic = outlook_hints(b"Subject: Data\r\nThread-Index: " + base64.b64encode(_HEADER) + b"\r\n\r\nx")
+    assert dict(outlook_reply_headers(no_topic, "Data  IPM", _T0, 9))["Thread-Topic"] == "Data IPM"
+    assert outlook_reply_headers(outlook_hints(b"Subject: Data\r\n\r\nx"), "Data", _T0, 9) == []
