@@ -472,6 +472,9 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
     if not decision.acknowledge:  # e.g. X-Auto-Response-Suppress, an office address: say why
         ctx.ack_withheld = decision.reason
         return
+    if ctx.early_answers and not ctx.complaint:  # "we will answer by …" after the answer: no
+        ctx.ack_withheld = "already answered by staff before the request was read"
+        return
     to = aftercare_steps.complaint_recipient(ctx) if ctx.complaint else ticket.requester_email
     ctx.ack_withheld = guard.refusal(s, ctx.office.code, to, p.own_addresses) or guard.rate_refusal(
         s, ctx.office.code, to, ctx.now, ("ack",), p.settings.acknowledgement.max_per_sender_per_hour
@@ -526,9 +529,9 @@ IN_TX: tuple[tuple[str, TxStep], ...] = (
     ("relate", step_relate),
     ("lifecycle", step_lifecycle),
     ("complaint_followup", aftercare_steps.step_complaint_followup),
+    ("adopt_answers", staff_steps.step_adopt_answers),
     ("acknowledge", step_acknowledge),
     ("notify_head", aftercare_steps.step_notify_head),
-    ("adopt_answers", staff_steps.step_adopt_answers),
 )
 
 

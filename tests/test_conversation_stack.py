@@ -186,4 +186,4 @@ def test_answer_read_before_its_request_answers_the_ticket(settings: Settings) -
     ticket = the_ticket(settings)
     assert (ticket.state, ticket.first_response_by) == ("answered", OFFICE)
     assert ticket.first_response_at == answered_at
-    assert stored(settings) == [("staff_answer", "out"), ("request", "in"), ("ack", "out")]
+    assert stored(settings) == [("staff_answer", "out"), ("request", "in")]  # no ack after the answer
