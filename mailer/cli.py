@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _operator_commands(sub: Any) -> None:
-    """`status`, `dead-letters [show|retry]`, `outbox [retry]`: the operator's view (status.py)
+    """`status`, `dead-letters [show|retry|dismiss]`, `outbox [retry]`: the operator's view (status.py)
     and actions (repair.py)."""
     status = sub.add_parser(
         "status", help="each office at a glance; exit 1 when something needs attention (monitoring)"
@@ -107,6 +107,9 @@ def _operator_commands(sub: Any) -> None:
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("id", type=int, nargs="?")
     which.add_argument("--all", action="store_true", dest="every", help="every one not yet resolved")
+    dismiss = dead_sub.add_parser("dismiss", help="resolve one without processing it (kept whole)")
+    dismiss.add_argument("id", type=int)
+    dismiss.add_argument("--reason", required=True, help="why, for the record (e.g. 'spam, not a request')")
     outbox = sub.add_parser("outbox", help="deliveries, newest first; retry a failed one")
     outbox.add_argument("--office", help="office code, e.g. 3514")
     outbox.add_argument("--state", choices=("pending", "deferred", "sending", "sent", "failed"))
@@ -186,6 +189,9 @@ def _operator(settings: Settings, args: argparse.Namespace) -> int:
             done = [repair.retry_dead_letter(settings, engine, clock, args.id)]
         lines = [r.line() for r in done] or ["(no dead letter to retry)"]
         code = 0 if all(r.result == "resolved" for r in done) else 1
+    elif args.command == "dead-letters" and action == "dismiss":
+        ok, said = repair.dismiss_dead_letter(engine, clock, args.id, args.reason)
+        lines, code = [said], 0 if ok else 1
     elif args.command == "dead-letters":
         with db.reading(engine) as s:
             lines = status.dead_letter_lines(repo.dead_letters(s, office, resolved=args.all), now)

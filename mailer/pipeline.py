@@ -482,17 +482,22 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
     if ctx.ack_withheld:
         return
     assert ctx.due is not None
+    promise, late = ctx.due, ctx.due <= ctx.now
+    if late:  # read after its deadline: the ticket stays overdue, the person gets a day still ahead
+        days = ctx.office.complaint_sla_working_days if ctx.complaint else None
+        promise = sla.due_at(ctx.office, ctx.now, working_days=days)
     out = p.renderer.acknowledgement(
         ctx.office,
         ticket.ref,
         ctx.mail,
         to,
         ctx.language,
-        ctx.due,
+        promise,
         ctx.received_at,
         ctx.now,
         template="ack_complaint" if ctx.complaint else "ack",
         thread=outlook_reply_headers(ctx.hints, ctx.mail.subject, ctx.now, secrets.randbelow(256)),
+        late=late,
     )
     # Sent at once, unless its mail came long ago and it is night in the office (quiet.py)
     ack = p.settings.acknowledgement

@@ -139,11 +139,15 @@ class Renderer:
         now: datetime,
         template: str = "ack",
         thread: Sequence[tuple[str, str]] = (),
+        late: bool = False,
     ) -> Outgoing:
         """The acknowledgement of a new request (`template` "ack_complaint": of a complaint),
         threaded under the requester's mail (`thread`: Outlook's Thread-Topic and Thread-Index
-        for it, threader.outlook_reply_headers)."""
+        for it, threader.outlook_reply_headers). `late`: the mail is read after its deadline (the
+        desk was down, a dead letter retried): `due` counts from now, and the mail says so."""
         context = {
+            "late": late,
+            "read_text": promised_date_text(now, office, lang) if late else "",
             "office": office,
             "ticket_ref": ticket_ref,
             "requester_name": mail.from_.name if mail.from_ else "",

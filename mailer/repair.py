@@ -11,6 +11,10 @@ unresolved with the newest step and reason. A new request gets its acknowledgeme
 other (the requester still needs the ticket number; the guard and the per-sender limit apply,
 and `mailer run` sends it, or the next `mailer once`).
 
+A dead letter that will never go through (junk, a test mail, a mail handled by hand) is
+dismissed with the operator's reason: kept whole, marked resolved, no longer counted by
+`mailer status`.
+
 A failed delivery put back is due at once with its attempts counted afresh; a mail sent or
 still in the queue is refused (sending it again would be a duplicate).
 """
@@ -131,6 +135,32 @@ def retry_dead_letters(
         ids = [d.id for d in repo.dead_letters(s, office=office, limit=100_000)]
     pipeline = Pipeline(settings, engine, Renderer(), clock)
     return [retry_dead_letter(settings, engine, clock, i, pipeline) for i in ids]
+
+
+def dismiss_dead_letter(engine: Engine, clock: Clock, dead_letter_id: int, reason: str) -> tuple[bool, str]:
+    """Mark a dead letter resolved without processing it: (done, what to tell the operator)."""
+    who = operator_name()
+    with db.transaction(engine) as s:
+        dead = repo.dead_letter(s, dead_letter_id)
+        resolution = f"dismissed by {who}: {reason}"
+        done = dead is not None and repo.resolve_dead_letter(s, dead_letter_id, clock.now(), resolution)
+    if dead is None:
+        return False, f"no dead letter {dead_letter_id}"
+    if not done:
+        return False, f"dead letter {dead_letter_id} was already resolved: {dead.resolution}"
+    logger.warning(
+        "dead_letter_dismissed",
+        office=dead.office_code,
+        mailbox=dead.folder,
+        uid=dead.uid,
+        dead_letter=dead_letter_id,
+        reason=reason,
+        by=who,
+    )
+    return (
+        True,
+        f"dead letter {dead_letter_id}: {resolution} (kept: mailer dead-letters show {dead_letter_id} --raw)",
+    )
 
 
 def retry_delivery(engine: Engine, clock: Clock, outbox_id: int) -> tuple[bool, str]:

@@ -185,6 +185,29 @@ def test_retry_that_fails_again_keeps_the_dead_letter_with_the_reason(
     assert count(settings, Ticket) == 0
 
 
+@pytest.mark.mailstack
+@pytest.mark.usefixtures("office_mailboxes")
+def test_dismissed_dead_letter_is_kept_and_no_longer_needs_attention(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`dead-letters dismiss ID --reason` marks it resolved with who and why, keeps its bytes,
+    and `status` exits 0 again; a second dismiss exits 1 and changes nothing."""
+    dead = _real_dead_letter(settings)
+    code, out, _ = cli(
+        tmp_path, monkeypatch, capsys, "dead-letters", "dismiss", str(dead.id), "--reason", "junk"
+    )
+    assert code == 0 and f"dead letter {dead.id}: dismissed by " in out
+    (after,) = rows(settings, DeadLetter)
+    assert after.resolved_at is not None and after.resolution.endswith(": junk")
+    assert after.raw == dead.raw
+    assert cli(tmp_path, monkeypatch, capsys, "status")[0] == 0
+    code, out, _ = cli(
+        tmp_path, monkeypatch, capsys, "dead-letters", "dismiss", str(dead.id), "--reason", "x"
+    )
+    assert code == 1 and "already resolved" in out
+    assert rows(settings, DeadLetter)[0].resolution == after.resolution
+
+
 def _dead_letter_by_a_bug(settings: Settings, monkeypatch: pytest.MonkeyPatch, who: str) -> DeadLetter:
     """A request fetched from the stack while the threader has a bug: kept as a dead letter."""
 

@@ -271,3 +271,22 @@ def test_same_sender_and_subject_after_the_window_is_a_new_ticket(
     again = fetched(make_mail("rina@example.com", subject="Data IPM 2024")[0])
     assert pipe.process(again) is Outcome.TICKET_CREATED
     assert count(engine, Ticket) == 2
+
+
+def test_mail_read_after_its_deadline_is_overdue_and_its_ack_promises_a_day_ahead(
+    pipe: Pipeline, engine: Engine, clock: FrozenClock
+) -> None:
+    """A request that reached the mailbox two weeks before the desk read it (the daemon was
+    down): the ticket's deadline counts from its arrival (overdue, it escalates), but the ack
+    never states a day already past: it apologises and promises 2 working days from now."""
+    arrived = clock.now() - timedelta(days=14)  # Monday 9 November 09:00 WIB
+    raw, _ = make_mail("rina@example.com")
+    assert pipe.process(FetchedMail("3514", "INBOX", 7, 1, raw, arrived)) is Outcome.TICKET_CREATED
+    with db.reading(engine) as s:
+        (ticket,) = repo.list_tickets(s)
+        ack = s.execute(select(MessageRow).where(MessageRow.kind == "ack")).scalar_one()
+    assert ticket.received_at == arrived and ticket.due_at < clock.now()
+    text = " ".join(ack.body_text.split())
+    assert "Mohon maaf, email Anda baru dapat kami proses pada Senin, 23 November 2026." in text
+    assert "paling lambat Rabu, 25 November 2026 (2 hari kerja sejak email diproses)" in text
+    assert "11 November" not in text

@@ -371,3 +371,48 @@ def test_long_ascii_subject_is_folded(shipped: Settings, renderer: Renderer) -> 
     out, msg = acknowledge(renderer, office, dataclasses.replace(request(office), subject=long_subject))
     assert msg["Subject"] == f"Re: {long_subject.strip()} [PST-3514-2026-00042]"
     assert max(len(line) for line in out.raw.split(b"\r\n")) <= 998
+
+
+LATE_PROMISE = {
+    ("id", "ack"): (
+        "Mohon maaf, email Anda baru dapat kami proses pada Kamis, 3 Desember 2026.",
+        "paling lambat Senin, 7 Desember 2026 (2 hari kerja sejak email diproses)",
+    ),
+    ("en", "ack"): (
+        "We apologise: your email could only be processed on Thursday, 3 December 2026.",
+        "no later than Monday, 7 December 2026 (2 working days after it was processed)",
+    ),
+    ("id", "ack_complaint"): (
+        "Mohon maaf, email Anda baru dapat kami proses pada Kamis, 3 Desember 2026.",
+        "paling lambat Senin, 7 Desember 2026",
+    ),
+    ("en", "ack_complaint"): (
+        "We apologise: your email could only be processed on Thursday, 3 December 2026.",
+        "no later than Monday, 7 December 2026",
+    ),
+}
+
+
+@pytest.mark.parametrize(("lang", "template"), list(LATE_PROMISE))
+def test_ack_of_mail_read_after_its_deadline_apologises_and_counts_from_now(
+    shipped: Settings, renderer: Renderer, lang: str, template: str
+) -> None:
+    """An ack rendered `late` (the mail read after its deadline) says so, in text and HTML, and
+    states the promise counted from the day it was processed."""
+    office = shipped.office("3514")
+    now = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)  # Thursday 09:00 WIB, ten days after RECEIVED
+    mail = request(office)
+    out = renderer.acknowledgement(
+        office, ref("3514"), mail, "rina@example.com", lang, due_at(office, now), RECEIVED, now,
+        template=template, late=True,
+    )  # fmt: skip
+    text, html = bodies(cast(EmailMessage, message_from_bytes(out.raw, policy=policy.default)))
+    sorry, promise = LATE_PROMISE[(lang, template)]
+    assert sorry in flat(text) and promise in flat(text)
+    assert sorry in flat(html) and promise.split(" (")[0] in re.sub(r"</?strong>", "", flat(html))
+    on_time = renderer.acknowledgement(
+        office, ref("3514"), mail, "rina@example.com", lang, due_at(office, RECEIVED), RECEIVED, RECEIVED,
+        template=template,
+    )  # fmt: skip
+    on_time_text, _ = bodies(cast(EmailMessage, message_from_bytes(on_time.raw, policy=policy.default)))
+    assert sorry not in flat(on_time_text)
