@@ -152,9 +152,8 @@ def step_notify_head(p: Pipeline, ctx: MailContext, s: Session) -> None:
         ctx.now,
         extra=[("Reply-To", reply_to)],
     )
-    outbox_id = enqueue(
-        s, office, ticket.id, "complaint_notice", "a complaint, to the head of office", out, ctx.now
-    )
+    why = "a complaint, to the head of office"  # should the sending slip into the night: the morning
+    outbox_id = enqueue(s, office, ticket.id, "complaint_notice", why, out, ctx.now, quiet_after=ctx.now)
     opening = sla.clock_start(office, ctx.now)
     if opening > ctx.now:
         repo.defer_outbox(s, outbox_id, opening)

@@ -272,7 +272,7 @@ def queue_report(
         return "refused", refused
     context = report_context([compute(s, office, month)], f"Laporan bulanan PST {office.name}")
     out = renderer.compose(office, "report", "id", context, head, None, now)
-    outbox_id = enqueue(s, office, None, "report", f"monthly report {month}", out, now)
+    outbox_id = enqueue(s, office, None, "report", f"monthly report {month}", out, now, quiet_after=now)
     opening = sla.clock_start(office, now)
     if opening > now:
         repo.defer_outbox(s, outbox_id, opening)

@@ -5,7 +5,10 @@ or night. When it is late (the daemon was down, a backlog is read at 03:00, the 
 was away), it would wake someone for mail they sent hours ago: from `quiet_after` (the mail's
 arrival + `acknowledgement.immediate_within_minutes`) on, a mail waits out the quiet hours
 (`acknowledgement.quiet_hours`, office local time) and goes when they end. The pipeline asks
-when it queues an acknowledgement, the sender again when it takes the mail (outbox.py).
+when it queues an acknowledgement, the sender again when it takes the mail (outbox.py). Every
+other mail (closing mails, notices, digests, complaints to the head, monthly reports) is queued
+in working hours with `quiet_after` = its queueing time: should its sending slip into the night,
+it waits for the morning too.
 
 Pure functions of the times given (time is a parameter).
 """

@@ -86,7 +86,7 @@ class Sweeper:
             share = escalate.reminder_share(self.settings, office)
             out = notify.notice(self.renderer, office, level, rung.recipient, lines, now, share, days)
             single = tickets[0].id if len(tickets) == 1 else None
-            outbox_id = enqueue(s, office, single, "notice", name, out, now)
+            outbox_id = enqueue(s, office, single, "notice", name, out, now, quiet_after=now)
             repo.add_notices(
                 s,
                 [
@@ -153,7 +153,7 @@ class Sweeper:
             logger.info("digest_empty", **context, role=manager.role)
             return
         out = notify.digest_mail(self.renderer, found, now)
-        outbox_id = enqueue(s, sender, None, "digest", manager.role, out, now)
+        outbox_id = enqueue(s, sender, None, "digest", manager.role, out, now, quiet_after=now)
         repo.add_digest(s, address, day, found.total, outbox_id, now)
         report.digests += 1
         report.queued[sender.code] += 1

@@ -190,6 +190,23 @@ def test_a_notice_due_at_night_waits_for_the_next_working_morning(settings: Sett
     assert [level for _, level, _ in notices(engine)] == [escalate.OFFICE_HEAD]
 
 
+def test_notices_and_digests_wait_out_the_night_if_sending_slips(settings: Settings, engine: Engine) -> None:
+    """A notice and a digest are queued with quiet_after = the time of the sweep: should their
+    sending slip into the evening (the SMTP server away), the sender holds them until morning
+    (quiet.py), as it does for a late acknowledgement."""
+    open_ticket(settings, engine, "3514", MON)
+    now = at("2026-11-26", "08:00")  # past due: the head's notice and the morning digests
+    sweep(settings, engine, now)
+    with db.reading(engine) as s:
+        rows = s.execute(
+            select(MessageRow.kind, OutboxRow.quiet_after)
+            .join(MessageRow, MessageRow.id == OutboxRow.message_pk)
+            .where(MessageRow.kind != "ack")
+        ).all()
+    assert {kind for kind, _ in rows} == {"notice", "digest"}
+    assert all(quiet_after == now for _, quiet_after in rows)
+
+
 def test_weekend_and_holiday_hold_notices(settings: Settings, engine: Engine) -> None:
     """Due Wed 23 Dec: nothing on Christmas Eve (joint leave), Christmas or the weekend."""
     open_ticket(settings, engine, "3514", at("2026-12-21", "10:00"))
