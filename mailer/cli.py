@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from mailer.outbox import OutboxSender
 
 if TYPE_CHECKING:
-    from storage.tables import AttachmentRow, MessageRow
+    from datetime import datetime, tzinfo
+
+    from storage.tables import AttachmentRow, MessageRow, OutboxRow
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -379,6 +381,7 @@ def _tickets(settings: Settings, office: str | None, state: str | None, limit: i
 
 def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
     from mailer import escalate, lifecycle
+    from mailer.clock import SystemClock
     from storage import db, repo
 
     engine = db.make_engine(settings.database_url)
@@ -399,6 +402,7 @@ def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
     t, messages = found
     office = settings.office(t.office_code) if t.office_code in {o.code for o in settings.offices} else None
     tz = office.tz if office else None
+    now = SystemClock().now()
     print(f"{t.ref}  [{t.state}]  {t.kind}, language {t.language}")
     print(f"  office    : {t.office_code} {office.name if office else ''}")
     print(f"  requester : {t.requester_name} <{t.requester_email}>")
@@ -445,9 +449,7 @@ def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
             )
     for m, outbox in messages:
         arrow = "->" if m.direction == "out" else "<=" if m.kind.startswith("staff") else "<-"
-        delivery = (
-            f"  [{outbox.state}{', ' + outbox.last_error if outbox.last_error else ''}]" if outbox else ""
-        )
+        delivery = _delivery_text(outbox, tz, now) if outbox else ""
         stamp = f"{m.stored_at.astimezone(tz):%Y-%m-%d %H:%M}"
         print(f"\n{arrow} {m.kind} #{m.id} {stamp}  {m.from_email} -> {m.to_emails}{delivery}")
         print(f"   Subject: {m.subject}")
@@ -459,6 +461,17 @@ def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
         else:
             print("   " + "\n   ".join(_message_text(m, full).splitlines()[:40]))
     return 0
+
+
+def _delivery_text(outbox: OutboxRow, tz: tzinfo | None, now: datetime) -> str:
+    """ "  [sent]", "  [pending, due 2026-11-24 06:00]" (held: the quiet hours, office hours),
+    "  [failed, 550 …]"."""
+    notes = [outbox.state]
+    if outbox.state == "pending" and outbox.next_attempt_at > now:
+        notes.append(f"due {outbox.next_attempt_at.astimezone(tz):%Y-%m-%d %H:%M}")
+    if outbox.last_error:
+        notes.append(outbox.last_error)
+    return f"  [{', '.join(notes)}]"
 
 
 def _attachment_lines(files: list[AttachmentRow]) -> list[str]:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from mailer import quiet
+from mailer.cli import _delivery_text
 from mailer.clock import FrozenClock
 from mailer.model import FetchedMail
 from mailer.pipeline import Pipeline
@@ -129,3 +130,20 @@ def test_pipeline_queues_ack_due_by_the_rule(
         (row,) = s.execute(select(OutboxRow)).scalars()
     assert row.next_attempt_at == due
     assert row.quiet_after == (internal or header) + timedelta(minutes=60)
+
+
+@pytest.mark.parametrize(
+    ("state", "due_hour", "error", "shown"),
+    [
+        ("pending", 6, "", "  [pending, due 2026-11-24 06:00]"),  # held: the quiet hours
+        ("pending", 2, "", "  [pending]"),  # due already: goes with the next round
+        ("failed", 6, "550 5.1.1 no such user", "  [failed, 550 5.1.1 no such user]"),
+    ],
+)
+def test_show_says_until_when_a_delivery_is_held(state: str, due_hour: int, error: str, shown: str) -> None:
+    """`mailer show` prints a held delivery with the local time it is due, others as before."""
+    row = OutboxRow(
+        office_code="3514", message_pk=1, envelope_from="a", envelope_to="b", state=state,
+        next_attempt_at=at(WIB, 24, due_hour), last_error=error, created_at=at(WIB, 24, 3),
+    )  # fmt: skip
+    assert _delivery_text(row, WIB, at(WIB, 24, 3)) == shown
