@@ -20,10 +20,11 @@ import pytest
 import structlog
 from sqlalchemy import Engine, text
 
-from mailer.clock import FrozenClock
-from mailer.daemon import Daemon, open_database
+from mailer.clock import Clock, FrozenClock
+from mailer.daemon import Daemon, PassReport, open_database
 from mailer.settings import Settings, load_settings
-from storage import db
+from storage import db, repo
+from storage.tables import Ticket
 from tests import mailstack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,3 +176,25 @@ def running(settings: Settings) -> Iterator[Daemon]:
         runner.join(timeout=15)
         loop.close()
     assert not runner.is_alive()
+
+
+def one_pass(settings: Settings, clock: Clock | None = None) -> PassReport:
+    """One `mailer once` pass by a freshly started daemon (as after a restart), at `clock`'s
+    time if given; no mailbox may fail."""
+    daemon = Daemon(settings, clock=clock) if clock is not None else Daemon(settings)
+    try:
+        report = asyncio.run(daemon.run_once())
+    finally:
+        daemon.close()
+    assert report.errors == {}
+    return report
+
+
+def only_ticket(settings: Settings) -> Ticket:
+    """The one ticket of the test's database."""
+    engine = db.make_engine(settings.database_url)
+    with db.reading(engine) as s:
+        (ticket,) = repo.list_tickets(s)
+        s.expunge(ticket)
+    engine.dispose()
+    return ticket

@@ -5,7 +5,6 @@ acknowledgement), and a complaint routed to the head of office."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import email
@@ -19,38 +18,17 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from mailer.clock import FrozenClock
-from mailer.daemon import Daemon, PassReport
 from mailer.settings import Settings
 from mailer.threader import filetime
 from storage import db, repo
 from storage.tables import Ticket
 from tests import mailstack
-from tests.conftest import make_mail, requester
+from tests.conftest import make_mail, one_pass, only_ticket, requester
 
 pytestmark = [pytest.mark.mailstack, pytest.mark.usefixtures("office_mailboxes")]
 OFFICE = "bps3514@bps.go.id"
 OFFICER = "dewi.pst@bps.go.id"
 HEAD = "kepala3514@bps.go.id"
-
-
-def run_once(settings: Settings, clock: FrozenClock) -> PassReport:
-    """One `mailer once` pass by a freshly started daemon (as after a restart)."""
-    daemon = Daemon(settings, clock=clock)
-    try:
-        report = asyncio.run(daemon.run_once())
-    finally:
-        daemon.close()
-    assert report.errors == {}
-    return report
-
-
-def the_ticket(settings: Settings) -> Ticket:
-    engine = db.make_engine(settings.database_url)
-    with db.reading(engine) as s:
-        (ticket,) = repo.list_tickets(s)
-        s.expunge(ticket)
-    engine.dispose()
-    return ticket
 
 
 def rating_of(settings: Settings, ticket: Ticket) -> tuple[int, str] | None:
@@ -78,7 +56,7 @@ def closed_after_seven_days(
     raw, mid = make_mail(who, subject="Permohonan data kemiskinan 2024", headers=request_headers)
     mailstack.send(raw, who, [OFFICE])
     mailstack.wait_for(OFFICE, 1)
-    run_once(settings, clock)
+    one_pass(settings, clock)
     mailstack.wait_for(who, 1)  # the acknowledgement
     clock.advance(timedelta(hours=2))
     headers = (("In-Reply-To", f"<{mid}>"), ("References", f"<{mid}>"), ("Cc", OFFICE))
@@ -91,12 +69,12 @@ def closed_after_seven_days(
     )
     mailstack.send(raw, OFFICER, [who, OFFICE])
     mailstack.wait_for(OFFICE, 2)
-    run_once(settings, clock)
-    assert the_ticket(settings).state == "answered"
+    one_pass(settings, clock)
+    assert only_ticket(settings).state == "answered"
     clock.advance(timedelta(days=6, hours=23))
-    assert run_once(settings, clock).aftercare == {}
+    assert one_pass(settings, clock).aftercare == {}
     clock.advance(timedelta(hours=1))
-    assert run_once(settings, clock).aftercare == {"closed": 1}
+    assert one_pass(settings, clock).aftercare == {"closed": 1}
     box = mailstack.wait_for(who, 3)  # acknowledgement, the officer's answer, the closing mail
     return who, parsed(box[-1][0]), answer_mid
 
@@ -106,7 +84,7 @@ def test_closed_after_seven_quiet_days_with_closing_mail(settings: Settings, clo
     their mailbox, threaded under the answer, with the ticket tag and the rating links; a
     restarted daemon does not send it again."""
     who, closing, answer_mid = closed_after_seven_days(settings, clock)
-    ticket = the_ticket(settings)
+    ticket = only_ticket(settings)
     assert (ticket.state, ticket.resolution) == ("closed", "answered")
     assert closing["In-Reply-To"] == f"<{answer_mid}>"
     assert f"[{ticket.ref}]" in closing["Subject"] and closing["X-PST-Mailer"]
@@ -115,7 +93,7 @@ def test_closed_after_seven_quiet_days_with_closing_mail(settings: Settings, clo
     html = closing.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert html.count('href="mailto:bps3514@bps.go.id?subject=Penilaian') == 4
     clock.advance(timedelta(hours=1))
-    run_once(settings, clock)
+    one_pass(settings, clock)
     assert len(mailstack.fetch_all(who)) == 3
 
 
@@ -144,9 +122,9 @@ def test_plain_reply_rates_without_reopening_or_ack(settings: Settings, clock: F
     )  # fmt: skip
     mailstack.send(raw, who, [OFFICE])
     mailstack.wait_for(OFFICE, 3)
-    report = run_once(settings, clock)
+    report = one_pass(settings, clock)
     assert report.fetched["3514"]["followup"] == 1
-    ticket = the_ticket(settings)
+    ticket = only_ticket(settings)
     assert ticket.state == "closed"
     assert rating_of(settings, ticket) == (4, "reply")
     assert len(mailstack.fetch_all(who)) == 3  # no acknowledgement, nothing else
@@ -171,8 +149,8 @@ def test_mailto_link_rates_without_reopening_or_ack(settings: Settings, clock: F
     assert url.path == OFFICE and fields["subject"].startswith("Penilaian [PST-3514-2026-")
     mailstack.send(message.as_bytes(), who, [url.path])
     mailstack.wait_for(OFFICE, 3)
-    run_once(settings, clock)
-    ticket = the_ticket(settings)
+    one_pass(settings, clock)
+    ticket = only_ticket(settings)
     assert ticket.state == "closed"
     assert rating_of(settings, ticket) == (2, "mailto")
     assert len(mailstack.fetch_all(who)) == 3
@@ -193,8 +171,8 @@ def test_complaint_goes_to_the_head_of_office(settings: Settings, clock: FrozenC
     )  # fmt: skip
     mailstack.send(raw, who, [OFFICE])
     mailstack.wait_for(OFFICE, 1)
-    run_once(settings, clock)
-    ticket = the_ticket(settings)
+    one_pass(settings, clock)
+    ticket = only_ticket(settings)
     assert ticket.kind == "complaint"
     ((ack_raw, _),) = mailstack.wait_for(who, 1)
     ack = parsed(ack_raw)

@@ -5,7 +5,6 @@ and an officer's answer read from the Sent folder before the request it answers.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import email
 from datetime import UTC, datetime, timedelta
@@ -16,34 +15,15 @@ import pytest
 from sqlalchemy import select
 
 from mailer.clock import Clock, FrozenClock
-from mailer.daemon import Daemon
 from mailer.settings import Settings
 from storage import db, repo
-from storage.tables import MessageRow, OutboxRow, Ticket
+from storage.tables import MessageRow, OutboxRow
 from tests import mailstack
-from tests.conftest import make_mail, requester
+from tests.conftest import make_mail, one_pass, only_ticket, requester
 
 pytestmark = [pytest.mark.mailstack, pytest.mark.usefixtures("office_mailboxes")]
 OFFICE = "bps3514@bps.go.id"
 HEAD = "kepala3514@bps.go.id"
-
-
-def run_once(settings: Settings, clock: Clock | None = None) -> None:
-    daemon = Daemon(settings, clock=clock) if clock is not None else Daemon(settings)
-    try:
-        report = asyncio.run(daemon.run_once())
-    finally:
-        daemon.close()
-    assert report.errors == {}
-
-
-def the_ticket(settings: Settings) -> Ticket:
-    engine = db.make_engine(settings.database_url)
-    with db.reading(engine) as s:
-        (ticket,) = repo.list_tickets(s)
-        s.expunge(ticket)
-    engine.dispose()
-    return ticket
 
 
 def stored(settings: Settings) -> list[tuple[str, str]]:
@@ -84,7 +64,7 @@ def request_with_ack(settings: Settings, clock: Clock | None = None) -> tuple[st
     raw, mid = make_mail(who)
     mailstack.send(raw, who, [OFFICE])
     mailstack.wait_for(OFFICE, 1)
-    run_once(settings, clock)
+    one_pass(settings, clock)
     ((ack_raw, _),) = mailstack.wait_for(who, 1)
     return who, mid, parsed(ack_raw)
 
@@ -114,8 +94,8 @@ def test_complaint_in_the_thread_reaches_the_head_once(settings: Settings, clock
     mailstack.send(reply_to_ack(who, ack, "Baik, saya tunggu datanya.", pasted), who, [OFFICE])
     mailstack.wait_for(OFFICE, 2)
     clock.advance(timedelta(hours=1))
-    run_once(settings, clock)
-    assert the_ticket(settings).kind == "request" and queued_to(settings, who) == 1
+    one_pass(settings, clock)
+    assert only_ticket(settings).kind == "request" and queued_to(settings, who) == 1
     marked = "Pada Sen, 23 Nov 2026 09.00 PST menulis:\r\n" + "".join(
         f"> {line}\r\n" for line in ack_text.splitlines()
     )
@@ -123,8 +103,8 @@ def test_complaint_in_the_thread_reaches_the_head_once(settings: Settings, clock
     mailstack.send(reply_to_ack(who, ack, complaint, marked), who, [OFFICE])
     mailstack.wait_for(OFFICE, 3)
     clock.advance(timedelta(hours=1))
-    run_once(settings, clock)
-    ticket = the_ticket(settings)
+    one_pass(settings, clock)
+    ticket = only_ticket(settings)
     assert ticket.kind == "complaint"
     _, (complaint_ack_raw, _) = mailstack.wait_for(who, 2)
     complaint_ack = parsed(complaint_ack_raw)
@@ -137,7 +117,7 @@ def test_complaint_in_the_thread_reaches_the_head_once(settings: Settings, clock
     assert "belum dikirim" in text_of(notice) and "dalam percakapan tiket" in text_of(notice)
     mailstack.send(reply_to_ack(who, ack, "Saya mau komplain lagi, pelayanan PST lambat.", ""), who, [OFFICE])
     mailstack.wait_for(OFFICE, 4)
-    run_once(settings, clock)
+    one_pass(settings, clock)
     assert (queued_to(settings, who), queued_to(settings, HEAD)) == (2, 1)
     assert (len(mailstack.fetch_all(who)), len(mailstack.fetch_all(HEAD))) == (2, 1)
 
@@ -149,8 +129,8 @@ def test_our_ack_saved_in_the_sent_folder_is_not_an_answer(settings: Settings) -
     who, mid, _ = request_with_ack(settings)
     ((ack_raw, _),) = mailstack.fetch_all(who)
     mailstack.append(OFFICE, ack_raw, folder="Sent", flags=(b"\\Seen",))
-    run_once(settings)
-    ticket = the_ticket(settings)
+    one_pass(settings)
+    ticket = only_ticket(settings)
     assert (ticket.state, ticket.first_response_at) == ("open", None)
     assert stored(settings) == [("request", "in"), ("ack", "out")]
     headers = (("In-Reply-To", f"<{mid}>"), ("References", f"<{mid}>"))
@@ -158,8 +138,8 @@ def test_our_ack_saved_in_the_sent_folder_is_not_an_answer(settings: Settings) -
         OFFICE, to=who, subject="Re: Permohonan data", body="Data terlampir.", headers=headers
     )
     mailstack.append(OFFICE, answer, folder="Sent", flags=(b"\\Seen",))
-    run_once(settings)
-    assert (the_ticket(settings).state, the_ticket(settings).first_response_by) == ("answered", OFFICE)
+    one_pass(settings)
+    assert (only_ticket(settings).state, only_ticket(settings).first_response_by) == ("answered", OFFICE)
     assert stored(settings)[-1] == ("staff_answer", "out")
 
 
@@ -176,14 +156,14 @@ def test_answer_read_before_its_request_answers_the_ticket(settings: Settings) -
         OFFICE, to=who, subject="Re: Permohonan data", body="Data terlampir.", headers=headers
     )
     mailstack.append(OFFICE, answer, folder="Sent", flags=(b"\\Seen",), msg_time=answered_at)
-    run_once(settings)
+    one_pass(settings)
     engine = db.make_engine(settings.database_url)
     with db.reading(engine) as s:
         assert repo.list_tickets(s) == []
     engine.dispose()
     mailstack.append(OFFICE, request, msg_time=answered_at - timedelta(minutes=1))
-    run_once(settings)
-    ticket = the_ticket(settings)
+    one_pass(settings)
+    ticket = only_ticket(settings)
     assert (ticket.state, ticket.first_response_by) == ("answered", OFFICE)
     assert ticket.first_response_at == answered_at
     assert stored(settings) == [("staff_answer", "out"), ("request", "in")]  # no ack after the answer

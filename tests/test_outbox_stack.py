@@ -6,7 +6,6 @@ ago waits out the night; Outlook's Thread-Index is continued in the acknowledgem
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import email
@@ -18,13 +17,12 @@ import pytest
 from sqlalchemy import select
 
 from mailer.clock import FrozenClock
-from mailer.daemon import Daemon, PassReport
 from mailer.settings import Settings
 from mailer.threader import filetime
 from storage import db
 from storage.tables import MessageRow, OutboxRow
 from tests import mailstack
-from tests.conftest import make_mail, requester
+from tests.conftest import make_mail, one_pass, requester
 from tests.test_loops import dsn
 from tests.test_loops_stack import run_cli
 from tests.test_staff_end_to_end import thunderbird_reply
@@ -38,17 +36,6 @@ WIB = timedelta(hours=7)
 def wib(year: int, month: int, day: int, hour: int, minute: int = 0) -> datetime:
     """A wall-clock time in Pasuruan, as an aware UTC datetime."""
     return datetime(year, month, day, hour, minute, tzinfo=UTC) - WIB
-
-
-def run_once(settings: Settings, clock: FrozenClock) -> PassReport:
-    """One `mailer once` pass by a freshly started daemon (as after a restart)."""
-    daemon = Daemon(settings, clock=clock)
-    try:
-        report = asyncio.run(daemon.run_once())
-    finally:
-        daemon.close()
-    assert report.errors == {}
-    return report
 
 
 def acks(settings: Settings) -> dict[str, OutboxRow]:
@@ -88,7 +75,7 @@ def test_ack_to_an_address_a_later_bounce_flags_is_suppressed(
     deliver(make_mail(flagged)[0], flagged, 1)
     deliver(make_mail(other, subject="Data PDRB 2024")[0], other, 2)
     deliver(dsn(flagged, None), "", 3)  # matched to our mail by its recipient
-    report = run_once(settings, clock)
+    report = one_pass(settings, clock)
     assert report.sent["3514"] == {"sent": 1, "suppressed": 1}
     mailstack.wait_for(other, 1)  # the sender ran and Postfix delivered what it was given
     assert mailstack.fetch_all(flagged) == []
@@ -99,7 +86,7 @@ def test_ack_to_an_address_a_later_bounce_flags_is_suppressed(
     assert (logged["office"], logged["mailbox"], logged["to"]) == ("3514", OFFICE, flagged)
     assert str(logged["ticket"]).startswith("PST-3514-")
     clock.advance(timedelta(hours=1))
-    run_once(settings, clock)  # a later pass sends it neither
+    one_pass(settings, clock)  # a later pass sends it neither
     assert acks(settings)[flagged].state == "suppressed"
     capsys.readouterr()
     assert run_cli(settings, monkeypatch, tmp_path, "show", str(logged["ticket"])) == 0
@@ -119,7 +106,7 @@ def test_ack_of_a_ticket_marked_spam_later_in_the_backlog_is_suppressed(
     deliver(raw, who, 1)
     command, _ = thunderbird_reply(OFFICER, OFFICE, "", "Re: Promo pinjaman cepat", "#spam iklan", mid)
     deliver(command, OFFICER, 2)
-    report = run_once(settings, clock)
+    report = one_pass(settings, clock)
     assert report.sent["3514"] == {"suppressed": 1}
     row = acks(settings)[who]
     assert row.state == "suppressed" and "settled as spam" in row.last_error
@@ -144,17 +131,17 @@ def test_ack_of_mail_from_the_evening_read_at_3am_waits_until_6am(
     late = wib(2026, 11, 24, 2, 58)
     append_received(make_mail(fresh, subject="Data IPM", date=late)[0], late)
     clock = FrozenClock(wib(2026, 11, 24, 3))
-    assert run_once(settings, clock).sent["3514"] == {"sent": 1}
+    assert one_pass(settings, clock).sent["3514"] == {"sent": 1}
     mailstack.wait_for(fresh, 1)
     held = acks(settings)[who]
     assert held.state == "pending" and held.next_attempt_at == wib(2026, 11, 24, 6)
     (created,) = [e for e in events if e["event"] == "ticket_created" and e.get("ack_held_until")]
     assert created["ack_held_until"] == "2026-11-24T06:00+07:00"
     clock.set(wib(2026, 11, 24, 5, 59))
-    assert run_once(settings, clock).sent["3514"] == {}
+    assert one_pass(settings, clock).sent["3514"] == {}
     assert mailstack.fetch_all(who) == []
     clock.set(wib(2026, 11, 24, 6))
-    assert run_once(settings, clock).sent["3514"] == {"sent": 1}
+    assert one_pass(settings, clock).sent["3514"] == {"sent": 1}
     ((raw, _),) = mailstack.wait_for(who, 1)
     assert email.message_from_bytes(raw)["Auto-Submitted"] == "auto-replied"
 
@@ -168,15 +155,15 @@ def test_ack_queued_at_night_but_not_sent_in_time_is_held_by_the_sender(
     append_received(make_mail(who, date=wib(2026, 11, 23, 20, 45))[0], wib(2026, 11, 23, 20, 45))
     clock = FrozenClock(wib(2026, 11, 23, 20, 50))
     quiet = dataclasses.replace(settings, outbox=dataclasses.replace(settings.outbox, enabled=False))
-    run_once(quiet, clock)
+    one_pass(quiet, clock)
     assert acks(settings)[who].next_attempt_at == wib(2026, 11, 23, 20, 50)  # due at once
     clock.set(wib(2026, 11, 23, 22, 30))
-    assert run_once(settings, clock).sent["3514"] == {"held": 1}
+    assert one_pass(settings, clock).sent["3514"] == {"held": 1}
     assert acks(settings)[who].next_attempt_at == wib(2026, 11, 24, 6)
     assert [e["until"] for e in events if e["event"] == "mail_held"] == ["2026-11-24T06:00+07:00"]
     assert mailstack.fetch_all(who) == []
     clock.set(wib(2026, 11, 24, 6))
-    assert run_once(settings, clock).sent["3514"] == {"sent": 1}
+    assert one_pass(settings, clock).sent["3514"] == {"sent": 1}
     mailstack.wait_for(who, 1)
 
 
@@ -190,7 +177,7 @@ def test_ack_continues_outlooks_thread_index(settings: Settings) -> None:
     headers = (("Thread-Topic", "Data kemiskinan"), ("Thread-Index", base64.b64encode(parent).decode()))
     deliver(make_mail(outlook, subject="Data kemiskinan", headers=headers)[0], outlook, 1)
     deliver(make_mail(gmail)[0], gmail, 2)
-    run_once(settings, clock)
+    one_pass(settings, clock)
     ((raw, _),) = mailstack.wait_for(outlook, 1)
     ack = email.message_from_bytes(raw, policy=policy.default)
     child = base64.b64decode(str(ack["Thread-Index"]), validate=True)

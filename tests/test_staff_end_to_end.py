@@ -4,36 +4,17 @@ and a command word sent only to the office."""
 
 from __future__ import annotations
 
-import asyncio
 import email
 from email import policy
 
 import pytest
 
-from mailer.daemon import Daemon
 from mailer.settings import Settings
-from storage import db, repo
-from storage.tables import Ticket
 from tests import mailstack
-from tests.conftest import make_mail, requester
+from tests.conftest import make_mail, one_pass, only_ticket, requester
 
 pytestmark = [pytest.mark.mailstack, pytest.mark.usefixtures("office_mailboxes")]
 OFFICE = "bps3514@bps.go.id"
-
-
-def run_once(settings: Settings) -> None:
-    daemon = Daemon(settings)
-    try:
-        report = asyncio.run(daemon.run_once())
-    finally:
-        daemon.close()
-    assert report.errors == {}
-
-
-def the_ticket(settings: Settings) -> Ticket:
-    with db.reading(db.make_engine(settings.database_url)) as s:
-        (ticket,) = repo.list_tickets(s)
-        return ticket
 
 
 def request_with_ack(settings: Settings) -> tuple[str, str, str]:
@@ -43,7 +24,7 @@ def request_with_ack(settings: Settings) -> tuple[str, str, str]:
     raw, mid = make_mail(who)
     mailstack.send(raw, who, [OFFICE])
     mailstack.wait_for(OFFICE, 1)
-    run_once(settings)
+    one_pass(settings)
     ((ack_raw, _),) = mailstack.wait_for(who, 1)
     ack = email.message_from_bytes(ack_raw, policy=policy.default)
     return who, mid, str(ack["Message-ID"]).strip("<>")
@@ -76,8 +57,8 @@ def test_answer_in_sent_folder_answers_the_ticket(settings: Settings) -> None:
     raw, _ = thunderbird_reply(OFFICE, who, "", "Re: Permohonan data", "Data terlampir.", mid)
     mailstack.send(raw, OFFICE, [who])
     mailstack.append(OFFICE, raw, folder="Sent", flags=(b"\\Seen",))
-    run_once(settings)
-    ticket = the_ticket(settings)
+    one_pass(settings)
+    ticket = only_ticket(settings)
     assert (ticket.state, ticket.first_response_by) == ("answered", OFFICE)
     assert ticket.first_response_at is not None
     assert len(mailstack.wait_for(who, 2)) == 2  # the ack and the answer: nothing more from us
@@ -91,8 +72,8 @@ def test_officer_answer_with_office_in_cc(settings: Settings) -> None:
     raw, _ = thunderbird_reply(officer, who, OFFICE, "Re: Permohonan data [PST]", "Berikut datanya.", ack_mid)
     mailstack.send(raw, officer, [who, OFFICE])
     mailstack.wait_for(OFFICE, 2)
-    run_once(settings)
-    ticket = the_ticket(settings)
+    one_pass(settings)
+    ticket = only_ticket(settings)
     assert (ticket.state, ticket.first_response_by, ticket.last_officer) == ("answered", officer, officer)
     assert len(mailstack.wait_for(who, 2)) == 2
     assert all(b"\\Seen" not in flags for _, flags in mailstack.fetch_all(OFFICE))
@@ -106,7 +87,7 @@ def test_command_to_office_closes_without_requester_seeing_it(settings: Settings
     raw, _ = thunderbird_reply(officer, OFFICE, "", "Re: Permohonan data", "#selesai dijawab via WA", mid)
     mailstack.send(raw, officer, [OFFICE])
     mailstack.wait_for(OFFICE, 2)
-    run_once(settings)
-    ticket = the_ticket(settings)
+    one_pass(settings)
+    ticket = only_ticket(settings)
     assert (ticket.state, ticket.resolution) == ("closed", "closed")
     assert len(mailstack.fetch_all(who)) == 1
