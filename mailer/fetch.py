@@ -98,9 +98,14 @@ class MailboxWatcher:
                 action="resync; duplicates are recognised by Message-ID and content",
             )
         done: Counter[str] = Counter()
+        first_look = cursor is None or cursor[0] != state.uidvalidity
         if state.uidnext and state.uidnext <= last_uid + 1:
+            if first_look:
+                self._read_empty(state.uidvalidity)
             return done  # UIDNEXT has not moved: nothing new
         uids = self.client.uids_after(last_uid)
+        if not uids and first_look:
+            self._read_empty(state.uidvalidity)
         for chunk in _chunks(uids, self.daemon.fetch_batch):
             fetched = [
                 FetchedMail(office.code, folder, state.uidvalidity, uid, raw, received_at, self.role)
@@ -116,6 +121,12 @@ class MailboxWatcher:
         if uids:
             self._log.info("mailbox_synced", **{str(k): v for k, v in done.items()})
         return done
+
+    def _read_empty(self, uidvalidity: int) -> None:
+        """A folder read for the first time (or after a UIDVALIDITY change) and found empty: its
+        cursor is stored all the same, so `mailer status` tells a read folder from one never read."""
+        with db.transaction(self.engine) as s:
+            repo.save_cursor(s, self.office.code, self.client.folder, uidvalidity, 0, self.clock.now())
 
     def wait(self) -> bool:
         return self.client.wait_for_change(

@@ -5,7 +5,8 @@
 2. `mailer once` reads every office mailbox, opens tickets and sends acknowledgements;
 3. one requester replies to her acknowledgement; another pass joins it to her ticket;
 4. `mailer tickets` lists the tickets, `mailer show` shows one, and the acknowledgement that
-   landed in a requester's Dovecot mailbox is printed as she would read it.
+   landed in a requester's Dovecot mailbox is printed as she would read it;
+5. `mailer status` shows one office as the operator sees it.
 
 Run through scripts/demo.sh (which sets everything up first).
 """
@@ -88,12 +89,12 @@ def say(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
 
 
-def mailer(*args: str) -> None:
-    subprocess.run(
+def mailer(*args: str, check: bool = True) -> int:
+    return subprocess.run(
         [sys.executable, "-m", "mailer", "--settings", str(DEMO / "settings.toml"), *args],
         cwd=ROOT,
-        check=True,
-    )
+        check=check,
+    ).returncode
 
 
 def imap(address: str) -> IMAPClient:
@@ -191,6 +192,9 @@ def main() -> None:
     print(ack.get_body(("plain",)).get_content())
     print(f"(Rina's mailbox holds {len(inbox('rina.wulandari@example.com'))} message: one acknowledgement.)")
     print(f"(The office mailboxes still hold every mail, unread; the demo database is {DEMO}.)")
+
+    say("mailer status --office 3514: what the operator sees (exit 1 when something needs attention)")
+    print(f"(exit {mailer('status', '--office', '3514', check=False)})")
 
 
 if __name__ == "__main__":

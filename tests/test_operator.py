@@ -4,6 +4,7 @@ filled by the real pipeline, the dead letters and failed deliveries made by the 
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from mailer.settings import Settings
 from storage import db
 from storage.tables import DeadLetter, MessageRow, OutboxRow, Ticket
 from tests import mailstack
-from tests.conftest import make_mail, requester
+from tests.conftest import make_mail, one_pass, requester
 from tests.test_end_to_end import deliver, run_once
 from tests.test_staff import run_cli
 
@@ -80,6 +81,21 @@ def test_status_of_a_quiet_desk_exits_0_and_shows_the_cursor(
     assert "tickets  open 1 (overdue 0)" in out
     assert "OK: nothing needs attention" in out
     assert "3571" not in out  # --office: that office only
+
+
+@pytest.mark.mailstack
+@pytest.mark.usefixtures("office_mailboxes")
+def test_status_tells_an_empty_folder_read_from_one_never_read(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a pass over an office whose INBOX and Sent folder are empty, `status` shows both by
+    their real names with UIDVALIDITY and last UID 0, not "not read yet"."""
+    one_pass(settings)
+    code, out, _ = cli(tmp_path, monkeypatch, capsys, "status", "--office", "3514")
+    assert code == 0
+    assert "not read yet" not in out
+    assert re.search(r"mailbox  INBOX +UIDVALIDITY \d+ last UID 0, advanced ", out)
+    assert re.search(r"mailbox  Sent +UIDVALIDITY \d+ last UID 0, advanced ", out)
 
 
 def test_status_exits_1_when_a_due_mail_is_not_sent(
