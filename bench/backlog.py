@@ -160,6 +160,8 @@ class Stack:
 
 # --- settings as the shipped file has them, pointed at a scratch database ----------------
 
+SENDER_PROCESS = "PST_BENCH_SENDER_PROCESS"  # set by --sender-process for the runs (children inherit it)
+
 
 def bench_settings(stack: Stack, db_path: str, sending: bool) -> Any:
     """settings.toml with every office's password variable set to the stack's password, the
@@ -190,7 +192,11 @@ def bench_settings(stack: Stack, db_path: str, sending: bool) -> Any:
         settings,
         database_url=f"sqlite:///{db_path}",
         offices=offices,
-        outbox=r(settings.outbox, enabled=sending),
+        outbox=r(
+            settings.outbox,
+            enabled=sending,
+            own_process=settings.outbox.own_process or SENDER_PROCESS in os.environ,
+        ),
         acknowledgement=ack,
     )
 
@@ -224,6 +230,19 @@ def usage() -> dict[str, float]:
         "child_rss_mb": kids.ru_maxrss / 1024,
         "child_cpu_s": kids.ru_utime + kids.ru_stime,
     }
+
+
+def daemon_rss(r: dict[str, Any]) -> float:
+    """The daemon's memory as a whole: its peak RSS plus its sender process's (an upper bound:
+    the two peaks need not fall at the same moment)."""
+    return float(r["rss_mb"] + r.get("child_rss_mb", 0.0))
+
+
+def daemon_rss_text(r: dict[str, Any]) -> str:
+    child = r.get("child_rss_mb", 0.0)
+    if not child:
+        return f"{r['rss_mb']:.0f} MB"
+    return f"{r['rss_mb']:.0f} + {child:.0f} MB sender process = {daemon_rss(r):.0f} MB"
 
 
 def child_main(args: argparse.Namespace) -> int:
@@ -952,6 +971,9 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true", help="also profile A and B with py-spy")
     ap.add_argument("--stack", choices=("private", "shared"), default="private")
     ap.add_argument("--keep", action="store_true", help="keep the scratch databases")
+    ap.add_argument(
+        "--sender-process", action="store_true", help="B2 and latency with outbox.own_process = true"
+    )
     ap.add_argument("--child", choices=("once", "daemon"), help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
     ap.add_argument("--sending", action="store_true", help=argparse.SUPPRESS)
@@ -959,6 +981,9 @@ def main() -> int:
     args = ap.parse_args()
     if args.child:
         return child_main(args)
+    if args.sender_process:
+        os.environ[SENDER_PROCESS] = "1"
+        print("B2 and the latency run: outbox.own_process = true (the senders in a child process)")
 
     head = subprocess.run(["git", "log", "-1", "--format=%h %s"], cwd=ROOT, capture_output=True, text=True)
     dirty = subprocess.run(
@@ -1121,12 +1146,12 @@ def print_summary(n: int, s: dict[str, Any]) -> None:
         f"backlog N={n}: end-to-end {e1:.0f} mails/s ({b1['run_s']:.1f} s) [run_once] / {e2:.0f} mails/s "
         f"({b2['run_s']:.1f} s) [daemon]; ingest only {ingest:.0f} mails/s ({a['run_s']:.1f} s); "
         f"peak RSS {a['rss_mb']:.0f} MB (ingest) / {b1['rss_mb']:.0f} MB (end to end, run_once) / "
-        f"{b2['rss_mb']:.0f} MB (daemon); ack latency p50 {p50:.0f} ms, p95 {p95:.0f} ms"
+        f"{daemon_rss_text(b2)} (daemon); ack latency p50 {p50:.0f} ms, p95 {p95:.0f} ms"
     )
     print(
         f"targets: end to end >= 200/s {ok(best >= TARGETS['e2e_per_s'])} (best {best:.0f}/s); "
         f"ingest >= 400/s {ok(ingest >= TARGETS['ingest_per_s'])}; peak RSS < 200 MB "
-        f"{ok(max(a['rss_mb'], b1['rss_mb'], b2['rss_mb']) < TARGETS['rss_mb'])}; "
+        f"{ok(max(a['rss_mb'], b1['rss_mb'], daemon_rss(b2)) < TARGETS['rss_mb'])}; "
         f"p95 < 1 s {ok(p95 < TARGETS['p95_ms']) if rows else 'not run'}"
     )
     budget = []

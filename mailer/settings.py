@@ -189,7 +189,7 @@ class OutboxSettings:
     retry_max_s: float = 3600.0
     batch: int = 100
     connections: int = 2
-    own_process: bool = True  # `run` sends from a child process (mailer/sending.py)
+    own_process: bool = False  # true: `run` sends from a child process (mailer/sending.py)
 
 
 @dataclass(frozen=True)

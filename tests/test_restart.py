@@ -24,11 +24,13 @@ pytestmark = [pytest.mark.mailstack, pytest.mark.usefixtures("office_mailboxes")
 OFFICE = "bps3514@bps.go.id"
 
 
-def write_settings(tmp_path: Path, sending: bool) -> Path:
-    """The shipped settings.toml with the database in tmp_path and sending on or off."""
+def write_settings(tmp_path: Path, sending: bool, own_process: bool = False) -> Path:
+    """The shipped settings.toml with the database in tmp_path, sending on or off, and the
+    senders of `mailer run` in the daemon's process or in a child process (`own_process`)."""
     text = (ROOT / "settings.toml").read_text(encoding="utf-8")
     text = text.replace('path = "var/pst-mailer.sqlite3"', f'path = "{tmp_path / "pst.sqlite3"}"')
     text = text.replace("enabled = true", f"enabled = {'true' if sending else 'false'}")
+    text = text.replace("own_process = false", f"own_process = {'true' if own_process else 'false'}")
     text = text.replace("port = 10143", f"port = {mailstack.STACK.imap_port}")
     text = text.replace("port = 2525", f"port = {mailstack.STACK.smtp_port}")
     target = tmp_path / f"settings-{'send' if sending else 'nosend'}.toml"
@@ -97,10 +99,15 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> tuple[int,
     return proc.returncode, out.decode("utf-8", "replace")
 
 
-def test_sigterm_midway_then_restart_gives_one_ack_each(tmp_path: Path) -> None:
-    """A daemon stopped with SIGTERM part-way through a backlog resumes where it was."""
+SENDERS = pytest.mark.parametrize("own_process", [False, True], ids=["one-process", "sender-process"])
+
+
+@SENDERS
+def test_sigterm_midway_then_restart_gives_one_ack_each(tmp_path: Path, own_process: bool) -> None:
+    """A daemon stopped with SIGTERM part-way through a backlog resumes where it was (its
+    senders in its own process, or in a child process)."""
     senders = fill_office(120)
-    settings = write_settings(tmp_path, sending=True)
+    settings = write_settings(tmp_path, sending=True, own_process=own_process)
     database = tmp_path / "pst.sqlite3"
     first = mailer(settings, "run")
     wait_until(lambda: tickets_in(database) >= 1)
@@ -141,11 +148,13 @@ def test_sigkill_between_commit_and_send_sends_exactly_once(tmp_path: Path) -> N
     assert tickets_in(database) == 10
 
 
-def test_sigkill_while_sending_loses_nothing(tmp_path: Path) -> None:
-    """Killed (SIGKILL) in the middle of sending: after a restart every requester has an ack."""
+@SENDERS
+def test_sigkill_while_sending_loses_nothing(tmp_path: Path, own_process: bool) -> None:
+    """Killed (SIGKILL) in the middle of sending: after a restart every requester has an ack
+    (senders in the daemon's process, or in its child process killed with it)."""
     senders = fill_office(60)
     database = tmp_path / "pst.sqlite3"
-    settings = write_settings(tmp_path, sending=True)
+    settings = write_settings(tmp_path, sending=True, own_process=own_process)
     first = mailer(settings, "run")
     wait_until(lambda: sent_in(database) >= 5)
     stop(first, signal.SIGKILL)

@@ -65,7 +65,7 @@ def _sender_pid(log: Path, nth: int = 1) -> int:
 def test_daemon_killed_takes_its_sender_process_with_it(tmp_path: Path) -> None:
     """SIGKILL of `mailer run` leaves no sender process behind to race a restarted daemon."""
     log = tmp_path / "run.log"
-    daemon = _daemon(write_settings(tmp_path, sending=True), log)
+    daemon = _daemon(write_settings(tmp_path, sending=True, own_process=True), log)
     try:
         sender = _sender_pid(log)
         assert _alive(sender)
@@ -83,7 +83,7 @@ def test_sender_process_that_dies_is_restarted_and_sends(tmp_path: Path) -> None
     afterwards is acknowledged exactly once; SIGTERM then stops both processes cleanly."""
     log = tmp_path / "run.log"
     database = tmp_path / "pst.sqlite3"
-    daemon = _daemon(write_settings(tmp_path, sending=True), log)
+    daemon = _daemon(write_settings(tmp_path, sending=True, own_process=True), log)
     try:
         os.kill(_sender_pid(log), signal.SIGKILL)
         _sender_pid(log, nth=2)
