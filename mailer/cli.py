@@ -114,7 +114,8 @@ def _operator_commands(sub: Any) -> None:
     dismiss.add_argument("--reason", required=True, help="why, for the record (e.g. 'spam, not a request')")
     outbox = sub.add_parser("outbox", help="deliveries, newest first; retry a failed one")
     outbox.add_argument("--office", help="office code, e.g. 3514")
-    outbox.add_argument("--state", choices=("pending", "deferred", "sending", "sent", "failed"))
+    states = ("pending", "deferred", "sending", "sent", "failed", "suppressed")  # repo.OUTBOX_STATES
+    outbox.add_argument("--state", choices=states)
     outbox.add_argument("--limit", type=int, default=50)
     outbox_sub = outbox.add_subparsers(dest="action")
     again = outbox_sub.add_parser("retry", help="put a failed delivery back in the queue (logged)")

@@ -1430,7 +1430,7 @@ def add_report_delivery(
 _DL = DeadLetter.__table__  # type: ignore[attr-defined]
 # What the outbox shows: a pending mail that was tried and is waiting for its retry is "deferred".
 _SHOWN_STATE = case((and_(_O.c.state == "pending", _O.c.attempts > 0), "deferred"), else_=_O.c.state)
-OUTBOX_STATES = ("pending", "deferred", "sending", "sent", "failed")
+OUTBOX_STATES = ("pending", "deferred", "sending", "sent", "failed", "suppressed")
 
 
 def mailbox_cursors(s: Session) -> list[MailboxCursor]:

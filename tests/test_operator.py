@@ -19,7 +19,7 @@ from mailer.model import FetchedMail
 from mailer.pipeline import Pipeline
 from mailer.render import Renderer
 from mailer.settings import Settings
-from storage import db
+from storage import db, repo
 from storage.tables import DeadLetter, MessageRow, OutboxRow, Ticket
 from tests import mailstack
 from tests.conftest import make_mail, one_pass, requester
@@ -81,6 +81,21 @@ def test_status_of_a_quiet_desk_exits_0_and_shows_the_cursor(
     assert "tickets  open 1 (overdue 0)" in out
     assert "OK: nothing needs attention" in out
     assert "3571" not in out  # --office: that office only
+
+
+def test_status_and_outbox_list_count_suppressed_mail(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A delivery suppressed at send time (its recipient flagged since) is counted by `status`
+    and listed by `outbox --state suppressed`, without needing attention."""
+    engine = ingest(settings, FrozenClock(SystemClock().now()), "rina@example.com")
+    with engine.begin() as conn:
+        assert repo.suppress_outbox(conn, 1, "rina@example.com is BOUNCING since …")
+    engine.dispose()
+    code, out, _ = cli(tmp_path, monkeypatch, capsys, "status", "--office", "3514")
+    assert code == 0 and "outbox   suppressed 1" in out
+    code, out, _ = cli(tmp_path, monkeypatch, capsys, "outbox", "--state", "suppressed")
+    assert code == 0 and "rina@example.com" in out and "BOUNCING" in out
 
 
 @pytest.mark.mailstack
