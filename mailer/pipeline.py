@@ -482,6 +482,11 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
     if ctx.ack_withheld:
         return
     assert ctx.due is not None
+    # Sent at once, unless its mail came long ago and it is night in the office (quiet.py)
+    ack = p.settings.acknowledgement
+    received = quiet.received_time(ctx.fetched.received_at, ctx.mail.date, ctx.now)
+    quiet_after = received + timedelta(minutes=ack.immediate_within_minutes)
+    ctx.ack_held_until = quiet.hold_until(quiet_after, ctx.now, ctx.office.tz, ack.quiet_hours)
     promise, late = ctx.due, ctx.due <= ctx.now
     if late:  # read after its deadline: the ticket stays overdue, the person gets a day still ahead
         days = ctx.office.complaint_sla_working_days if ctx.complaint else None
@@ -494,16 +499,11 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
         ctx.language,
         promise,
         ctx.received_at,
-        ctx.now,
+        ctx.ack_held_until or ctx.now,  # its Date: when it goes (a held one: the morning, not 03:00)
         template="ack_complaint" if ctx.complaint else "ack",
         thread=outlook_reply_headers(ctx.hints, ctx.mail.subject, ctx.now, secrets.randbelow(256)),
         late=late,
     )
-    # Sent at once, unless its mail came long ago and it is night in the office (quiet.py)
-    ack = p.settings.acknowledgement
-    received = quiet.received_time(ctx.fetched.received_at, ctx.mail.date, ctx.now)
-    quiet_after = received + timedelta(minutes=ack.immediate_within_minutes)
-    ctx.ack_held_until = quiet.hold_until(quiet_after, ctx.now, ctx.office.tz, ack.quiet_hours)
     why = "acknowledgement of a complaint in a conversation" if ctx.complaint_in_conversation else ""
     reason = why or "acknowledgement of a new request"
     enqueue(s, ctx.office, ticket.id, "ack", reason, out, ctx.now, ctx.ack_held_until, quiet_after)

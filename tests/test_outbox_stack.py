@@ -125,7 +125,7 @@ def test_ack_of_mail_from_the_evening_read_at_3am_waits_until_6am(
 ) -> None:
     """The daemon comes back at 03:00 WIB to a request that arrived at 19:00: its ack is queued
     held until the quiet hours end, nothing is sent at 03:00 or 05:59, and it reaches the
-    requester at 06:00. A request that arrived at 02:58 is answered at once, night or not."""
+    requester at 06:00, dated 06:00. A request that arrived at 02:58 is answered at once, night or not."""
     who, fresh = requester(), requester()
     append_received(make_mail(who, date=wib(2026, 11, 23, 19))[0], wib(2026, 11, 23, 19))
     late = wib(2026, 11, 24, 2, 58)
@@ -144,6 +144,7 @@ def test_ack_of_mail_from_the_evening_read_at_3am_waits_until_6am(
     assert one_pass(settings, clock).sent["3514"] == {"sent": 1}
     ((raw, _),) = mailstack.wait_for(who, 1)
     assert email.message_from_bytes(raw)["Auto-Submitted"] == "auto-replied"
+    assert email.message_from_bytes(raw)["Date"] == "Tue, 24 Nov 2026 06:00:00 +0700"  # not 03:00
 
 
 def test_ack_queued_at_night_but_not_sent_in_time_is_held_by_the_sender(
