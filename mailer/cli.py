@@ -13,6 +13,7 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from mailer.outbox import OutboxSender
 
 if TYPE_CHECKING:
-    from datetime import datetime, tzinfo
+    from datetime import tzinfo
 
     from storage.tables import AttachmentRow, MessageRow, OutboxRow
 
@@ -365,19 +366,32 @@ def _tickets(settings: Settings, office: str | None, state: str | None, limit: i
     with db.reading(engine) as s:
         rows = repo.list_tickets(s, office=office, state=state, limit=limit)
         flags = repo.address_flags(s, office)
-    header = f"{'REFERENCE':<22} {'STATE':<9} {'RECEIVED (UTC)':<17} {'DUE (UTC)':<17} {'MSGS':>4}"
-    print(f"{header}  REQUESTER / SUBJECT")
+    now = datetime.now(UTC)
+    offices = {o.code: o for o in settings.offices}
+    header = f"{'REFERENCE':<22} {'STATE':<9} {'RECEIVED':<20} {'DUE':<20} {'MSGS':>4}"
+    print(f"{header}  REQUESTER / SUBJECT   (office local time)")
     for t in rows:
         flag = flags.get((t.office_code, t.requester_email))
         marker = f" [{flag.flag.upper()}]" if flag else ""
+        home = offices.get(t.office_code)
+        late = "!" if t.state == "open" and t.due_at < now else " "
         print(
-            f"{t.ref:<22} {t.state:<9} {t.received_at:%Y-%m-%d %H:%M} {t.due_at:%Y-%m-%d %H:%M} "
+            f"{t.ref:<22} {t.state:<9} {_local(t.received_at, home)} {_local(t.due_at, home)}{late}"
             f"{t.message_count:>4}  {t.requester_email}{marker} / {t.subject[:60]}"
         )
+    if any(t.state == "open" and t.due_at < now for t in rows):
+        print("!: open past its deadline (it escalates; `mailer sla REF` explains the deadline)")
     if any(flags.get((t.office_code, t.requester_email)) for t in rows):
         print("[BOUNCING]: our mail to that address failed for good; [COMPLAINED]: it reported our mail")
     print(f"({len(rows)} ticket{'s' if len(rows) != 1 else ''})")
     return 0
+
+
+def _local(at: datetime, office: Office | None) -> str:
+    """ "2026-12-05 08:25 WIB" in the office's zone (UTC for an office no longer in the settings)."""
+    if office is None:
+        return f"{at:%Y-%m-%d %H:%M} UTC"
+    return f"{at.astimezone(office.tz):%Y-%m-%d %H:%M} {office.time_zone_label:<4}"[:20]
 
 
 def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:

@@ -421,3 +421,19 @@ def test_status_lists_and_retry_on_postgresql(
         assert found.tickets == {"open": 2} and found.outbox == {"pending": 2}
     finally:
         engine.dispose()
+
+
+def test_tickets_list_shows_office_local_times_and_marks_late_open_tickets(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mailer tickets` prints received and due in the office's own zone (WIB for Pasuruan) and
+    marks an open ticket past its deadline with "!" and a legend."""
+    arrived = SystemClock().now().replace(microsecond=0) - timedelta(days=10)
+    ingest(settings, FrozenClock(arrived), "rina@example.com").dispose()
+    code, out, _ = cli(tmp_path, monkeypatch, capsys, "tickets")
+    assert code == 0
+    local = arrived.astimezone(settings.office("3514").tz)
+    (line,) = [row for row in out.splitlines() if row.startswith("PST-3514-")]
+    assert f"{local:%Y-%m-%d %H:%M} WIB" in line
+    assert "WIB!" in line
+    assert "!: open past its deadline" in out
