@@ -31,7 +31,6 @@ from storage import db, repo
 logger = log.get(__name__)
 ACTOR = "pst-mailer"  # who closed it, in the ticket's history
 BATCH = 100  # tickets listed per query
-NO_CLOSING_MAIL = ("spam", "duplicate")  # resolutions that close without a mail
 
 
 def own_addresses(settings: Settings) -> frozenset[str]:
@@ -99,7 +98,7 @@ def close_one(
         actor=ACTOR,
         detail=detail,
     )
-    if ticket.resolution in NO_CLOSING_MAIL:
+    if ticket.resolution in repo.NOT_TO_ANSWER:  # settled as spam or duplicate: no more mail to them
         return "closed_without_mail", f"settled as {ticket.resolution}: no closing mail, no rating request"
     refused = guard.refusal(s, office.code, ticket.requester_email, own_addresses(settings))
     if refused:
