@@ -2,7 +2,7 @@
 
     parse → trim → classify → identify → report → complaint
       → [ dedupe → thread → flags → rating → store → early_answer → relate → lifecycle
-          → complaint_followup → acknowledge → notify_head → adopt_answers → cursor ]  one transaction
+          → complaint_followup → adopt_answers → acknowledge → notify_head → cursor ]  one transaction
 
 The bracketed steps share one database transaction, so the raw mail, the ticket, the
 rendered acknowledgement (an outbox row) and the mailbox cursor are committed together or
