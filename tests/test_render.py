@@ -3,6 +3,7 @@ and the raw MIME bytes that go out."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import re
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from markupsafe import escape
 from mailer.decide.rules import acknowledgement_recipient, decide
 from mailer.decide.sla import due_at
 from mailer.decide.threader import ticket_tag
-from mailer.delivery.render import Outgoing, Renderer, hours_text
+from mailer.delivery.render import MAX_SUBJECT_CHARS, Outgoing, Renderer, hours_text, one_line
 from mailer.intake.parse import parse
 from mailer.model import MailKind, ParsedMail
 from mailer.settings import Office, OfficeHours, Settings, load_settings
@@ -367,11 +368,12 @@ def test_long_references_header_is_folded(shipped: Settings, renderer: Renderer)
 
 
 def test_long_ascii_subject_is_folded(shipped: Settings, renderer: Renderer) -> None:
-    """A very long plain-ASCII subject still gives an ack whose lines are ≤ 998 bytes and decodes back."""
+    """A very long plain-ASCII subject gives an ack whose lines are ≤ 998 bytes and whose subject
+    decodes back to theirs, cut at MAX_SUBJECT_CHARS."""
     office = shipped.office("3514")
     long_subject = "Permohonan data penduduk per kecamatan " * 30
     out, msg = acknowledge(renderer, office, dataclasses.replace(request(office), subject=long_subject))
-    assert msg["Subject"] == f"Re: {long_subject.strip()} [PST-3514-2026-00042]"
+    assert msg["Subject"] == f"Re: {one_line(long_subject, MAX_SUBJECT_CHARS)} [PST-3514-2026-00042]"
     assert max(len(line) for line in out.raw.split(b"\r\n")) <= 998
 
 
@@ -448,3 +450,49 @@ def test_ack_of_mail_outside_hours_states_the_rule_and_the_closing_time(
         assert OUTSIDE_HOURS_LINE[lang] in body
     _, in_hours = acknowledge(renderer, office, request(office), lang)
     assert OUTSIDE_HOURS_LINE[lang] not in flat(bodies(in_hours)[0])
+
+
+def _encoded(text: str) -> str:
+    """`text` as one RFC 2047 base64 encoded word (how a hostile display name hides a CR/LF)."""
+    return "=?utf-8?b?" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "?="
+
+
+INJECTED_NAMES = [
+    pytest.param("W\r\nContent-Type: text/html\r\n\r\n<h1>Hadiah</h1>", id="crlf-then-html-body"),
+    pytest.param("Warga\r\nX-Injected: y", id="crlf-header"),
+    pytest.param("Warga\nX-Injected: y", id="bare-lf-header"),
+    pytest.param("Warga\rX-Injected: y", id="bare-cr-header"),
+    pytest.param("Warga\u2028X-Injected: y\x0bz", id="unicode-line-separator"),
+]
+
+
+@pytest.mark.parametrize("name", INJECTED_NAMES)
+def test_display_name_with_line_breaks_cannot_add_headers_or_a_body(
+    shipped: Settings, renderer: Renderer, name: str
+) -> None:
+    """A From display name whose encoded word decodes to CR/LF (or another line break) stays one
+    line of the To header and of the greeting: no header and no body part of the sender's."""
+    office = shipped.office("3514")
+    raw = (
+        f"From: {_encoded(name)} <victim@example.com>\r\nTo: {office.email}\r\n"
+        f"Subject: {_encoded('Permohonan data' + name)}\r\nMessage-ID: <x1@example.com>\r\n"
+        "Date: Mon, 23 Nov 2026 09:00:00 +0700\r\n\r\nMohon data.\r\n"
+    ).encode("ascii")
+    mail = parse(raw)
+    out, msg = acknowledge(renderer, office, mail)
+    header_block = out.raw.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nX-Injected" not in header_block and b"\r\nContent-Type: text/html" not in header_block
+    assert "X-Injected" not in msg and msg.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    text, html = bodies(msg)
+    assert "<h1>" not in html and "\nX-Injected" not in text and "\nContent-Type" not in text
+    assert msg["To"].addresses[0].addr_spec == "victim@example.com"
+
+
+def test_huge_subject_is_cut_in_the_acknowledgement(shipped: Settings, renderer: Renderer) -> None:
+    """A 1 MB subject gives an acknowledgement of a few kilobytes, its subject cut with an ellipsis."""
+    office = shipped.office("3514")
+    mail = dataclasses.replace(request(office), subject="Hadiah gratis klik " * 55_000)
+    out, msg = acknowledge(renderer, office, mail)
+    assert len(out.raw) < 20_000
+    assert "…" in msg["Subject"] and len(msg["Subject"]) < 560

@@ -36,6 +36,12 @@ _DAY_NAMES = {
 }
 _REPLY_PREFIX = re.compile(r"^\s*(re|aw|balas|bls)\s*:", re.IGNORECASE)
 _MAX_REFERENCES = 20
+# Header and body values that came from a mail are made one line and cut: a CR or LF in a
+# display name or subject (an encoded word may decode to one) would otherwise start a header or
+# a body of the sender's choosing in our mail; a 1 MB subject would make a 3 MB acknowledgement.
+MAX_SUBJECT_CHARS = 500
+MAX_NAME_CHARS = 100
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 _WORD_BYTES = 45  # base64 of 45 bytes is 60 characters: "=?utf-8?b?" + 60 + "?=" is 72
 
 
@@ -105,9 +111,17 @@ def _long_datetime(local: datetime, lang: str) -> str:
     return babel_datetime(local, "EEEE, d MMMM y HH.mm", locale=lang)
 
 
+def one_line(text: str, limit: int) -> str:
+    """`text` from a mail made safe for a header or a line of ours: control characters and line
+    breaks become spaces, runs of white space one space, and it is cut to `limit` characters
+    (an ellipsis marks the cut)."""
+    flat = " ".join(_LINE_BREAKING.sub(" ", text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
 def reply_subject(subject: str, lang: str) -> str:
     """Their subject with one reply prefix (none added twice); a default when they gave none."""
-    subject = " ".join(subject.split())
+    subject = one_line(subject, MAX_SUBJECT_CHARS)
     if not subject:
         subject = "Permintaan konsultasi statistik" if lang == "id" else "Statistical consultation request"
     return subject if _REPLY_PREFIX.match(subject) else f"Re: {subject}"
@@ -154,13 +168,14 @@ class Renderer:
         threaded under the requester's mail (`thread`: Outlook's Thread-Topic and Thread-Index
         for it, threader.outlook_reply_headers). `late`: the mail is read after its deadline (the
         desk was down, a dead letter retried): `due` counts from now, and the mail says so."""
+        name = one_line(mail.from_.name, MAX_NAME_CHARS) if mail.from_ else ""
         context = {
             "late": late,
             "read_text": promised_date_text(now, office, lang) if late else "",
             "office": office,
             "ticket_ref": ticket_ref,
-            "requester_name": mail.from_.name if mail.from_ else "",
-            "subject": " ".join(mail.subject.split()) or "-",
+            "requester_name": name,
+            "subject": one_line(mail.subject, MAX_SUBJECT_CHARS) or "-",
             "reply_subject": reply_subject(mail.subject, lang),
             "due_text": deadline_text(due, office, lang),
             # the clock started at the next opening: the mail says why day 1 is not today
@@ -174,7 +189,7 @@ class Renderer:
         references = [*mail.references, *([mail.message_id] if mail.message_id else [])]
         headers = [
             ("From", formataddr((office.name, office.email))),
-            ("To", formataddr((mail.from_.name, to)) if mail.from_ and mail.from_.email == to else to),
+            ("To", formataddr((name, to)) if mail.from_ and mail.from_.email == to else to),
             ("Subject", subject),
             ("Date", format_datetime(now.astimezone(office.tz))),
             ("Message-ID", f"<{message_id}>"),
@@ -233,7 +248,10 @@ class Renderer:
 
 
 def _header(name: str, value: str) -> bytes:
-    """One header line, RFC 2047-encoded when not ASCII, folded when longer than 78 columns."""
+    """One header line, RFC 2047-encoded when not ASCII, folded when longer than 78 columns.
+    Whatever the caller passes, it stays one header: control characters and line breaks in the
+    value become spaces (the one place every header of ours goes through)."""
+    value = _LINE_BREAKING.sub(" ", value)
     if not value.isascii():
         return f"{name}: {_encoded_words(value)}\r\n".encode("ascii")
     if len(name) + len(value) < 77:

@@ -26,7 +26,15 @@ from mailer.decide import rating, sla
 from mailer.decide.threader import NO_HINTS, outlook_hints, outlook_reply_headers
 from mailer.delivery import guard
 from mailer.delivery.outbox import enqueue
-from mailer.delivery.render import LANGUAGES, Outgoing, Renderer, reply_subject
+from mailer.delivery.render import (
+    LANGUAGES,
+    MAX_NAME_CHARS,
+    MAX_SUBJECT_CHARS,
+    Outgoing,
+    Renderer,
+    one_line,
+    reply_subject,
+)
 from mailer.settings import Office, Settings
 from storage import db, repo
 
@@ -64,8 +72,8 @@ def render_closing(
         for k in (4, 3, 2, 1)
     ]
     context = {
-        "requester_name": ticket.requester_name,
-        "subject": " ".join(ticket.subject.split()) or "-",
+        "requester_name": one_line(ticket.requester_name, MAX_NAME_CHARS),
+        "subject": one_line(ticket.subject, MAX_SUBJECT_CHARS) or "-",
         "reply_subject": reply_subject(ticket.subject, lang),
         "after_days": _days_text(office.closing_after_days),
         "reopen_days": _days_text(settings.threading.reopen_days),
