@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from mailer.trim_patterns import (
+from mailer.decide.trim_patterns import (
     DATE_SOMEONE_EMAIL,
     DATE_SOMEONE_WROTE,
     DATE_SOMEONE_WROTE_ENDS,

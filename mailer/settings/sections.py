@@ -34,7 +34,7 @@ class OutboxSettings:
     retry_max_s: float = 3600.0
     batch: int = 100
     connections: int = 2
-    own_process: bool = False  # true: `run` sends from a child process (mailer/sending.py)
+    own_process: bool = False  # true: `run` sends from a child process (mailer/delivery/sending.py)
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class ThreadingSettings:
 class AcknowledgementSettings:
     max_per_sender_per_hour: int = 3  # more new requests from one address get a ticket, no ack
     # An ack goes out at once if its mail arrived less than this long ago, or outside the quiet
-    # hours of the office; else it waits until they end (mailer/quiet.py).
+    # hours of the office; else it waits until they end (mailer/decide/quiet.py).
     immediate_within_minutes: float = 60.0
     quiet_hours: tuple[str, str] = ("21:00", "06:00")  # office local time; may span midnight
 
