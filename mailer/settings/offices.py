@@ -1,0 +1,171 @@
+"""The offices: each `[offices.CODE]` table (who it is, what it publishes, its promise), with
+its `[….hours]`, `[….staff]`, `[….calendar]` and `[….imap]` / `[….smtp]`; and `[closing]`
+(when an answered ticket is closed), which an office's own `[offices.CODE.closing]` overrides.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from zoneinfo import ZoneInfo
+
+from mailer.settings.levels import Province
+from mailer.settings.reader import EMAIL, TableReader
+from mailer.settings.sections import remind_share
+from mailer.settings.servers import ImapSettings, SmtpSettings, read_imap, read_smtp
+from mailer.settings.working_time import ZONE_LABELS, CalendarSettings, OfficeHours, read_calendar, read_hours
+
+
+@dataclass(frozen=True)
+class StaffSettings:
+    """Who answers the public for an office, and whether their mail must prove it."""
+
+    addresses: frozenset[str] = frozenset()  # officers' own addresses
+    domains: tuple[str, ...] = ()  # every address at these domains (and their subdomains)
+    require_authentication: bool = False  # count staff mail only if Authentication-Results pass
+    authserv_ids: tuple[str, ...] = ()  # the office's receiving server(s), as named in that header
+
+    def knows(self, address: str) -> bool:
+        """Whether an address belongs to the office's staff by the settings (not yet verified)."""
+        domain = address.rpartition("@")[2]
+        return address in self.addresses or any(domain == d or domain.endswith("." + d) for d in self.domains)
+
+
+@dataclass(frozen=True)
+class Office:
+    code: str
+    name: str
+    email: str
+    province_code: str
+    time_zone: str  # IANA name, e.g. Asia/Jakarta
+    time_zone_label: str  # WIB / WITA / WIT
+    address: str
+    phone: str
+    whatsapp: str
+    website: str
+    sk_number: str
+    sla_working_days: int
+    hours: OfficeHours
+    complaint_channels: tuple[tuple[str, str], ...]  # (label, value) in published order
+    imap: ImapSettings
+    smtp: SmtpSettings
+    staff: StaffSettings = field(default_factory=StaffSettings)
+    calendar: CalendarSettings = field(default_factory=CalendarSettings)
+    head: str = ""  # the head of office: escalation level 1, digests, complaints, the monthly report
+    remind_at_share: float | None = None  # this office's own escalation.remind_at_share
+    closing_after_days: float = 7.0  # an answered ticket quiet this long is closed
+    complaint_addresses: tuple[str, ...] = ()  # mail to these is a complaint (e.g. ipds3571@)
+    complaint_sla_working_days: int = 2  # the promise for a complaint
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    @property
+    def domain(self) -> str:
+        return self.email.rsplit("@", 1)[1]
+
+
+def read_offices(r: TableReader, provinces: dict[str, Province], env: dict[str, str]) -> tuple[Office, ...]:
+    """Every [offices.CODE] in the file's order (at least one)."""
+    offices = tuple(_office(r.table(code), code, provinces, env) for code in r.data)
+    if not offices:
+        raise r.fail_table("no office is configured")
+    return offices
+
+
+def _office(r: TableReader, code: str, provinces: dict[str, Province], env: dict[str, str]) -> Office:
+    if not re.fullmatch(r"\d{4}", code):
+        raise r.fail_table("office code must be 4 digits (BPS region code)")
+    email = r.text("email").lower()
+    if not EMAIL.match(email):
+        raise r.fail("email", f"not an email address: {email!r}")
+    province = r.text("province")
+    if province not in provinces:
+        raise r.fail("province", f"no [provinces.{province}] table")
+    time_zone = r.known_zone("time_zone", r.text("time_zone"))
+    office = Office(
+        code=code,
+        name=r.text("name"),
+        email=email,
+        province_code=province,
+        time_zone=time_zone,
+        time_zone_label=r.choice("time_zone_label", ZONE_LABELS),
+        address=r.text("address", ""),
+        phone=r.text("phone", ""),
+        whatsapp=r.text("whatsapp", ""),
+        website=r.text("website", ""),
+        sk_number=r.text("sk_number", ""),
+        sla_working_days=r.integer("sla_working_days", 2, minimum=1),
+        hours=read_hours(r.table("hours")),
+        complaint_channels=_channels(r),
+        imap=read_imap(r.table("imap"), env),
+        smtp=read_smtp(r.table("smtp"), env),
+        staff=_staff(r.table("staff", required=False)),
+        calendar=read_calendar(r.table("calendar", required=False)),
+        head=r.address("head"),
+        remind_at_share=remind_share(r, None),
+        complaint_addresses=r.addresses("complaint_addresses"),
+    )
+    complaint_days = r.integer("complaint_sla_working_days", office.sla_working_days, minimum=1)
+    office = replace(office, complaint_sla_working_days=complaint_days)
+    r.seen.add("closing")  # [offices.X.closing]: read by read_closing, with the [closing] default
+    r.done()
+    return office
+
+
+def _channels(r: TableReader) -> tuple[tuple[str, str], ...]:
+    r.seen.add("complaint_channels")
+    value = r.data.get("complaint_channels")
+    if not isinstance(value, list) or not value:
+        raise r.fail("complaint_channels", "must be a non-empty list of [label, value] pairs")
+    pairs = []
+    for i, item in enumerate(value):
+        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+            raise r.fail(f"complaint_channels[{i}]", "must be a [label, value] pair of strings")
+        pairs.append((item[0], item[1]))
+    return tuple(pairs)
+
+
+def _staff(r: TableReader) -> StaffSettings:
+    addresses = r.addresses("addresses")
+    domains = [d.lower().lstrip("@") for d in r.strings("domains")]
+    for i, domain in enumerate(domains):
+        if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain):
+            raise r.fail(f"domains[{i}]", f"not a domain name: {domain!r}")
+    required = r.flag("require_authentication", False)
+    ids = tuple(x.lower() for x in r.strings("authserv_ids"))
+    if required and not ids:
+        raise r.fail(
+            "authserv_ids",
+            "require_authentication needs the authserv-id of the office's receiving server "
+            "(only its Authentication-Results are trusted)",
+        )
+    r.done()
+    return StaffSettings(frozenset(addresses), tuple(domains), required, ids)
+
+
+def read_closing(
+    r: TableReader, offices_table: TableReader, offices: tuple[Office, ...]
+) -> tuple[Office, ...]:
+    """[closing] after_days for every office, [offices.X.closing] after_days for one."""
+    default = r.number("after_days", 7.0)
+    r.done()
+    out = []
+    for office in offices:
+        table = offices_table.table(office.code).table("closing", required=False)
+        out.append(replace(office, closing_after_days=table.number("after_days", default)))
+        table.done()
+    return tuple(out)
+
+
+def check_unique(r: TableReader, offices: tuple[Office, ...]) -> None:
+    """No two offices share an address or an IMAP login ([offices] is `r`)."""
+    seen: dict[str, str] = {}
+    for office in offices:
+        for key, value in (("email", office.email), ("imap.username", office.imap.username)):
+            marker = f"{key}={value}"
+            if marker in seen:
+                reason = f"{value} is also used by office {seen[marker]}"
+                raise r.fail(f"{office.code}.{key}", reason)
+            seen[marker] = office.code
