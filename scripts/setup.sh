@@ -12,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # The versions installed are those of constraints.txt (what the tests passed with), within the
 # ranges of pyproject.toml; scripts/lock.sh says how to move to newer ones and rewrites the file.
-if ! .venv/bin/python -c "import mailer.cli, imapclient, aiosmtplib, sqlmodel, alembic, structlog, babel, holidays, authres, tnefparse, compressed_rtf, striprtf, pytest, pytest_timeout" 2>/dev/null \
+if ! .venv/bin/python -c "import mailer.operator.cli, imapclient, aiosmtplib, sqlmodel, alembic, structlog, babel, holidays, authres, tnefparse, compressed_rtf, striprtf, pytest, pytest_timeout" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.installed ] || [ constraints.txt -nt .venv/.installed ]; then
     echo "setup: installing the project into .venv" >&2
     PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt)

@@ -13,13 +13,13 @@ import pytest
 import structlog
 from sqlalchemy import Engine, func, select
 
-from mailer import pipeline as pipeline_module
-from mailer.cli import main
 from mailer.clock import FrozenClock, SystemClock
 from mailer.daemon import open_database
+from mailer.delivery.render import Renderer
 from mailer.model import FetchedMail
-from mailer.pipeline import Pipeline
-from mailer.render import Renderer
+from mailer.operator.cli import main
+from mailer.pipeline import driver as pipeline_module
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from storage import db, repo
 from storage.tables import DeadLetter, MessageRow, OutboxRow, Ticket
@@ -385,7 +385,7 @@ def test_status_lists_and_retry_on_postgresql(
 ) -> None:
     """On PostgreSQL: the status counts, the dead-letter and outbox lists (size of the bytes, a
     deferred delivery), a retry that fails again, one that resolves, a failed delivery released."""
-    from mailer import repair, status
+    from mailer.operator import repair, status
     from storage import repo
 
     def broken(*_args: object) -> None:

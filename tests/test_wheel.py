@@ -34,10 +34,10 @@ RENDER = """
 import json, sys
 from datetime import UTC, datetime
 import mailer, storage
-from mailer.parse import parse
-from mailer.render import Renderer
+from mailer.decide.sla import due_at
+from mailer.delivery.render import Renderer
+from mailer.intake.parse import parse
 from mailer.settings import load_settings
-from mailer.sla import due_at
 
 settings = load_settings(sys.argv[1])
 office = settings.office("3514")
