@@ -10,11 +10,14 @@ if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv" >&2
     "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import mailer.operator.cli, imapclient, aiosmtplib, sqlmodel, alembic, structlog, babel, holidays, authres, tnefparse, compressed_rtf, striprtf, pytest" 2>/dev/null \
-   || [ pyproject.toml -nt .venv/.installed ]; then
+# The versions installed are those of constraints.txt (what the tests passed with), within the
+# ranges of pyproject.toml; scripts/lock.sh says how to move to newer ones and rewrites the file.
+if ! .venv/bin/python -c "import mailer.operator.cli, imapclient, aiosmtplib, sqlmodel, alembic, structlog, babel, holidays, authres, tnefparse, compressed_rtf, striprtf, pytest, pytest_timeout" 2>/dev/null \
+   || [ pyproject.toml -nt .venv/.installed ] || [ constraints.txt -nt .venv/.installed ]; then
     echo "setup: installing the project into .venv" >&2
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" >&2
+    PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt)
+    "${PIP[@]}" --upgrade pip >&2
+    "${PIP[@]}" -e ".[dev]" >&2
     touch .venv/.installed
 fi
 bash scripts/mailstack.sh install >&2

@@ -330,7 +330,6 @@ def test_show_prints_the_rating(
     settings: Settings,
     engine: Engine,
     clock: FrozenClock,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`mailer show` prints a ticket's rating: score, how, who, and how many were received."""
@@ -339,8 +338,7 @@ def test_show_prints_the_rating(
     for score in (3, 4):
         raw, _ = make_mail(RINA, subject=rating.marker_subject(ref, score, "id"), body=f"{score}")
         pipe.process(fetched(raw))
-    monkeypatch.setattr(cli, "load_settings", lambda *_a, **_k: settings)
-    assert cli.main(["show", ref]) == 0
+    assert cli.main(["show", ref], settings=settings) == 0
     assert f"rating    : 4/4 by mailto from {RINA}" in capsys.readouterr().out
 
 

@@ -138,11 +138,10 @@ def test_month_must_be_yyyy_mm() -> None:
 
 @pytest.mark.usefixtures("november")
 def test_cli_writes_csv_and_html(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`mailer report --month --province --csv --html`: one CSV row and one HTML section per office
     of the province, each section with its figures table and two inline SVG charts."""
-    monkeypatch.setattr(cli, "load_settings", lambda *_a, **_k: settings)
     csv_file, html_file = tmp_path / "r.csv", tmp_path / "r.html"
     code = cli.main(
         [
@@ -155,7 +154,8 @@ def test_cli_writes_csv_and_html(
             str(csv_file),
             "--html",
             str(html_file),
-        ]
+        ],
+        settings=settings,
     )
     assert code == 0
     with csv_file.open(encoding="utf-8") as f:
@@ -170,11 +170,10 @@ def test_cli_writes_csv_and_html(
     assert "2026-11" in capsys.readouterr().out
 
 
-def test_cli_refuses_unknown_scope(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_refuses_unknown_scope(settings: Settings) -> None:
     """An unknown office or a malformed month is a usage error (exit 2)."""
-    monkeypatch.setattr(cli, "load_settings", lambda *_a, **_k: settings)
-    assert cli.main(["report", "--month", "2026-11", "--office", "9999"]) == 2
-    assert cli.main(["report", "--month", "11-2026"]) == 2
+    assert cli.main(["report", "--month", "2026-11", "--office", "9999"], settings=settings) == 2
+    assert cli.main(["report", "--month", "11-2026"], settings=settings) == 2
 
 
 def with_head(settings: Settings) -> Settings:
@@ -223,16 +222,15 @@ def test_first_working_day_skips_weekends_and_holidays(settings: Settings) -> No
 
 @pytest.mark.usefixtures("november")
 def test_cli_send_queues_once_per_recipient(
-    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    settings: Settings, engine: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`mailer report --send` queues the office's report for its head; a second run says it
     was already sent and queues nothing (sending off: the outbox keeps it)."""
     settings = dataclasses.replace(
         with_head(settings), outbox=dataclasses.replace(settings.outbox, enabled=False)
     )
-    monkeypatch.setattr(cli, "load_settings", lambda *_a, **_k: settings)
-    assert cli.main(["report", "--month", "2026-11", "--office", "3514", "--send"]) == 0
-    assert cli.main(["report", "--month", "2026-11", "--office", "3514", "--send"]) == 0
+    assert cli.main(["report", "--month", "2026-11", "--office", "3514", "--send"], settings=settings) == 0
+    assert cli.main(["report", "--month", "2026-11", "--office", "3514", "--send"], settings=settings) == 0
     out = capsys.readouterr().out
     assert "3514: queued" in out and "3514: already_sent" in out
     assert len(reports(engine)) == 1

@@ -46,15 +46,13 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.usefixtures("november")
-def test_report_page_renders_tables_and_charts_in_chromium(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_report_page_renders_tables_and_charts_in_chromium(settings: Settings, tmp_path: Path) -> None:
     """Chromium's DOM of `mailer report --html` has the summary table with one row per office
     and, per office, the figures table and two SVG charts with their bars (November at Pasuruan:
     5 days with tickets, 3 rating scores used); the screenshot is a real picture."""
-    monkeypatch.setattr(cli, "load_settings", lambda *_a, **_k: settings)
     page = tmp_path / "report.html"
-    assert cli.main(["report", "--month", "2026-11", "--province", "3500", "--html", str(page)]) == 0
+    argv = ["report", "--month", "2026-11", "--province", "3500", "--html", str(page)]
+    assert cli.main(argv, settings=settings) == 0
     done = chromium(tmp_path, "--dump-dom", page.as_uri())
     assert done.returncode == 0, done.stderr[-2000:]
     dom = done.stdout

@@ -199,23 +199,22 @@ def test_a_second_notice_in_the_same_round_fails_its_transaction(settings: Setti
 
 
 def test_show_and_sla_explain_the_rounds(
-    settings: Settings, engine: Engine, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    settings: Settings, engine: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`mailer show` marks the fresh start and lists the notices by round; `mailer sla` names
     the round whose deadline it explains."""
     desk = Desk(settings, engine)
     desk.play(STORIES["reply after answer"][0])
     ref = desk.ticket().ref
-    monkeypatch.setattr(cli, "load_settings", lambda *_a, **_k: settings)
     capsys.readouterr()
-    assert cli.main(["show", ref]) == 0
+    assert cli.main(["show", ref], settings=settings) == 0
     shown = capsys.readouterr().out
     assert "(clock round 2: restarted by a reply or a reopening)" in shown
     assert "[clock round 2: a fresh deadline, notices start again]" in shown
     notices = [line.split()[2:5] for line in shown.splitlines() if line.startswith("  notice    :")]
     assert notices == [["round", "1", "reminder"], ["round", "1", "office_head"],
                        ["round", "2", "reminder"], ["round", "2", "office_head"]]  # fmt: skip
-    assert cli.main(["sla", ref]) == 0
+    assert cli.main(["sla", ref], settings=settings) == 0
     assert "putaran ke-2: waktu dihitung ulang sejak 2026-11-26 10:00 WIB" in capsys.readouterr().out
 
 

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from sqlalchemy import Engine, func, select
 
 from mailer.clock import FrozenClock, SystemClock
 from mailer.daemon import open_database
 from mailer.delivery.render import Renderer
 from mailer.model import FetchedMail
+from mailer.operator.cli import main
 from mailer.pipeline import driver as pipeline_module
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
@@ -437,3 +439,51 @@ def test_tickets_list_shows_office_local_times_and_marks_late_open_tickets(
     assert f"{local:%Y-%m-%d %H:%M} WIB" in line
     assert "WIB!" in line
     assert "!: open past its deadline" in out
+
+
+# --- the command line --------------------------------------------------------------------
+
+
+@pytest.fixture
+def keep_logging() -> Any:
+    """cli.main() points logging at this test's captured stderr: put the old setup back."""
+    old = structlog.get_config()
+    yield
+    structlog.configure(**old)
+
+
+@pytest.mark.usefixtures("keep_logging")
+def test_main_runs_with_the_settings_it_is_given(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`main(argv, settings=…)` runs the command with those settings and reads no settings file;
+    without them, a `--settings` file that is missing is a configuration error (exit 2)."""
+    absent = str(tmp_path / "absent.toml")
+    assert main(["--settings", absent, "check-config"], settings=settings) == 0
+    assert f"{settings.file}: OK" in capsys.readouterr().out
+    assert main(["--settings", absent, "check-config"]) == 2
+    assert "configuration error" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("keep_logging")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status"],
+        ["dead-letters"],
+        ["dead-letters", "show", "1"],
+        ["dead-letters", "retry", "--all"],
+        ["dead-letters", "dismiss", "1", "--reason", "spam"],
+        ["outbox"],
+        ["outbox", "retry", "1"],
+    ],
+)
+def test_every_operator_command_refuses_an_unknown_office(
+    argv: list[str], settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each operator sub-command (and sub-sub-command) reaches its handler, which refuses an
+    office that is not in the settings with exit 2 before touching the database."""
+    command, *rest = argv
+    assert main([command, "--office", "9999", *rest], settings=settings) == 2
+    assert "mailer: no office 9999 in" in capsys.readouterr().err
+    assert not (tmp_path / "pst.sqlite3").exists()

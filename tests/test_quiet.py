@@ -14,7 +14,7 @@ from mailer.clock import FrozenClock
 from mailer.decide import quiet
 from mailer.delivery.render import Renderer
 from mailer.model import FetchedMail
-from mailer.operator.cli import _delivery_text
+from mailer.operator.cli_tickets import delivery_text
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from storage import db
@@ -146,4 +146,4 @@ def test_show_says_until_when_a_delivery_is_held(state: str, due_hour: int, erro
         office_code="3514", message_pk=1, envelope_from="a", envelope_to="b", state=state,
         next_attempt_at=at(WIB, 24, due_hour), last_error=error, created_at=at(WIB, 24, 3),
     )  # fmt: skip
-    assert _delivery_text(row, WIB, at(WIB, 24, 3)) == shown
+    assert delivery_text(row, WIB, at(WIB, 24, 3)) == shown

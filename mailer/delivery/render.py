@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.utils import format_datetime, formataddr
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,17 @@ from mailer.decide.rules import OWN_MAILER
 from mailer.model import ParsedMail
 from mailer.settings import WEEKDAYS, Office
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+def _templates_folder() -> Path:
+    """`mailer/templates` where a wheel installed them (pyproject.toml ships the top-level
+    templates/ folder there), else the top-level `templates/` next to the `mailer` package (a
+    checkout, or an editable install of one)."""
+    package = Path(str(resources.files("mailer")))
+    installed = package / "templates"
+    return installed if installed.is_dir() else package.parent / "templates"
+
+
+TEMPLATES = _templates_folder()
 LANGUAGES = ("id", "en")
 _DAY_NAMES = {
     "id": ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu"),

@@ -1,0 +1,158 @@
+"""`mailer status`, `mailer dead-letters [show|retry|dismiss]`, `mailer outbox [retry]`: the
+operator's view (status.py) and actions (repair.py), printed as lines, with an exit code.
+
+Each command opens (and migrates) the database, prints its lines and returns 0, or 1 when
+something needs attention or an action failed, or 2 for an office not in the settings.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from mailer.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Engine]:
+    """The settings' database, migrated; disposed of when the block ends."""
+    from storage import db
+
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.migrate(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _unknown_office(settings: Settings, office: str | None) -> bool:
+    """True (said on stderr) when `office` is given and is none of the settings' offices."""
+    if office and office not in {o.code for o in settings.offices}:
+        print(f"mailer: no office {office} in {settings.file}", file=sys.stderr)
+        return True
+    return False
+
+
+def show_status(settings: Settings, office: str | None, as_json: bool) -> int:
+    """`mailer status [--json]`: each office at a glance; 1 when something needs attention."""
+    import json
+
+    from mailer.clock import SystemClock
+    from mailer.operator import status
+    from storage import db
+
+    if _unknown_office(settings, office):
+        return 2
+    with _database(settings) as engine, db.reading(engine) as s:
+        now = SystemClock().now()
+        found = status.collect(s, settings, now, office)
+    if as_json:
+        lines = [json.dumps(status.as_json(found, settings, now), indent=2)]
+    else:
+        lines = status.text(found, settings, now)
+    print("\n".join(lines))
+    return 1 if any(st.attention(settings) for st in found) else 0
+
+
+def list_dead_letters(settings: Settings, office: str | None, resolved: bool) -> int:
+    """`mailer dead-letters [--all]`: the ones not resolved (`resolved`: every one); 0."""
+    from mailer.clock import SystemClock
+    from mailer.operator import status
+    from storage import db, repo
+
+    if _unknown_office(settings, office):
+        return 2
+    with _database(settings) as engine, db.reading(engine) as s:
+        now = SystemClock().now()
+        lines = status.dead_letter_lines(repo.dead_letters(s, office, resolved=resolved), now)
+    print("\n".join(lines))
+    return 0
+
+
+def show_dead_letter(settings: Settings, office: str | None, dead_id: int, raw: bool) -> int:
+    """`mailer dead-letters show ID [--raw]`: where, when, the whole reason and the headers (`raw`:
+    the mail's exact bytes); 1 when there is no such dead letter."""
+    from mailer.clock import SystemClock
+    from mailer.operator import status
+    from storage import db, repo
+
+    if _unknown_office(settings, office):
+        return 2
+    with _database(settings) as engine, db.reading(engine) as s:
+        now = SystemClock().now()
+        dead = repo.dead_letter(s, dead_id)
+    if dead is None:
+        print(f"mailer: no dead letter {dead_id}", file=sys.stderr)
+        return 1
+    if raw:
+        sys.stdout.buffer.write(dead.raw)
+        sys.stdout.flush()
+        return 0
+    print("\n".join(status.dead_letter_detail(dead, now)))
+    return 0
+
+
+def retry_dead_letters(settings: Settings, office: str | None, dead_id: int | None, every: bool) -> int:
+    """`mailer dead-letters retry ID|--all`: the kept mail through the pipeline again; 1 unless
+    every one was resolved."""
+    from mailer.clock import SystemClock
+    from mailer.operator import repair
+
+    if _unknown_office(settings, office):
+        return 2
+    clock = SystemClock()
+    with _database(settings) as engine:
+        if every:
+            done = repair.retry_dead_letters(settings, engine, clock, office)
+        else:
+            assert dead_id is not None  # argparse: ID or --all
+            done = [repair.retry_dead_letter(settings, engine, clock, dead_id)]
+    print("\n".join([r.line() for r in done] or ["(no dead letter to retry)"]))
+    return 0 if all(r.result == "resolved" for r in done) else 1
+
+
+def dismiss_dead_letter(settings: Settings, office: str | None, dead_id: int, reason: str) -> int:
+    """`mailer dead-letters dismiss ID --reason WHY`: resolved without processing; 1 if refused."""
+    from mailer.clock import SystemClock
+    from mailer.operator import repair
+
+    if _unknown_office(settings, office):
+        return 2
+    with _database(settings) as engine:
+        ok, said = repair.dismiss_dead_letter(engine, SystemClock(), dead_id, reason)
+    print(said)
+    return 0 if ok else 1
+
+
+def list_deliveries(settings: Settings, office: str | None, state: str | None, limit: int) -> int:
+    """`mailer outbox [--state S]`: deliveries, newest first; 0."""
+    from mailer.clock import SystemClock
+    from mailer.operator import status
+    from storage import db, repo
+
+    if _unknown_office(settings, office):
+        return 2
+    with _database(settings) as engine, db.reading(engine) as s:
+        now = SystemClock().now()
+        lines = status.delivery_lines(repo.deliveries(s, office, state, limit), now)
+    print("\n".join(lines))
+    return 0
+
+
+def retry_delivery(settings: Settings, office: str | None, outbox_id: int) -> int:
+    """`mailer outbox retry ID`: a failed delivery back in the queue; 1 if refused (e.g. sent)."""
+    from mailer.clock import SystemClock
+    from mailer.operator import repair
+
+    if _unknown_office(settings, office):
+        return 2
+    with _database(settings) as engine:
+        ok, said = repair.retry_delivery(engine, SystemClock(), outbox_id)
+    print(said)
+    return 0 if ok else 1
