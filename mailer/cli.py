@@ -115,7 +115,7 @@ def _operator_commands(sub: Any) -> None:
     dismiss.add_argument("--reason", required=True, help="why, for the record (e.g. 'spam, not a request')")
     outbox = sub.add_parser("outbox", help="deliveries, newest first; retry a failed one")
     outbox.add_argument("--office", help="office code, e.g. 3514")
-    states = ("pending", "deferred", "sending", "sent", "failed", "suppressed")  # repo.OUTBOX_STATES
+    states = ("pending", "deferred", "sending", "sent", "failed", "suppressed")  # vocabulary.ShownOutboxState
     outbox.add_argument("--state", choices=states)
     outbox.add_argument("--limit", type=int, default=50)
     outbox_sub = outbox.add_subparsers(dest="action")
@@ -156,7 +156,8 @@ def _operator(settings: Settings, args: argparse.Namespace) -> int:
 
     from mailer import repair, status
     from mailer.clock import SystemClock
-    from storage import db, repo
+    from storage import db, dead_letters, outbox
+    from storage.vocabulary import ShownOutboxState
 
     office = getattr(args, "office", None)
     if office and office not in {o.code for o in settings.offices}:
@@ -177,7 +178,7 @@ def _operator(settings: Settings, args: argparse.Namespace) -> int:
             lines = status.text(found, settings, now)
     elif args.command == "dead-letters" and action == "show":
         with db.reading(engine) as s:
-            dead = repo.dead_letter(s, args.id)
+            dead = dead_letters.dead_letter(s, args.id)
         if dead is None:
             print(f"mailer: no dead letter {args.id}", file=sys.stderr)
             return 1
@@ -198,13 +199,18 @@ def _operator(settings: Settings, args: argparse.Namespace) -> int:
         lines, code = [said], 0 if ok else 1
     elif args.command == "dead-letters":
         with db.reading(engine) as s:
-            lines = status.dead_letter_lines(repo.dead_letters(s, office, resolved=args.all), now)
+            lines = status.dead_letter_lines(dead_letters.dead_letters(s, office, resolved=args.all), now)
     elif action == "retry":
         ok, said = repair.retry_delivery(engine, clock, args.id)
         lines, code = [said], 0 if ok else 1
     else:
         with db.reading(engine) as s:
-            lines = status.delivery_lines(repo.deliveries(s, office, args.state, args.limit), now)
+            lines = status.delivery_lines(
+                outbox.deliveries(
+                    s, office, ShownOutboxState(args.state) if args.state else None, args.limit
+                ),
+                now,
+            )
     engine.dispose()
     print("\n".join(lines))
     return code
@@ -212,12 +218,12 @@ def _operator(settings: Settings, args: argparse.Namespace) -> int:
 
 def _search(settings: Settings, words: str, office: str | None, limit: int) -> int:
     """Past consultations (closed tickets) matching every word, best first, with an excerpt."""
-    from storage import db, repo
+    from storage import db, search
 
     engine = db.make_engine(settings.database_url)
     db.migrate(engine)
     with db.reading(engine) as s:
-        hits = repo.search_tickets(s, words, office=office, limit=limit)
+        hits = search.search_tickets(s, words, office=office, limit=limit)
     for hit in hits:
         closed = f"{hit.closed_at:%Y-%m-%d}" if hit.closed_at else "?"
         print(f"{hit.ref:<22} closed {closed}  {hit.subject[:70]}")
@@ -231,14 +237,14 @@ def _sla(settings: Settings, ref: str) -> int:
     the working days counted, the days skipped and why, the paused spans, the due time."""
     from mailer import lifecycle, sla
     from mailer.clock import SystemClock
-    from storage import db, repo
+    from storage import db, tickets
 
     engine = db.make_engine(settings.database_url)
     db.migrate(engine)
     with db.reading(engine) as s:
-        ticket = repo.ticket_by_ref(s, ref)
-        clock = repo.ticket_clock(s, ticket.id) if ticket is not None else None
-        ticket_kind = repo.ticket_kind(s, ticket.id) if ticket is not None else "request"
+        ticket = tickets.ticket_by_ref(s, ref)
+        clock = tickets.ticket_clock(s, ticket.id) if ticket is not None else None
+        ticket_kind = tickets.ticket_kind(s, ticket.id) if ticket is not None else "request"
     if ticket is None or clock is None:
         print(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
@@ -359,13 +365,16 @@ async def _run(settings: Settings, forever: bool) -> int:
 
 
 def _tickets(settings: Settings, office: str | None, state: str | None, limit: int) -> int:
-    from storage import db, repo
+    from storage import db, tickets
+    from storage.flags import address_flags
+    from storage.vocabulary import TicketState
 
     engine = db.make_engine(settings.database_url)
     db.migrate(engine)
     with db.reading(engine) as s:
-        rows = repo.list_tickets(s, office=office, state=state, limit=limit)
-        flags = repo.address_flags(s, office)
+        wanted = TicketState(state) if state in set(TicketState) else None  # no such state: no tickets
+        rows = [] if state and wanted is None else tickets.list_tickets(s, office, wanted, limit)
+        flags = address_flags(s, office)
     now = datetime.now(UTC)
     offices = {o.code: o for o in settings.offices}
     header = f"{'REFERENCE':<22} {'STATE':<9} {'RECEIVED':<20} {'DUE':<20} {'MSGS':>4}"
@@ -397,20 +406,22 @@ def _local(at: datetime, office: Office | None) -> str:
 def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
     from mailer import escalate, lifecycle
     from mailer.clock import SystemClock
-    from storage import db, repo
+    from storage import conversations, db, ratings, sweeps, tickets
+    from storage.flags import address_flags
+    from storage.messages import attachments_of, ticket_with_messages
 
     engine = db.make_engine(settings.database_url)
     db.migrate(engine)
     with db.reading(engine) as s:
-        found = repo.ticket_with_messages(s, ref)
-        history = repo.ticket_events(s, found[0].id) if found and found[0].id is not None else []
-        flags = repo.address_flags(s, found[0].office_code) if found else {}
+        found = ticket_with_messages(s, ref)
+        history = tickets.ticket_events(s, found[0].id) if found and found[0].id is not None else []
+        flags = address_flags(s, found[0].office_code) if found else {}
         assert found is None or found[0].id is not None
-        links = repo.ticket_links(s, found[0].id) if found and found[0].id else []
-        people = repo.ticket_participants(s, found[0].id) if found and found[0].id else {}
-        files = repo.attachments_of(s, [m.id for m, _ in found[1] if m.id is not None]) if found else {}
-        rated = repo.rating_of(s, found[0].id) if found and found[0].id else None
-        notices = repo.notices_of(s, found[0].id) if found and found[0].id else []
+        links = conversations.ticket_links(s, found[0].id) if found and found[0].id else []
+        people = conversations.ticket_participants(s, found[0].id) if found and found[0].id else {}
+        files = attachments_of(s, [m.id for m, _ in found[1] if m.id is not None]) if found else {}
+        rated = ratings.rating_of(s, found[0].id) if found and found[0].id else None
+        notices = sweeps.notices_of(s, found[0].id) if found and found[0].id else []
     if found is None:
         print(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
