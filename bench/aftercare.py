@@ -22,11 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mailer import closing, monthly  # noqa: E402  (after the path set-up, to run as a script)
 from mailer.clock import FrozenClock  # noqa: E402
 from mailer.daemon import open_database  # noqa: E402
-from mailer.render import Renderer  # noqa: E402
+from mailer.delivery.render import Renderer  # noqa: E402
 from mailer.settings import load_settings  # noqa: E402
+from mailer.timed import closing, monthly  # noqa: E402  (after the path set-up, to run as a script)
 from storage import db, messages, ratings, tickets  # noqa: E402
 
 

@@ -1,5 +1,5 @@
-"""How fast mailer.parse reads a backlog: mails/s on one core, and how many had defects; and
-what the reply trimmer (mailer.trim) costs per mail and how well it trims.
+"""How fast mailer.intake.parse reads a backlog: mails/s on one core, and how many had defects; and
+what the reply trimmer (mailer.decide.trim) costs per mail and how well it trims.
 
 Generates the consultation corpus with ../shared/tools/gen_corpus.py (5,000 mails by default,
 one NNNNNN.eml per mail) into a temporary folder, reads every file into memory, then parses
@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mailer.parse import parse  # noqa: E402  (after the path set-up, to run as a script)
-from mailer.trim import trim  # noqa: E402
+from mailer.decide.trim import trim  # noqa: E402
+from mailer.intake.parse import parse  # noqa: E402  (after the path set-up, to run as a script)
 
 GEN_CORPUS = ROOT.parent / "shared" / "tools" / "gen_corpus.py"
 TRIM_CORPUS = ROOT.parent / "shared" / "corpora" / "email_reply_trimmer"

@@ -34,12 +34,14 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 
-from mailer import digest, escalate, log, sla  # noqa: E402
+from mailer import log  # noqa: E402
 from mailer.clock import FrozenClock  # noqa: E402
 from mailer.daemon import open_database  # noqa: E402
-from mailer.render import Renderer  # noqa: E402
+from mailer.decide import sla  # noqa: E402
+from mailer.delivery.render import Renderer  # noqa: E402
 from mailer.settings import Province, Settings, load_settings  # noqa: E402
-from mailer.sweep import MAX_TICKETS_PER_LEVEL, Sweeper  # noqa: E402
+from mailer.timed import digest, escalate  # noqa: E402
+from mailer.timed.sweep import MAX_TICKETS_PER_LEVEL, Sweeper  # noqa: E402
 from storage import db, overview, sweeps  # noqa: E402
 
 OUT = ROOT / "bench" / "out"

@@ -1,5 +1,5 @@
 import sys
 
-from mailer.cli import main
+from mailer.operator.cli import main
 
 sys.exit(main())

@@ -13,16 +13,17 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from mailer import aftercare, log
+from mailer import log
 from mailer.clock import Clock, SystemClock
-from mailer.fetch import MailboxWatcher
+from mailer.delivery.outbox import OutboxSender
+from mailer.delivery.render import Renderer
+from mailer.delivery.sending import SenderProcess
+from mailer.intake.fetch import MailboxWatcher
 from mailer.model import Role
-from mailer.outbox import OutboxSender
-from mailer.pipeline import Pipeline
-from mailer.render import Renderer
-from mailer.sending import SenderProcess
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
-from mailer.sweep import Sweeper, SweepReport
+from mailer.timed import aftercare
+from mailer.timed.sweep import Sweeper, SweepReport
 from storage import db, offices
 
 logger = log.get(__name__)

@@ -105,3 +105,13 @@ class Decision:
     reason: str
     acknowledge: bool
     spam: bool = False  # the receiving server's spam filter says spam: its ticket opens closed
+
+
+class Outcome(StrEnum):
+    """What processing one mail did."""
+
+    TICKET_CREATED = "ticket_created"
+    FOLLOWUP = "followup"
+    RECORDED = "recorded"  # kept, not on a ticket (auto-reply, bounce, list mail)
+    DUPLICATE = "duplicate"
+    DEAD_LETTER = "dead_letter"

@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv" >&2
     "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import mailer.cli, imapclient, aiosmtplib, sqlmodel, alembic, structlog, babel, holidays, authres, tnefparse, compressed_rtf, striprtf, pytest" 2>/dev/null \
+if ! .venv/bin/python -c "import mailer.operator.cli, imapclient, aiosmtplib, sqlmodel, alembic, structlog, babel, holidays, authres, tnefparse, compressed_rtf, striprtf, pytest" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.installed ]; then
     echo "setup: installing the project into .venv" >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2

@@ -149,7 +149,7 @@ class MessageRow(SQLModel, table=True):
     sent_at: datetime | None = utc_column(nullable=True)  # the Date header
     stored_at: datetime = utc_column()
     body_text: str = text_column()  # the full decoded text (HTML made readable), quotes and all
-    # What the person wrote: body_text without quoted history and signature (mailer.trim)
+    # What the person wrote: body_text without quoted history and signature (mailer.decide.trim)
     body_trimmed: str = Field(default="", sa_column=Column(Text(), nullable=False, server_default=""))
     defects: str = text_column()
     raw_sha256: str = Field(max_length=64)

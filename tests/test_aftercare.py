@@ -16,13 +16,15 @@ import pytest
 import structlog
 from sqlalchemy import Engine, select
 
-from mailer import cli, closing, complaint, rating
 from mailer.clock import FrozenClock
+from mailer.decide import complaint, rating
+from mailer.delivery.render import Renderer
 from mailer.errors import ConfigError
-from mailer.model import Address, FetchedMail, ParsedMail
-from mailer.pipeline import Outcome, Pipeline
-from mailer.render import Renderer
+from mailer.model import Address, FetchedMail, Outcome, ParsedMail
+from mailer.operator import cli
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings, load_settings
+from mailer.timed import closing
 from storage import conversations, db, flags, ratings, tickets
 from storage.tables import MessageRow, OutboxRow, Rating, Ticket, TicketEvent
 from tests.conftest import ROOT, make_mail, office_env

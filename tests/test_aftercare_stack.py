@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from mailer.clock import FrozenClock
+from mailer.decide.threader import filetime
 from mailer.settings import Settings
-from mailer.threader import filetime
 from storage import db, ratings
 from storage.tables import Ticket
 from tests import mailstack

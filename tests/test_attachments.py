@@ -14,13 +14,19 @@ import compressed_rtf
 import pytest
 from sqlalchemy import Engine, select
 
-from mailer.attachments import MAX_NAME_BYTES, MAX_NAME_CHARS, attachment_rows, safe_filename, unique_names
 from mailer.clock import FrozenClock
+from mailer.delivery.render import Renderer
 from mailer.errors import ConfigError
-from mailer.model import Attachment, FetchedMail
-from mailer.parse import parse
-from mailer.pipeline import Outcome, Pipeline
-from mailer.render import Renderer
+from mailer.intake.attachments import (
+    MAX_NAME_BYTES,
+    MAX_NAME_CHARS,
+    attachment_rows,
+    safe_filename,
+    unique_names,
+)
+from mailer.intake.parse import parse
+from mailer.model import Attachment, FetchedMail, Outcome
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import AttachmentSettings, Settings, load_settings
 from storage import db
 from storage.tables import AttachmentRow, MessageRow

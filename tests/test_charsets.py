@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailer.decode import decode_text
-from mailer.parse import parse
+from mailer.intake.decode import decode_text
+from mailer.intake.parse import parse
 
 
 def _mail(headers: bytes, body: bytes) -> bytes:

@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, select
 
-from mailer import complaint
 from mailer.clock import FrozenClock
-from mailer.model import Address, FetchedMail, ParsedMail, Role
-from mailer.pipeline import Outcome, Pipeline
-from mailer.render import Renderer
+from mailer.decide import complaint
+from mailer.delivery.render import Renderer
+from mailer.model import Address, FetchedMail, Outcome, ParsedMail, Role
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from storage import cursors, db, flags, tickets
 from storage.tables import EarlyAnswer, MessageRow, Ticket, TicketEvent

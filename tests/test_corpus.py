@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from mailer.daemon import Daemon
-from mailer.parse import parse
-from mailer.pipeline import dedupe_key
+from mailer.intake.parse import parse
+from mailer.pipeline.driver import dedupe_key
 from mailer.settings import Settings
 from storage import db
 from storage.tables import DeadLetter, MessageRow

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from mailer import digest
 from mailer.clock import FrozenClock
-from mailer.render import Renderer
+from mailer.delivery.render import Renderer
 from mailer.settings import Settings
-from mailer.sweep import Sweeper
+from mailer.timed import digest
+from mailer.timed.sweep import Sweeper
 from storage import db, tickets
 from storage.tables import DigestRow, MessageRow
 from tests.conftest import ROOT, office_env

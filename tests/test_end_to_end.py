@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from mailer import sla
 from mailer.daemon import Daemon, PassReport
-from mailer.render import promised_date_text
+from mailer.decide import sla
+from mailer.delivery.render import promised_date_text
 from mailer.settings import Settings
 from storage import cursors, db
 from storage.tables import MessageRow, OutboxRow, Ticket

@@ -15,16 +15,17 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, func, select
 
-from mailer import escalate, rules, sla
 from mailer.clock import FrozenClock
 from mailer.daemon import open_database
+from mailer.decide import rules, sla
+from mailer.delivery.render import Renderer
 from mailer.errors import ConfigError
-from mailer.model import FetchedMail, MailKind
-from mailer.parse import parse
-from mailer.pipeline import Outcome, Pipeline
-from mailer.render import Renderer
+from mailer.intake.parse import parse
+from mailer.model import FetchedMail, MailKind, Outcome
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings, load_settings
-from mailer.sweep import Sweeper, SweepReport
+from mailer.timed import escalate
+from mailer.timed.sweep import Sweeper, SweepReport
 from storage import db, tickets
 from storage.tables import MessageRow, OutboxRow, TicketNotice
 from tests.conftest import make_mail, office_env, requester

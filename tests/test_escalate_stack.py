@@ -13,10 +13,10 @@ from email import policy
 
 import pytest
 
-from mailer import escalate
 from mailer.clock import FrozenClock
 from mailer.daemon import Daemon
 from mailer.settings import Settings
+from mailer.timed import escalate
 from storage import db, sweeps, tickets
 from tests import mailstack
 from tests.conftest import make_mail, requester

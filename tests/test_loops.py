@@ -11,12 +11,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
-from mailer import guard
 from mailer.clock import FrozenClock
 from mailer.daemon import open_database
-from mailer.model import FetchedMail
-from mailer.pipeline import Outcome, Pipeline
-from mailer.render import Renderer
+from mailer.delivery import guard
+from mailer.delivery.render import Renderer
+from mailer.model import FetchedMail, Outcome
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from storage import db, flags
 from storage.tables import MessageRow, OutboxRow, Ticket, TicketEvent

@@ -18,7 +18,7 @@ import pytest
 import structlog
 from sqlalchemy import func, select
 
-from mailer import cli
+from mailer.operator import cli
 from mailer.settings import Settings
 from storage import db, flags
 from storage.tables import MessageRow, OutboxRow

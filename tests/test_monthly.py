@@ -14,10 +14,11 @@ import pytest
 import structlog
 from sqlalchemy import Engine, select
 
-from mailer import cli, monthly
 from mailer.clock import FrozenClock
-from mailer.render import Renderer
+from mailer.delivery.render import Renderer
+from mailer.operator import cli
 from mailer.settings import Settings
+from mailer.timed import monthly
 from storage import db, ratings, tickets
 from storage.tables import MessageRow, OutboxRow
 

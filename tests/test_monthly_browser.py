@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from mailer import cli
+from mailer.operator import cli
 from mailer.settings import Settings
 from tests.test_monthly import november  # noqa: F401  (the hand-computed month, a fixture)
 

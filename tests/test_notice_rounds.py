@@ -15,13 +15,15 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, select, text
 
-from mailer import cli, digest, escalate, lifecycle
 from mailer.clock import FrozenClock
+from mailer.decide import lifecycle
+from mailer.delivery.render import Renderer
 from mailer.model import FetchedMail, Role
-from mailer.pipeline import Pipeline
-from mailer.render import Renderer
+from mailer.operator import cli
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
-from mailer.sweep import Sweeper
+from mailer.timed import digest, escalate
+from mailer.timed.sweep import Sweeper
 from storage import db, sweeps, tickets
 from storage.tables import Ticket, TicketNotice
 from tests.conftest import make_mail

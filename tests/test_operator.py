@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from mailer import pipeline as pipeline_module
 from mailer.clock import FrozenClock, SystemClock
 from mailer.daemon import open_database
+from mailer.delivery.render import Renderer
 from mailer.model import FetchedMail
-from mailer.pipeline import Pipeline
-from mailer.render import Renderer
+from mailer.pipeline import driver as pipeline_module
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from storage import db, dead_letters, outbox
 from storage.tables import DeadLetter, MessageRow, OutboxRow, Ticket
@@ -383,7 +383,7 @@ def test_status_lists_and_retry_on_postgresql(
 ) -> None:
     """On PostgreSQL: the status counts, the dead-letter and outbox lists (size of the bytes, a
     deferred delivery), a retry that fails again, one that resolves, a failed delivery released."""
-    from mailer import repair, status
+    from mailer.operator import repair, status
 
     def broken(*_args: object) -> None:
         raise RuntimeError("threader bug")

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from mailer.clock import FrozenClock
+from mailer.decide.threader import filetime
 from mailer.settings import Settings
-from mailer.threader import filetime
 from storage import db
 from storage.tables import MessageRow, OutboxRow
 from tests import mailstack

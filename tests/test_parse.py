@@ -1,4 +1,4 @@
-"""mailer.parse: bytes → ParsedMail, never crashing, checked against imap_tools' expectations,
+"""mailer.intake.parse: bytes → ParsedMail, never crashing, checked against imap_tools' expectations,
 the generated consultation corpus and hand-written cases of what Indonesian mail looks like."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from mailer.errors import ParseError
+from mailer.intake.parse import parse
 from mailer.model import Address, ParsedMail
-from mailer.parse import parse
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 IMAP_TOOLS = SHARED / "corpora" / "imap_tools"

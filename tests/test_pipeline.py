@@ -8,12 +8,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
-from mailer import pipeline as pipeline_module
 from mailer.clock import FrozenClock
+from mailer.delivery.render import Renderer
 from mailer.errors import ParseError
-from mailer.model import FetchedMail
-from mailer.pipeline import Outcome, Pipeline
-from mailer.render import Renderer
+from mailer.model import FetchedMail, Outcome
+from mailer.pipeline import driver as pipeline_module
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from storage import cursors, db, tickets
 from storage.tables import DeadLetter, MessageRow, OutboxRow, Ticket

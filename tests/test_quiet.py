@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, select
 
-from mailer import quiet
-from mailer.cli import _delivery_text
 from mailer.clock import FrozenClock
+from mailer.decide import quiet
+from mailer.delivery.render import Renderer
 from mailer.model import FetchedMail
-from mailer.pipeline import Pipeline
-from mailer.render import Renderer
+from mailer.operator.cli import _delivery_text
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from storage import db
 from storage.tables import OutboxRow

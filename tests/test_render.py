@@ -13,13 +13,13 @@ from typing import cast
 import pytest
 from markupsafe import escape
 
+from mailer.decide.rules import acknowledgement_recipient, decide
+from mailer.decide.sla import due_at
+from mailer.decide.threader import ticket_tag
+from mailer.delivery.render import Outgoing, Renderer, hours_text
+from mailer.intake.parse import parse
 from mailer.model import MailKind, ParsedMail
-from mailer.parse import parse
-from mailer.render import Outgoing, Renderer, hours_text
-from mailer.rules import acknowledgement_recipient, decide
 from mailer.settings import Office, OfficeHours, Settings, load_settings
-from mailer.sla import due_at
-from mailer.threader import ticket_tag
 from tests.conftest import OFFICE_CODES, ROOT, make_mail, office_env
 
 RECEIVED = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 09:00 WIB, 11:00 WIT

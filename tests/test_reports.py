@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from mailer.decide.rules import decide
+from mailer.intake.bounces import Recipient, read_report
+from mailer.intake.parse import parse
 from mailer.model import MailKind
-from mailer.parse import parse
-from mailer.reports import Recipient, read_report
-from mailer.rules import decide
 from tests.conftest import OFFICE_CODES, make_mail
 
 SAMPLES = Path(__file__).parent / "samples" / "reports"

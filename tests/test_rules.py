@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from mailer.decide.rules import acknowledgement_recipient, decide, is_own_message_id, language, spam_verdict
+from mailer.delivery.render import new_message_id
+from mailer.intake.parse import parse
 from mailer.model import Address, MailKind, ParsedMail
-from mailer.parse import parse
-from mailer.render import new_message_id
-from mailer.rules import acknowledgement_recipient, decide, is_own_message_id, language, spam_verdict
 from mailer.settings import Settings
 from tests.conftest import OFFICE_CODES, make_mail
 

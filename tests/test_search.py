@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 
 from mailer.clock import FrozenClock
 from mailer.daemon import open_database
+from mailer.delivery.render import Renderer
 from mailer.model import FetchedMail
-from mailer.pipeline import Pipeline
-from mailer.render import Renderer
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from storage import db, search, tickets
 from tests.conftest import make_mail

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from mailer.delivery.smtp import Submitter
 from mailer.errors import PermanentError, TransientError
 from mailer.settings import Secret, SmtpSettings
-from mailer.smtp import Submitter
 from tests import mailstack
 from tests.conftest import ROOT, make_mail, office_env, requester
 from tests.test_restart import sent_in, wait_until, write_settings

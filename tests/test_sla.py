@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import holidays
 import pytest
 
-from mailer.lifecycle import clock_basis
+from mailer.decide.lifecycle import clock_basis
+from mailer.decide.sla import clock_start, deadline, due_at, is_working_day, office_time
 from mailer.settings import Office, Settings, load_settings
-from mailer.sla import clock_start, deadline, due_at, is_working_day, office_time
 from tests.conftest import ROOT, office_env
 
 WIB = ZoneInfo("Asia/Jakarta")

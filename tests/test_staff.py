@@ -12,12 +12,13 @@ import pytest
 import structlog
 from sqlalchemy import Engine, select
 
-from mailer import cli, staff
 from mailer.clock import FrozenClock
-from mailer.model import Address, FetchedMail, ParsedMail, Role
-from mailer.parse import parse
-from mailer.pipeline import Outcome, Pipeline
-from mailer.render import Renderer
+from mailer.decide import staff
+from mailer.delivery.render import Renderer
+from mailer.intake.parse import parse
+from mailer.model import Address, FetchedMail, Outcome, ParsedMail, Role
+from mailer.operator import cli
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings, StaffSettings
 from storage import db, messages, tickets
 from storage.tables import MessageRow, OutboxRow, Ticket, TicketEvent

@@ -13,9 +13,9 @@ from sqlmodel import Session, SQLModel, select
 
 from mailer.clock import FrozenClock
 from mailer.daemon import open_database
-from mailer.model import FetchedMail
-from mailer.pipeline import Outcome, Pipeline
-from mailer.render import Renderer
+from mailer.delivery.render import Renderer
+from mailer.model import FetchedMail, Outcome
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from storage import conversations, cursors, db, messages, outbox, tickets
 from storage.messages import NewMessage

@@ -13,10 +13,10 @@ from sqlalchemy import Engine, select
 
 from mailer.clock import FrozenClock
 from mailer.daemon import open_database
+from mailer.delivery.outbox import enqueue, suppression_reason
+from mailer.delivery.render import Outgoing, Renderer
 from mailer.model import FetchedMail
-from mailer.outbox import enqueue, suppression_reason
-from mailer.pipeline import Pipeline
-from mailer.render import Outgoing, Renderer
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from storage import db, flags, outbox, tickets
 from storage.tables import OutboxRow

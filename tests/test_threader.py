@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailer.threader import (
+from mailer.decide.threader import (
     filetime,
     normalise_subject,
     outlook_hints,

@@ -14,15 +14,15 @@ import pytest
 import structlog
 from sqlalchemy import Engine, func, select
 
-from mailer import sla
 from mailer.clock import FrozenClock
 from mailer.daemon import open_database
+from mailer.decide import sla
+from mailer.decide.threader import CONVERSATION_BYTES, outlook_hints
+from mailer.delivery.render import Renderer
 from mailer.errors import ConfigError
-from mailer.model import FetchedMail
-from mailer.pipeline import Outcome, Pipeline
-from mailer.render import Renderer
+from mailer.model import FetchedMail, Outcome
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings, load_settings
-from mailer.threader import CONVERSATION_BYTES, outlook_hints
 from storage import conversations, db
 from storage.tables import MessageRow, OutboxRow, Ticket
 from storage.tickets import close_ticket, list_tickets
@@ -281,7 +281,7 @@ def test_show_lists_people_and_links_both_ways(
     tmp_path: Path, clock: FrozenClock, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`mailer show` prints a ticket's participants and its links, on the old and the new ticket."""
-    from mailer import cli
+    from mailer.operator import cli
 
     text = (
         (ROOT / "settings.toml").read_text().replace('"var/pst-mailer.sqlite3"', f'"{tmp_path}/show.sqlite3"')

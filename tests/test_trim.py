@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailer.trim import trim
+from mailer.decide.trim import trim
 from tests.conftest import SHARED
 
 CORPUS = SHARED / "corpora" / "email_reply_trimmer"

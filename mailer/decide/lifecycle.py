@@ -1,0 +1,122 @@
+"""A ticket's states and what moves it between them. Pure: the pipeline applies the result.
+
+    open ──staff answer──▶ answered ──7 days quiet (later issue)──▶ closed
+      │                      │  ▲
+      │ #tunggu              │  └── requester's pure thank-you: stays answered
+      ▼                      ▼
+    waiting ◀──#tunggu── requester writes again ──▶ open, with a fresh SLA clock
+
+- `open`: awaiting the office's answer; the SLA clock runs.
+- `answered`: the office answered (or settled it without a reply: #terjawab, #terimakasih,
+  #spam, #duplikat); the clock is stopped.
+- `waiting`: the office waits for the requester (#tunggu); the clock is paused.
+- `closed`: done (#selesai / #tutup).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from mailer.decide.staff import Command
+
+OPEN, ANSWERED, WAITING, CLOSED = "open", "answered", "waiting", "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What happens to a ticket: its new state, the event recorded, and side effects."""
+
+    state: str
+    event: str  # answered | waiting | resumed | replied | thanked | settled | closed | reopened | note
+    resolution: str | None = None  # None: unchanged; "" clears it
+    fresh_clock: bool = False  # the SLA clock starts again from this mail
+    resume: bool = False  # the paused clock runs again: the deadline moves by the pause
+    first_response: bool = False  # counts as the office's answer (first response, if the first)
+    detail: str = ""
+
+
+def requester_wrote(state: str, thanks: bool) -> Change | None:
+    """The requester (or someone on the ticket) wrote again. A reply after an answer reopens the
+    ticket with a fresh clock, except a pure thank-you; a reply while waiting resumes it."""
+    if state == ANSWERED:
+        if thanks:
+            return Change(ANSWERED, "thanked", detail="a thank-you: the ticket stays answered")
+        return Change(OPEN, "replied", resolution="", fresh_clock=True, detail="the requester wrote again")
+    if state == WAITING:
+        return Change(OPEN, "resumed", resolution="", resume=True, detail="the requester answered")
+    return None  # open: nothing changes; closed: the threader decides (reopen or a new ticket)
+
+
+def requester_reopened() -> Change:
+    """The requester wrote on a closed ticket within `threading.reopen_days` (the threader
+    decided): it opens again with a fresh clock."""
+    detail = "the requester wrote again within the reopen window"
+    return Change(OPEN, "reopened", resolution="", fresh_clock=True, detail=detail)
+
+
+def staff_answered(state: str) -> Change:
+    """An officer's answer reached the requester: the clock stops."""
+    return Change(ANSWERED, "answered", resolution="answered", first_response=True)
+
+
+def staff_command(state: str, command: Command) -> Change:
+    """An officer's command word, sent only to the office."""
+    detail = f"#{command.word}"
+    if command.action == "close":
+        return Change(CLOSED, "closed", resolution=command.resolution, detail=detail)
+    if command.action == "wait":
+        return Change(WAITING, "waiting", detail=detail)
+    if command.action == "settle":
+        return Change(ANSWERED, "settled", resolution=command.resolution, detail=detail)
+    if command.action == "reopen":
+        return Change(OPEN, "reopened", resolution="", fresh_clock=True, detail=detail)
+    return Change(state, "note", detail=detail)
+
+
+def staff_comment(state: str) -> Change:
+    """Staff talking inside the office about the ticket (a reply to a reminder or an escalation
+    notice, #catatan): recorded, nothing changes."""
+    return Change(state, "note", detail="a reply to a notice")
+
+
+def staff_note(state: str) -> Change:
+    """An officer wrote to the office in the ticket's conversation without a command: per the
+    issue, that too is the office answering (the officer answered elsewhere and filed it)."""
+    detail = "sent to the office"
+    return Change(ANSWERED, "answered", resolution="answered", first_response=True, detail=detail)
+
+
+# Events after which the clock counts afresh from the event's time: each starts a new round
+# of the clock (tickets.clock_round), with its own reminder and escalation ladder.
+FRESH_CLOCK_EVENTS = frozenset({"replied", "reopened"})
+
+
+def clock_round(history: Sequence[tuple[datetime, str, str]]) -> int:
+    """The round of a ticket's SLA clock after its history of (at, event, state after): 1 from
+    the request, one more at each fresh start. A pause (`waiting`, then `resumed`) moves the
+    deadline within the round; an answer stops the clock without ending the round."""
+    return 1 + sum(1 for _, event, _ in history if event in FRESH_CLOCK_EVENTS)
+
+
+def clock_basis(
+    received_at: datetime, history: Sequence[tuple[datetime, str, str]], now: datetime
+) -> tuple[datetime, list[tuple[datetime, datetime]]]:
+    """Where a ticket's SLA clock counts from, and the spans it was paused, from its history of
+    (at, event, state after): the receipt, or the last fresh start (a reply after an answer, a
+    reopening); every span spent in `waiting` since then, the open one ending `now`."""
+    start, waiting_since = received_at, None
+    paused: list[tuple[datetime, datetime]] = []
+    for at, event, state in history:
+        if event in FRESH_CLOCK_EVENTS:
+            start, waiting_since = at, None
+            paused = []
+        elif state == WAITING:
+            waiting_since = waiting_since or at
+        elif waiting_since is not None:
+            paused.append((waiting_since, at))
+            waiting_since = None
+    if waiting_since is not None:
+        paused.append((waiting_since, now))
+    return start, paused

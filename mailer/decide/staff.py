@@ -1,0 +1,201 @@
+"""Who wrote a mail — a member of the public, or the office's staff answering them — and what an
+officer asks of a ticket. Pure: no database, no network.
+
+Staff mail is recognised by where it was found and who sent it, never by what it says:
+- in the office account's Sent folder (only the account itself can put mail there);
+- from the office's own address, or from a staff address of the settings (`staff.addresses`,
+  `staff.domains`), arriving in the office mailbox because the office is in To/Cc.
+When `staff.require_authentication` is on, a From header is not taken on its word: the mail
+counts as staff only if the office's receiving server (`staff.authserv_ids`) passed it in its
+Authentication-Results header (DMARC pass, or DKIM/SPF pass aligned with the sender's domain).
+
+Officers steer a ticket with a command word (`#selesai`, `#tunggu`, …) at the start of the
+subject or of the first line they write, in a mail sent only to office addresses, so that the
+requester never sees it (README, "Untuk petugas PST").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+import authres
+
+from mailer.decide.trim import trim
+from mailer.model import ParsedMail, Role
+from mailer.settings import Office, StaffSettings
+
+_FEATURES = authres.all_features()
+
+
+@dataclass(frozen=True, slots=True)
+class Officer:
+    """A staff author: the address, and how we know ("sent_folder", "office_account",
+    "staff_address"; with ", authenticated" when Authentication-Results vouched for it)."""
+
+    email: str
+    how: str
+
+    def formatted(self) -> str:
+        return f"{self.email} ({self.how})"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """What an officer asked: the word as written, and what it does to the ticket."""
+
+    word: str
+    action: str  # close | wait | settle | note | reopen
+    resolution: str  # closed | answered | thanks | spam | duplicate | "" (no change)
+
+
+# Command words, Indonesian first; each also in English. A command starts with "#".
+COMMANDS: dict[str, tuple[str, str]] = {
+    "selesai": ("close", "closed"),
+    "tutup": ("close", "closed"),
+    "close": ("close", "closed"),
+    "tunggu": ("wait", ""),
+    "menunggu": ("wait", ""),
+    "wait": ("wait", ""),
+    "terjawab": ("settle", "answered"),
+    "answered": ("settle", "answered"),
+    "terimakasih": ("settle", "thanks"),
+    "thanks": ("settle", "thanks"),
+    "spam": ("settle", "spam"),
+    "duplikat": ("settle", "duplicate"),
+    "duplicate": ("settle", "duplicate"),
+    "catatan": ("note", ""),
+    "note": ("note", ""),
+    "buka": ("reopen", ""),
+    "reopen": ("reopen", ""),
+}
+_COMMAND = re.compile(r"(?:^|\s)#([a-z]+)\b", re.IGNORECASE)
+_TICKET_REF = re.compile(r"\bPST-\d{4}-\d{4}-\d{5,}\b")
+
+
+def identify(
+    mail: ParsedMail, raw: bytes, office: Office, role: Role, own_addresses: frozenset[str]
+) -> tuple[Officer | None, str]:
+    """The officer who wrote this mail, or None; with a reason when a staff-looking mail was not
+    taken as staff (logged by the caller)."""
+    sender = mail.from_.email if mail.from_ else ""
+    if role is Role.SENT:
+        return Officer(sender or office.email, "sent_folder"), ""
+    if sender == office.email:
+        how = "office_account"
+    elif sender in own_addresses:
+        return None, ""  # another office of this desk: not this office's staff
+    elif sender and office.staff.knows(sender):
+        how = "staff_address"
+    else:
+        return None, ""
+    policy = office.staff
+    if not policy.require_authentication:
+        return Officer(sender, how), ""
+    passed, why = authenticated(raw, sender, policy)
+    if not passed:
+        return None, f"{sender} looks like staff but is not authenticated: {why}"
+    return Officer(sender, f"{how}, authenticated ({why})"), ""
+
+
+def authenticated(raw: bytes, sender: str, policy: StaffSettings) -> tuple[bool, str]:
+    """Whether the office's own receiving server passed this mail for the sender's domain.
+
+    Only the topmost Authentication-Results header written by one of `policy.authserv_ids`
+    counts (RFC 8601 §5: the receiving server adds its own above the others and removes forged
+    ones bearing its name). Passing means DMARC pass for the From domain, or DKIM pass with a
+    signing domain aligned with it, or SPF pass with an aligned envelope sender."""
+    domain = sender.rpartition("@")[2]
+    headers = BytesHeaderParser(policy=compat32).parsebytes(raw).get_all("Authentication-Results") or []
+    for value in headers:
+        text = re.sub(r"\r?\n[ \t]+", " ", str(value)).strip()
+        try:
+            header = _FEATURES.parse_value(text)
+        except (authres.AuthResError, ValueError, IndexError) as exc:
+            return False, f"unreadable Authentication-Results: {exc}"
+        if str(header.authserv_id).lower() not in policy.authserv_ids:
+            continue
+        verdicts = []
+        for result in header.results:
+            method, outcome = str(result.method).lower(), str(result.result).lower()
+            verdicts.append(f"{method}={outcome}")
+            if outcome != "pass":
+                continue
+            if method == "dmarc" and _aligned(_domain_of(getattr(result, "header_from", "")), domain):
+                return True, "dmarc=pass"
+            if method == "dkim" and _aligned(_domain_of(getattr(result, "header_d", "")), domain):
+                return True, "dkim=pass, aligned"
+            if method == "spf" and _aligned(_domain_of(getattr(result, "smtp_mailfrom", "")), domain):
+                return True, "spf=pass, aligned"
+        return False, f"{header.authserv_id} says {', '.join(verdicts) or 'nothing'} for {domain}"
+    return False, "no Authentication-Results from " + ", ".join(policy.authserv_ids)
+
+
+def _domain_of(value: object) -> str:
+    return str(value or "").strip().lower().rpartition("@")[2]
+
+
+def _aligned(other: str, domain: str) -> bool:
+    """Relaxed DMARC alignment, approximated: one domain is the other or a subdomain of it."""
+    if not other or not domain:
+        return False
+    return other == domain or other.endswith("." + domain) or domain.endswith("." + other)
+
+
+def command(mail: ParsedMail, own_addresses: frozenset[str]) -> tuple[Command | None, str]:
+    """The officer's command in this mail, if any; with a reason when a command word is ignored
+    because the mail also went to someone outside the office (they would have seen it)."""
+    visible = trim(mail.text)[0]
+    first_line = next((line for line in visible.splitlines() if line.strip()), "")
+    found = None
+    for place in (mail.subject, first_line):
+        match = _COMMAND.search(place)
+        if match and match.group(1).lower() in COMMANDS:
+            word = match.group(1).lower()
+            found = Command(word, *COMMANDS[word])
+            break
+    if found is None:
+        return None, ""
+    outside = [a.email for a in (*mail.to, *mail.cc) if a.email not in own_addresses]
+    if outside:
+        return None, f"#{found.word} ignored: the mail also went to {', '.join(outside)}"
+    return found, ""
+
+
+def ticket_refs(mail: ParsedMail) -> list[str]:
+    """Ticket references written in the subject or the body (officers paste them)."""
+    return list(dict.fromkeys(_TICKET_REF.findall(f"{mail.subject}\n{mail.text[:5000]}")))
+
+
+def goes_outside(mail: ParsedMail, own_addresses: frozenset[str]) -> bool:
+    """Whether anyone outside the desk's office addresses is in To/Cc."""
+    return any(a.email not in own_addresses for a in (*mail.to, *mail.cc))
+
+
+# --- the requester's side -------------------------------------------------------------------
+
+_THANKS = re.compile(
+    r"\b(terima\s*kasih|terimakasih|trima\s*kasih|makasih|makasi|thanks?|thank\s+you|thx|tq|tks|"
+    r"matur\s+nuwun|hatur\s+nuhun|nuhun)\b",
+    re.IGNORECASE,
+)
+# Words that make a short mail more than a thank-you: a question, a new request, a problem.
+_MORE = re.compile(
+    r"\?|\b(mohon|minta|tolong|bisa|bisakah|apakah|bagaimana|kapan|dimana|di\s*mana|kenapa|mengapa|"
+    r"belum|tidak|tapi|tetapi|namun|data|tabel|file|lampiran|kirim|request|please|could|can|"
+    r"would|when|where|why|how|but|not|missing|again|lagi)\b",
+    re.IGNORECASE,
+)
+_MAX_THANKS_WORDS = 25
+
+
+def is_thanks(text: str) -> bool:
+    """Whether what a requester wrote (quoted history trimmed) is a pure thank-you, e.g.
+    "Baik, terima kasih banyak Pak 🙏": it asks nothing, so it must not restart the clock."""
+    visible = trim(text)[0]
+    words = visible.split()
+    if not words or len(words) > _MAX_THANKS_WORDS:
+        return False
+    return bool(_THANKS.search(visible)) and not _MORE.search(visible)

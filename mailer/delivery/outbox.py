@@ -1,0 +1,281 @@
+"""Delivery of the outbox, one sender per office (each office's SMTP can fail alone).
+
+A mail is rendered into the outbox inside the transaction that stored the request, so
+nothing is sent before it is committed. The sender takes due rows oldest first; one commit per
+mail records the previous one `sent` and marks the next `sending` (in flight), then submits it.
+Failures are recorded at once: `pending` again with a backoff (4xx, connection trouble) or
+`failed` (5xx, too many attempts). Each of the office's SMTP connections (`outbox.connections`) is a lane
+with at most one mail in flight, so a killed process leaves at most that many rows `sending`;
+they go back to `pending` at the next start and are sent then. The only window for a
+duplicate is between the server's final 250 and our next commit, a few milliseconds.
+
+What was queued may no longer be wanted when its turn comes: the claim (outbox.advance_outbox)
+re-checks the recipient's flag (a bounce or complaint read later in the same backlog) and, for a
+mail to a ticket's requester, whether an officer settled the ticket as spam or duplicate. Such a
+mail becomes `suppressed` for good, in the same commit, with the reason in last_error. A mail
+that would go out in the quiet hours of the night for something that arrived long before
+(quiet.py) is held until they end, still `pending`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from mailer import log
+from mailer.clock import Clock
+from mailer.decide import quiet
+from mailer.delivery.smtp import Submitter
+from mailer.errors import PermanentError, RecipientDeferred, TransientError
+from mailer.settings import Office, OutboxSettings
+from storage import db, messages, outbox
+from storage.vocabulary import NOT_TO_ANSWER, Direction, MessageKind
+
+if TYPE_CHECKING:  # not at run time: the sender process does without jinja2 and babel
+    from mailer.delivery.render import Outgoing
+
+logger = log.get(__name__)
+_IDLE_WAIT_S = 5.0
+T = TypeVar("T")
+
+
+def enqueue(
+    s: Session,
+    office: Office,
+    ticket_id: int | None,
+    kind: str,
+    reason: str,
+    out: Outgoing,
+    now: datetime,
+    not_before: datetime | None = None,
+    quiet_after: datetime | None = None,
+) -> int:
+    """Store a rendered mail on its ticket and queue it for delivery, inside the caller's
+    transaction (nothing is sent before that commits), due at `not_before` (default `now`);
+    from `quiet_after` on it waits out the quiet hours (quiet.py). Returns the outbox id."""
+    message_pk = messages.add_message(
+        s,
+        office_code=office.code,
+        ticket_id=ticket_id,
+        direction=Direction.OUT,
+        kind=MessageKind(kind),
+        reason=reason,
+        message_id=out.message_id,
+        dedupe_key=f"out:{out.message_id}",
+        from_email=office.email,
+        from_name=office.name,
+        to_emails=out.envelope_to,
+        subject=out.subject,
+        sent_at=now,
+        stored_at=now,
+        body_text=out.text,
+        raw_sha256=hashlib.sha256(out.raw).hexdigest(),
+        raw=out.raw,
+    )
+    return outbox.add_outbox(
+        s,
+        office_code=office.code,
+        message_pk=message_pk,
+        ticket_id=ticket_id,
+        envelope_from=out.envelope_from,
+        envelope_to=out.envelope_to,
+        next_attempt_at=not_before or now,
+        created_at=now,
+        quiet_after=quiet_after,
+    )
+
+
+class OutboxSender:
+    """Sends one office's pending mail."""
+
+    def __init__(
+        self,
+        office: Office,
+        settings: OutboxSettings,
+        engine: Engine,
+        clock: Clock,
+        quiet_hours: tuple[str, str],
+    ) -> None:
+        self.office, self.settings, self.engine, self.clock = office, settings, engine, clock
+        self.quiet_hours = quiet_hours  # acknowledgement.quiet_hours, office local time
+        self.submitters = [Submitter(office.smtp) for _ in range(settings.connections)]
+        self.wake = asyncio.Event()
+        self._log = logger.bind(office=office.code, mailbox=office.imap.username)
+
+    def _tx(self, fn: Callable[..., T], *args: Any) -> T:
+        with db.transaction(self.engine) as s:
+            return fn(s, *args)
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a storage function in its own transaction, off the event loop."""
+        return await asyncio.to_thread(self._tx, fn, *args)
+
+    def _advance_tx(self, sent_id: int | None, item: outbox.OutboxItem | None) -> tuple[str, str]:
+        with db.statements(self.engine) as conn:
+            now = self.clock.now()
+            hold = (
+                None
+                if item is None
+                else quiet.hold_until(item.quiet_after, now, self.office.tz, self.quiet_hours)
+            )
+            sending_id = item.id if item is not None and hold is None else None
+            if outbox.advance_outbox(conn, sent_id, sending_id, now) or item is None:
+                return "sending", ""
+            found = outbox.outbox_hindrance(conn, item.id)
+            reason = suppression_reason(found) if found is not None else ""
+            if reason and outbox.suppress_outbox(conn, item.id, reason):
+                return "suppressed", reason
+            if hold is not None and found is not None and found.state == "pending":
+                outbox.hold_outbox(conn, item.id, hold)
+                return "held", hold.astimezone(self.office.tz).isoformat(timespec="minutes")
+            return "skipped", found.state if found is not None else "gone"
+
+    async def _advance(self, sent_id: int | None, item: outbox.OutboxItem | None) -> tuple[str, str]:
+        """Record `sent_id` sent and take `item`, in one commit, off the loop. Returns what
+        became of `item`: ("sending", "") in flight, submit it; ("suppressed", why) never to
+        go; ("held", until) for the end of the quiet hours; ("skipped", state) taken elsewhere."""
+        return await asyncio.to_thread(self._advance_tx, sent_id, item)
+
+    async def resume(self) -> None:
+        """Put back what a stopped process left half-sent."""
+        count = await self._db(outbox.release_interrupted, self.office.code)
+        if count:
+            self._log.warning(
+                "outbox_resumed_in_flight",
+                count=count,
+                note="sent again; a duplicate only if the server accepted it just before the stop",
+            )
+
+    async def send_due(self, stop: asyncio.Event | None = None) -> Counter[str]:
+        """One round: submit the due mails, oldest first, over the office's connections (each a
+        lane with at most one mail in flight). Returns counts by result."""
+        items = await self._db(outbox.due_outbox, self.office.code, self.clock.now(), self.settings.batch)
+        queue: asyncio.Queue[outbox.OutboxItem] = asyncio.Queue()
+        for item in items:
+            queue.put_nowait(item)
+        lanes = [self._lane(submitter, queue, stop) for submitter in self.submitters[: max(1, len(items))]]
+        done: Counter[str] = Counter()
+        for counts in await asyncio.gather(*lanes):
+            done.update(counts)
+        return done
+
+    async def _lane(
+        self, submitter: Submitter, queue: asyncio.Queue[outbox.OutboxItem], stop: asyncio.Event | None
+    ) -> Counter[str]:
+        done: Counter[str] = Counter()
+        sent_id: int | None = None
+        while not queue.empty() and not (stop is not None and stop.is_set()):
+            item = queue.get_nowait()
+            taken, detail = await self._advance(sent_id, item)
+            sent_id = None
+            if taken != "sending":
+                self._not_taken(item, taken, detail)
+                done[taken] += 1
+                continue
+            result = await self._deliver(submitter, item)
+            done[result] += 1
+            sent_id = item.id if result == "sent" else None
+            if result == "retry_connection":
+                break  # the server is in trouble: the rest waits for the next round
+        if sent_id is not None:
+            await self._advance(sent_id, None)
+        return done
+
+    def _not_taken(self, item: outbox.OutboxItem, taken: str, detail: str) -> None:
+        log = self._log.bind(
+            outbox_id=item.id, ticket=item.ticket_ref, message_id=item.message_id, to=item.envelope_to
+        )
+        if taken == "suppressed":
+            log.warning("mail_suppressed", reason=detail)
+        elif taken == "held":
+            log.info("mail_held", until=detail, reason="quiet hours: it arrived long ago, not sent at night")
+        else:
+            log.info("mail_not_taken", state=detail)
+
+    async def _deliver(self, submitter: Submitter, item: outbox.OutboxItem) -> str:
+        log = self._log.bind(
+            outbox_id=item.id, ticket=item.ticket_ref, message_id=item.message_id, to=item.envelope_to
+        )
+        try:
+            reply = await submitter.send(item.envelope_from, item.envelope_to, item.raw)
+        except PermanentError as exc:
+            await self._db(outbox.mark_failed, item.id, str(exc), self.clock.now())
+            log.error("mail_failed", reason=str(exc), attempts=item.attempts + 1)
+            return "failed"
+        except TransientError as exc:
+            attempts = item.attempts + 1
+            if attempts >= self.settings.max_attempts:
+                await self._db(
+                    outbox.mark_failed, item.id, f"gave up after {attempts} attempts: {exc}", self.clock.now()
+                )
+                log.error("mail_failed", reason=str(exc), attempts=attempts)
+                return "failed"
+            delay = min(self.settings.retry_min_s * 2 ** (attempts - 1), self.settings.retry_max_s)
+            retry_at = self.clock.now() + timedelta(seconds=delay)
+            await self._db(outbox.mark_retry, item.id, str(exc), retry_at)
+            log.warning("mail_deferred", reason=str(exc), attempts=attempts, retry_in_s=delay)
+            return "deferred" if isinstance(exc, RecipientDeferred) else "retry_connection"
+        log.info("mail_sent", reply=reply.strip()[:120])  # recorded `sent` by the caller's next commit
+        return "sent"
+
+    async def _wait(self, stop: asyncio.Event) -> None:
+        try:
+            due = await self._db(outbox.next_outbox_due, self.office.code)
+        except Exception:  # the database is down: wait the default, the next round will say why
+            due = None
+        timeout = _IDLE_WAIT_S
+        if due is not None:
+            timeout = max(0.05, min(timeout, (due - self.clock.now()).total_seconds()))
+        waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send until `stop` is set; never raises."""
+        resumed = False
+        while not stop.is_set():
+            if not resumed:
+                try:
+                    await self.resume()
+                    resumed = True
+                except Exception as exc:
+                    self._log.error("outbox_resume_failed", reason=f"{type(exc).__name__}: {exc}")
+                    await self._wait(stop)
+                    continue
+            self.wake.clear()  # a wake-up from here on is seen by the wait below
+            try:
+                done = await self.send_due(stop)
+            except Exception as exc:
+                self._log.error("outbox_round_failed", reason=f"{type(exc).__name__}: {exc}", exc_info=exc)
+                done = Counter()
+            if not done or "retry_connection" in done:
+                await self._wait(stop)
+        await self.close()
+        self._log.info("outbox_stopped")
+
+    async def close(self) -> None:
+        for submitter in self.submitters:
+            await submitter.close()
+
+
+def suppression_reason(found: outbox.Hindrance) -> str:
+    """Why a queued mail must not go at all (a flag on its recipient, its requester's ticket
+    settled as spam or duplicate), or "" when nothing stops it."""
+    if found.state != "pending":
+        return ""
+    if found.flag:
+        since = f" since {found.flag_since:%Y-%m-%d %H:%M} UTC" if found.flag_since else ""
+        return f"recipient is {found.flag}{since}: {found.flag_reason}"
+    if found.resolution in NOT_TO_ANSWER:
+        return f"ticket {found.ticket_ref} was settled as {found.resolution} before the mail went"
+    return ""

@@ -1,0 +1,205 @@
+"""One office mailbox folder, watched: catch up from the stored cursor, then IDLE (or poll) for more.
+
+Each office has a watcher on its INBOX (the public's mail) and, unless turned off, one on the
+account's Sent folder (officers answering from the shared mailbox); each has its own cursor.
+
+The blocking IMAP and database work runs in the mailbox's own worker thread (one connection,
+one thread); the asyncio side only supervises: reconnect with backoff, clean stop. A mailbox
+that fails (bad password, server down) logs why and retries on its own; the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+import structlog
+from sqlalchemy import Engine
+
+from mailer import log
+from mailer.clock import Clock
+from mailer.errors import PermanentError
+from mailer.intake.imap import MailboxClient
+from mailer.model import FetchedMail, Outcome, Role
+from mailer.settings import DaemonSettings, Office
+from storage import cursors, db
+
+logger = log.get(__name__)
+T = TypeVar("T")
+# Mails stored per commit when catching up a backlog: the commit is shared, each mail keeps its
+# own savepoint, and the write lock is held for tens of milliseconds at most.
+COMMIT_EVERY = 25
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class BatchProcessor(Protocol):
+    """What the watcher hands its mail to: the pipeline (mailer/pipeline/driver.py)."""
+
+    def process_batch(self, batch: Sequence[FetchedMail]) -> list[Outcome]: ...
+
+
+class MailboxWatcher:
+    """Fetches one office's mailbox into the pipeline."""
+
+    def __init__(
+        self,
+        office: Office,
+        daemon: DaemonSettings,
+        engine: Engine,
+        pipeline: BatchProcessor,
+        clock: Clock,
+        on_queued: Callable[[str], None] = lambda _office: None,
+        role: Role = Role.INBOX,
+    ) -> None:
+        self.office, self.daemon, self.engine = office, daemon, engine
+        self.pipeline, self.clock, self.on_queued, self.role = pipeline, clock, on_queued, role
+        folder = office.imap.sent_folder
+        if role is Role.INBOX:
+            folder = office.imap.folder
+        elif folder == "auto":
+            folder = MailboxClient.AUTO_SENT
+        self.client = MailboxClient(office.imap, folder)
+        self.stopping = threading.Event()
+        # Set once the folder is caught up. The Sent watcher waits for its office's INBOX watcher
+        # to be caught up: an answer must find the request it answers already on a ticket.
+        self.caught_up = asyncio.Event()
+        self.follows: MailboxWatcher | None = None
+        name = f"imap-{office.code}" if role is Role.INBOX else f"imap-{office.code}-{role}"
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._log = logger.bind(office=office.code, mailbox=folder)
+
+    # --- blocking work, in the mailbox thread --------------------------------------------
+
+    def connect(self) -> None:
+        state = self.client.connect()
+        self._log = self._log.bind(mailbox=self.client.folder)
+        self._log.info(
+            "mailbox_connected", uidvalidity=state.uidvalidity, exists=state.exists, idle=self.client.can_idle
+        )
+
+    def sync(self) -> Counter[str]:
+        """Process every mail after the cursor; returns outcome counts."""
+        office, folder = self.office, self.client.folder
+        state = self.client.examine()
+        with db.reading(self.engine) as s:
+            cursor = cursors.get_cursor(s, office.code, folder)
+        last_uid = 0
+        if cursor is not None and cursor[0] == state.uidvalidity:
+            last_uid = cursor[1]
+        elif cursor is not None:
+            self._log.warning(
+                "uidvalidity_changed",
+                old=cursor[0],
+                new=state.uidvalidity,
+                action="resync; duplicates are recognised by Message-ID and content",
+            )
+        done: Counter[str] = Counter()
+        first_look = cursor is None or cursor[0] != state.uidvalidity
+        if state.uidnext and state.uidnext <= last_uid + 1:
+            if first_look:
+                self._read_empty(state.uidvalidity)
+            return done  # UIDNEXT has not moved: nothing new
+        uids = self.client.uids_after(last_uid)
+        if not uids and first_look:
+            self._read_empty(state.uidvalidity)
+        for chunk in _chunks(uids, self.daemon.fetch_batch):
+            fetched = [
+                FetchedMail(office.code, folder, state.uidvalidity, uid, raw, received_at, self.role)
+                for uid, raw, received_at in self.client.fetch(chunk)
+            ]
+            for group in _chunks(fetched, COMMIT_EVERY):
+                outcomes = self.pipeline.process_batch(group)
+                done.update(outcomes)
+                if Outcome.TICKET_CREATED in outcomes or Outcome.FOLLOWUP in outcomes:
+                    self.on_queued(office.code)  # committed: the sender may go (an ack, a complaint's)
+            if self.stopping.is_set():
+                break
+        if uids:
+            self._log.info("mailbox_synced", **{str(k): v for k, v in done.items()})
+        return done
+
+    def _read_empty(self, uidvalidity: int) -> None:
+        """A folder read for the first time (or after a UIDVALIDITY change) and found empty: its
+        cursor is stored all the same, so `mailer status` tells a read folder from one never read."""
+        with db.transaction(self.engine) as s:
+            cursors.save_cursor(s, self.office.code, self.client.folder, uidvalidity, 0, self.clock.now())
+
+    def wait(self) -> bool:
+        return self.client.wait_for_change(
+            self.daemon.idle_timeout_s if self.client.can_idle else self.daemon.poll_interval_s,
+            self.stopping.is_set,
+        )
+
+    # --- asyncio side ----------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        ctx = structlog.contextvars.get_contextvars()
+
+        def bound() -> T:
+            with structlog.contextvars.bound_contextvars(**ctx):
+                return fn(*args)
+
+        return await loop.run_in_executor(self._executor, bound)
+
+    async def run_once(self) -> Counter[str]:
+        """Connect, catch up, disconnect. Raises what the connection raised."""
+        try:
+            await self._call(self.connect)
+            return await self._call(self.sync)
+        finally:
+            await self._call(self.client.close)
+            self.caught_up.set()  # caught up or failed: nobody waits on it any longer
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Watch until `stop` is set; never raises (failures are logged and retried)."""
+        backoff = self.daemon.reconnect_min_s
+        if self.follows is not None:
+            await _first(self.follows.caught_up, stop)
+        while not stop.is_set():
+            try:
+                await self._call(self.connect)
+                backoff = self.daemon.reconnect_min_s
+                while not stop.is_set():
+                    await self._call(self.sync)
+                    self.caught_up.set()
+                    await self._call(self.wait)
+            except PermanentError as exc:
+                self._log.error("mailbox_failed", reason=str(exc), retry_in_s=self.daemon.reconnect_max_s)
+                backoff = self.daemon.reconnect_max_s
+            except Exception as exc:
+                self._log.warning(
+                    "mailbox_disconnected", reason=f"{type(exc).__name__}: {exc}", retry_in_s=backoff
+                )
+            finally:
+                await self._call(self.client.close)
+            if not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                backoff = min(backoff * 2, self.daemon.reconnect_max_s)
+        self._log.info("mailbox_stopped")
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Wait until any of the events is set."""
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,216 @@
+"""The managers' morning digests: who gets one, when, and what it says. Pure: the sweep runs
+the queries (sweeps.digest_counts, digest_tickets, request_texts) and queues the mail.
+
+Managers: each head of office (their office), each province PST head (every regency/city office
+of the province), the national level (every office). One digest per manager per working day
+(their calendar), at `digest.local_time` of their zone but not before their opening nor after
+their closing: overdue tickets and tickets due later that day, by office, the counts on top.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from mailer.decide import sla
+from mailer.settings import Office, Settings
+from mailer.timed import escalate
+from mailer.timed.escalate import Person
+from storage.sweeps import DueTicket
+
+EXCERPT_CHARS = 120
+_GREETING = re.compile(
+    r"^(yth|kepada|dear|halo|hai|hi|hello|selamat (pagi|siang|sore|malam)|assalamu|dengan hormat)\b",
+    re.IGNORECASE,
+)
+_QUOTE_HEADER = re.compile(
+    r"^(on|pada|am|le) .{4,200}(wrote|menulis|schrieb|a écrit):$|^-{2,}\s*original", re.I
+)
+_CLOSING = re.compile(
+    r"^(salam|hormat (saya|kami)|wassalam|regards|best regards|kind regards|thanks|thank you"
+    r"|terima ?kasih)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Manager:
+    """Someone who gets a digest: who, which offices, and which office's mailbox sends it."""
+
+    person: Person
+    role: str  # office_head | province_head | national
+    offices: tuple[Office, ...]
+
+    @property
+    def sender(self) -> Office:
+        """The office whose mailbox and SMTP send the digest: the first one it covers."""
+        return self.offices[0]
+
+
+def managers(settings: Settings) -> list[Manager]:
+    """Every manager of the settings, one per address (an address named twice covers both)."""
+    found: dict[str, Manager] = {}
+
+    def add(person: Person | None, role: str, offices: tuple[Office, ...]) -> None:
+        if person is None or not offices:
+            return
+        old = found.get(person.address)
+        if old is None:
+            found[person.address] = Manager(person, role, offices)
+        else:
+            more = tuple(o for o in offices if o not in old.offices)
+            found[person.address] = Manager(old.person, old.role, old.offices + more)
+
+    for office in settings.offices:
+        add(escalate.recipient(settings, office, escalate.OFFICE_HEAD), "office_head", (office,))
+    for code in settings.provinces:
+        offices = tuple(o for o in settings.offices if o.province_code == code)
+        if offices:
+            add(escalate.recipient(settings, offices[0], escalate.PROVINCE_HEAD), "province_head", offices)
+    add(escalate.recipient(settings, settings.offices[0], escalate.NATIONAL), "national", settings.offices)
+    return list(found.values())
+
+
+def manager_by_address(settings: Settings, address: str) -> Manager | None:
+    address = address.strip().lower()
+    return next((m for m in managers(settings) if m.person.address == address), None)
+
+
+def digest_day(manager: Manager, local_time: str, now: datetime) -> date | None:
+    """The manager's local day whose digest is due at `now`, or None: a working day of theirs,
+    at or after `local_time` and their opening, before their closing."""
+    cal = manager.person.calendar
+    local = now.astimezone(cal.tz)
+    span = sla.opening_hours(cal, local.date())
+    if span is None:
+        return None
+    start = max(span[0], datetime.combine(local.date(), time.fromisoformat(local_time), cal.tz))
+    return local.date() if start <= local < span[1] else None
+
+
+def end_of_day(office: Office, now: datetime) -> datetime:
+    """Midnight at the end of the office's local day of `now`: tickets due before it are due today."""
+    local = now.astimezone(office.tz)
+    return datetime.combine(local.date() + timedelta(days=1), time(0), office.tz)
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """One line of what the requester wrote: the greeting left out, up to the quote or the
+    signature (cheap on purpose: a national digest has thousands of lines, so the reading stops
+    as soon as the line is full)."""
+    lines: list[str] = []  # everything above the quote: the fallback when nothing else is kept
+    kept: list[str] = []
+    signed, size = False, 0
+    for raw in text[:4000].splitlines():
+        line = raw.strip()
+        if line.startswith(">") or _QUOTE_HEADER.match(line) or raw.rstrip() == "--":
+            break
+        lines.append(line)
+        if signed:
+            continue
+        if _CLOSING.match(line):
+            if kept:
+                break  # the signature follows what they wrote
+            signed = True
+        elif line and not _GREETING.match(line):
+            kept.append(line)
+            size += len(line) + 1
+            if size > limit:
+                break  # the excerpt is full
+    line = " ".join(" ".join(kept or lines).split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One ticket in a digest or a notice."""
+
+    ref: str
+    requester: str
+    subject: str
+    due_at: datetime  # in the office's time zone
+    zone_label: str  # the office's WIB / WITA / WIT
+    days_late: int
+    overdue: bool
+    officer: str
+    excerpt: str
+
+
+@dataclass(frozen=True)
+class OfficeSection:
+    office: Office
+    overdue: int
+    due_today: int
+    lines: tuple[Line, ...]
+
+    @property
+    def more(self) -> int:
+        """Tickets counted but not listed (beyond digest.max_tickets_per_office)."""
+        return self.overdue + self.due_today - len(self.lines)
+
+
+@dataclass(frozen=True)
+class Digest:
+    manager: Manager
+    day: date
+    sections: tuple[OfficeSection, ...]  # every office covered, in settings order
+
+    @property
+    def total(self) -> int:
+        return sum(s.overdue + s.due_today for s in self.sections)
+
+
+def line(office: Office, t: DueTicket, now: datetime, text: str, days_late: int | None = None) -> Line:
+    who = f"{t.requester_name} <{t.requester_email}>" if t.requester_name else t.requester_email
+    return Line(
+        ref=t.ref,
+        requester=who,
+        subject=" ".join(t.subject.split()) or "-",
+        due_at=t.due_at.astimezone(office.tz),
+        zone_label=office.time_zone_label,
+        days_late=sla.working_days_late(office, t.due_at, now) if days_late is None else days_late,
+        overdue=t.due_at <= now,
+        officer=t.last_officer or "-",
+        excerpt=excerpt(text),
+    )
+
+
+def sections(
+    offices: Sequence[Office],
+    now: datetime,
+    counts: dict[str, tuple[int, int]],
+    tickets: list[DueTicket],
+    texts: dict[int, str],
+) -> dict[str, OfficeSection]:
+    """Each office's part of a digest from what the queries found: its counts and its listed
+    tickets (earliest deadline first), {office_code: section}. The same for every manager."""
+    by_office: dict[str, list[DueTicket]] = defaultdict(list)
+    for t in tickets:
+        by_office[t.office_code].append(t)
+    found = {}
+    for office in offices:
+        overdue, due_today = counts.get(office.code, (0, 0))
+        listed = by_office.get(office.code, [])
+        today = now.astimezone(office.tz).date()
+        first = min((t.due_at.astimezone(office.tz).date() for t in listed), default=today)
+        days = sla.working_days_after(office, first, today)  # one calendar walk per office
+
+        def late(t: DueTicket, office: Office = office, days: list[date] = days) -> int:
+            return (
+                0
+                if t.due_at >= now
+                else len(days) - bisect_right(days, t.due_at.astimezone(office.tz).date())
+            )
+
+        lines = tuple(line(office, t, now, texts.get(t.id, ""), late(t)) for t in listed)
+        found[office.code] = OfficeSection(office, overdue, due_today, lines)
+    return found
+
+
+def build(manager: Manager, day: date, found: dict[str, OfficeSection]) -> Digest:
+    """A manager's digest: the sections of every office they cover, in settings order."""
+    return Digest(manager, day, tuple(found[o.code] for o in manager.offices))
