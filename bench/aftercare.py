@@ -27,7 +27,7 @@ from mailer.daemon import open_database  # noqa: E402
 from mailer.delivery.render import Renderer  # noqa: E402
 from mailer.settings import load_settings  # noqa: E402
 from mailer.timed import closing, monthly  # noqa: E402  (after the path set-up, to run as a script)
-from storage import db, repo  # noqa: E402
+from storage import db, messages, ratings, tickets  # noqa: E402
 
 
 def fill(engine: object, n: int, start: datetime) -> None:
@@ -36,7 +36,7 @@ def fill(engine: object, n: int, start: datetime) -> None:
         for i in range(n):
             received = start + timedelta(minutes=17 * i % (60 * 24 * 25))
             answered = received + timedelta(hours=3)
-            ticket_id = repo.add_ticket(
+            ticket_id = tickets.add_ticket(
                 s, ref=f"PST-3514-2026-{i + 1:05d}", office_code="3514", state="answered",
                 kind="request", requester_email=f"warga{i}@example.com", requester_name="Warga",
                 subject=f"Permintaan data {i}", subject_key="", language="id", received_at=received,
@@ -44,18 +44,18 @@ def fill(engine: object, n: int, start: datetime) -> None:
                 first_response_by="dewi@bps.go.id", resolution="answered", state_changed_at=answered,
                 last_message_at=answered, message_count=2, created_at=received,
             )  # fmt: skip
-            repo.add_message(
+            messages.add_message(
                 s, office_code="3514", ticket_id=ticket_id, direction="in", kind="request", reason="",
                 message_id=f"m{i}@example.com", dedupe_key=f"k{i}", from_email=f"warga{i}@example.com",
                 subject=f"Permintaan data {i}", stored_at=received, body_text="Mohon data.",
                 raw_sha256="0" * 64, raw=b"x",
             )  # fmt: skip
-            repo.add_ticket_event(
+            tickets.add_ticket_event(
                 s, ticket_id=ticket_id, message_pk=None, at=answered, event="answered", state="answered",
                 actor="dewi@bps.go.id", detail="",
             )  # fmt: skip
             if i % 3 == 0:
-                repo.save_rating(s, ticket_id, "3514", 1 + i % 4, "reply", "x@example.com", None, answered)
+                ratings.save_rating(s, ticket_id, "3514", 1 + i % 4, "reply", "x@example.com", None, answered)
 
 
 def main() -> None:

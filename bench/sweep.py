@@ -42,7 +42,7 @@ from mailer.delivery.render import Renderer  # noqa: E402
 from mailer.settings import Province, Settings, load_settings  # noqa: E402
 from mailer.timed import digest, escalate  # noqa: E402
 from mailer.timed.sweep import MAX_TICKETS_PER_LEVEL, Sweeper  # noqa: E402
-from storage import db, repo  # noqa: E402
+from storage import db, overview, sweeps  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)  # Wednesday 10:00 WIB
@@ -176,7 +176,7 @@ def find_notices(settings: Settings, sweeper: Sweeper) -> dict[int, int]:
         for level, rungs in plan.due.items():
             after = NOW if level == escalate.REMINDER else None
             found[level] = len(
-                repo.notice_candidates(s, level, escalate.groups(rungs), after, MAX_TICKETS_PER_LEVEL)
+                sweeps.notice_candidates(s, level, escalate.groups(rungs), after, MAX_TICKETS_PER_LEVEL)
             )
     return found
 
@@ -194,8 +194,10 @@ def mark_notified(settings: Settings, engine: object) -> None:
     end = datetime(9999, 1, 1, tzinfo=UTC)
     with db.transaction(engine) as s:  # type: ignore[arg-type]
         for level in escalate.LEVELS:
-            rows = repo.notice_candidates(s, level, [([o.code for o in settings.offices], end)], None, 10**9)
-            repo.add_notices(
+            rows = sweeps.notice_candidates(
+                s, level, [([o.code for o in settings.offices], end)], None, 10**9
+            )
+            sweeps.add_notices(
                 s,
                 [{"ticket_id": t.id, "clock_round": t.clock_round, "level": level, "recipient": "x",
                   "outbox_id": None, "due_at": t.due_at, "created_at": NOW} for t in rows],
@@ -230,7 +232,7 @@ def main() -> None:
     engine = open_database(settings, FrozenClock(NOW))
     sweeper = Sweeper(settings, engine, Renderer(), FrozenClock(NOW))
     with db.reading(engine) as s:
-        counts = repo.counts(s)
+        counts = overview.counts(s)
     managers = digest.managers(settings)
     print(
         f"{counts['tickets']:,} tickets, {len(settings.offices)} offices, {len(managers)} managers; "

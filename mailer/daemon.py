@@ -24,7 +24,7 @@ from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from mailer.timed import aftercare
 from mailer.timed.sweep import Sweeper, SweepReport
-from storage import db, repo
+from storage import db, offices
 
 logger = log.get(__name__)
 # The mailbox threads parse and store (CPU) while the event loop talks SMTP (I/O): a shorter GIL
@@ -37,7 +37,7 @@ def open_database(settings: Settings, clock: Clock) -> Engine:
     engine = db.make_engine(settings.database_url)
     db.migrate(engine)
     with db.transaction(engine) as s:
-        repo.sync_offices(
+        offices.sync_offices(
             s,
             (
                 {

@@ -18,6 +18,8 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Text, T
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
+from storage.vocabulary import Resolution, TicketKind
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
@@ -95,8 +97,8 @@ class Ticket(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     ref: str = Field(unique=True, max_length=40)
     office_code: str = Field(foreign_key="offices.code", max_length=8)
-    state: str = Field(max_length=20)  # open | answered | waiting | closed
-    kind: str = Field(default="request", max_length=20)  # request | complaint
+    state: str = Field(max_length=20)  # a TicketState: open | answered | waiting | closed
+    kind: str = Field(default=TicketKind.REQUEST, max_length=20)  # a TicketKind: request | complaint
     requester_email: str = Field(index=True)
     requester_name: str = ""
     subject: str = text_column()
@@ -111,7 +113,7 @@ class Ticket(SQLModel, table=True):
     first_response_by: str = Field(default="", sa_column_kwargs={"server_default": ""})  # the officer
     last_officer: str = Field(default="", sa_column_kwargs={"server_default": ""})  # who last handled it
     # How it was settled: answered | thanks | spam | duplicate | closed ("" while open)
-    resolution: str = Field(default="", max_length=20, sa_column_kwargs={"server_default": ""})
+    resolution: str = Field(default=Resolution.NONE, max_length=20, sa_column_kwargs={"server_default": ""})
     state_changed_at: datetime | None = utc_column(nullable=True)
     closed_at: datetime | None = utc_column(nullable=True)  # when it was last closed (reopen window)
     last_message_at: datetime = utc_column()
@@ -131,8 +133,8 @@ class MessageRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     office_code: str = Field(foreign_key="offices.code", max_length=8)
     ticket_id: int | None = Field(default=None, foreign_key="tickets.id", index=True)
-    direction: str = Field(max_length=3)  # in | out
-    kind: str = Field(max_length=20)  # request | followup | auto_reply | bounce | list | own | ack
+    direction: str = Field(max_length=3)  # a Direction: in | out
+    kind: str = Field(max_length=20)  # a MessageKind: request | followup | auto_reply | … | ack | notice
     reason: str = ""  # why the rules classified it so
     message_id: str | None = Field(default=None)
     conversation_index: str | None = Field(default=None, max_length=44)  # Thread-Index, first 22 bytes, hex
@@ -224,7 +226,7 @@ class OutboxRow(SQLModel, table=True):
     ticket_id: int | None = Field(default=None, foreign_key="tickets.id")
     envelope_from: str
     envelope_to: str
-    state: str = Field(max_length=10)
+    state: str = Field(max_length=10)  # an OutboxState
     attempts: int = 0
     next_attempt_at: datetime = utc_column()
     last_error: str = text_column()

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, text
 from mailer.clock import Clock, FrozenClock
 from mailer.daemon import Daemon, PassReport, open_database
 from mailer.settings import Settings, load_settings
-from storage import db, repo
+from storage import db, tickets
 from storage.tables import Ticket
 from tests import mailstack
 
@@ -194,7 +194,7 @@ def only_ticket(settings: Settings) -> Ticket:
     """The one ticket of the test's database."""
     engine = db.make_engine(settings.database_url)
     with db.reading(engine) as s:
-        (ticket,) = repo.list_tickets(s)
+        (ticket,) = tickets.list_tickets(s)
         s.expunge(ticket)
     engine.dispose()
     return ticket

@@ -25,7 +25,7 @@ from mailer.operator import cli
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings, load_settings
 from mailer.timed import closing
-from storage import db, repo
+from storage import conversations, db, flags, ratings, tickets
 from storage.tables import MessageRow, OutboxRow, Rating, Ticket, TicketEvent
 from tests.conftest import ROOT, make_mail, office_env
 
@@ -55,7 +55,7 @@ def fetched(raw: bytes, office: str = "3514") -> FetchedMail:
 
 def the_ticket(engine: Engine) -> Ticket:
     with db.reading(engine) as s:
-        (found,) = repo.list_tickets(s)
+        (found,) = tickets.list_tickets(s)
         s.expunge(found)
         return found
 
@@ -162,7 +162,7 @@ def test_flagged_requester_is_closed_without_mail(
     """A requester whose address bounces: the ticket closes, no closing mail is queued."""
     answered_ticket(pipe, clock)
     with db.transaction(engine) as s:
-        repo.flag_address(s, "3514", RINA, "bouncing", clock.now(), "550 no such user", None)
+        flags.flag_address(s, "3514", RINA, "bouncing", clock.now(), "550 no such user", None)
     clock.advance(timedelta(days=7))
     assert close(settings, engine, clock) == {"closed_without_mail": 1}
     assert the_ticket(engine).state == "closed"
@@ -294,7 +294,7 @@ def test_plain_reply_to_closing_mail_is_a_rating(
     assert ticket.state == "closed"
     with db.reading(engine) as s:
         assert ticket.id is not None
-        found = repo.rating_of(s, ticket.id)
+        found = ratings.rating_of(s, ticket.id)
         assert found is not None
         assert (found.score, found.how, found.rater, found.message_id) == (4, "reply", RINA, mid)
         outbox = len(list(s.execute(select(OutboxRow)).scalars()))
@@ -491,7 +491,7 @@ def test_complaint_address_routes_kediri_mail(settings: Settings, engine: Engine
     assert ticket.kind == "complaint"
     with db.reading(engine) as s:
         assert ticket.id is not None
-        assert repo.ticket_participants(s, ticket.id) == {RINA: "requester"}
+        assert conversations.ticket_participants(s, ticket.id) == {RINA: "requester"}
 
 
 def test_a_plain_request_stays_a_request(pipe: Pipeline, engine: Engine) -> None:
@@ -567,7 +567,7 @@ def test_one_pass_closes_more_than_a_batch(settings: Settings, engine: Engine, c
     answered = clock.now() - timedelta(days=8)
     with db.transaction(engine) as s:
         for i in range(closing.BATCH + 20):
-            repo.add_ticket(
+            tickets.add_ticket(
                 s, ref=f"PST-3514-2026-{i + 1:05d}", office_code="3514", state="answered",
                 requester_email=f"warga{i}@example.com", requester_name="", subject="Data", subject_key="",
                 language="id", received_at=answered, due_at=answered, state_changed_at=answered,

@@ -20,7 +20,7 @@ import pytest
 from mailer.clock import FrozenClock
 from mailer.decide.threader import filetime
 from mailer.settings import Settings
-from storage import db, repo
+from storage import db, ratings
 from storage.tables import Ticket
 from tests import mailstack
 from tests.conftest import make_mail, one_pass, only_ticket, requester
@@ -35,7 +35,7 @@ def rating_of(settings: Settings, ticket: Ticket) -> tuple[int, str] | None:
     engine = db.make_engine(settings.database_url)
     with db.reading(engine) as s:
         assert ticket.id is not None
-        found = repo.rating_of(s, ticket.id)
+        found = ratings.rating_of(s, ticket.id)
         result = (found.score, found.how) if found else None
     engine.dispose()
     return result

@@ -18,7 +18,7 @@ from mailer.delivery.render import Renderer
 from mailer.model import Address, FetchedMail, Outcome, ParsedMail, Role
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
-from storage import db, repo
+from storage import cursors, db, flags, tickets
 from storage.tables import EarlyAnswer, MessageRow, Ticket, TicketEvent
 from tests.conftest import make_mail
 
@@ -48,7 +48,7 @@ def fetched(raw: bytes, role: Role = Role.INBOX, at: datetime | None = None) -> 
 
 def the_ticket(engine: Engine) -> Ticket:
     with db.reading(engine) as s:
-        (found,) = repo.list_tickets(s)
+        (found,) = tickets.list_tickets(s)
         s.expunge(found)
         return found
 
@@ -201,7 +201,7 @@ def test_complaint_from_a_flagged_address_is_recorded_without_ack(
     ticket still becomes a complaint and the head still hears of it."""
     _, ack = request_and_ack(pipe)
     with db.transaction(engine) as s:
-        repo.flag_address(s, "3514", RINA, "complained", clock.now(), "ARF report", None)
+        flags.flag_address(s, "3514", RINA, "complained", clock.now(), "ARF report", None)
     follow_up(pipe, ack, COMPLAINT)
     assert the_ticket(engine).kind == "complaint"
     assert len(messages(engine, "ack")) == 1 and len(messages(engine, "complaint_notice")) == 1
@@ -240,7 +240,7 @@ def test_our_ack_in_the_sent_folder_is_skipped(
     assert (ticket.state, ticket.first_response_at, ticket.message_count) == ("open", None, 1)
     assert len(messages(engine)) == before
     with db.reading(engine) as s:
-        assert repo.get_cursor(s, "3514", "Sent") == (7, copy.uid)
+        assert cursors.get_cursor(s, "3514", "Sent") == (7, copy.uid)
     (skipped,) = [e for e in events if e["event"] == "own_mail_skipped"]
     assert skipped["ticket"] == ticket.ref and "our own ack" in str(skipped["reason"])
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from mailer.clock import Clock, FrozenClock
 from mailer.settings import Settings
-from storage import db, repo
+from storage import db, tickets
 from storage.tables import MessageRow, OutboxRow
 from tests import mailstack
 from tests.conftest import make_mail, one_pass, only_ticket, requester
@@ -159,7 +159,7 @@ def test_answer_read_before_its_request_answers_the_ticket(settings: Settings) -
     one_pass(settings)
     engine = db.make_engine(settings.database_url)
     with db.reading(engine) as s:
-        assert repo.list_tickets(s) == []
+        assert tickets.list_tickets(s) == []
     engine.dispose()
     mailstack.append(OFFICE, request, msg_time=answered_at - timedelta(minutes=1))
     one_pass(settings)

@@ -20,7 +20,7 @@ from mailer.delivery.render import Renderer
 from mailer.settings import Settings
 from mailer.timed import digest, notify
 from mailer.timed.sweep import Sweeper
-from storage import db, repo
+from storage import db, tickets
 from storage.tables import DigestRow, MessageRow
 from tests.conftest import ROOT, office_env
 from tests.test_escalate import MON, at, open_ticket
@@ -64,9 +64,9 @@ def test_digest_groups_overdue_and_due_today_by_office(settings: Settings, engin
     open_ticket(settings, engine, "3576", at("2026-11-27", "09:00"))  # due Tue 1 Dec: not yet
     open_ticket(settings, engine, "8205", at("2026-11-23", "08:00"))  # another province
     with db.transaction(engine) as s:
-        found = repo.ticket_by_ref(s, late)
+        found = tickets.ticket_by_ref(s, late)
         assert found is not None
-        repo.change_ticket(s, found.id, state="open", at=MON, officer="andi@bps.go.id")
+        tickets.change_ticket(s, found.id, state="open", at=MON, officer="andi@bps.go.id")
     d = compose(settings, engine, JATIM, at("2026-11-27", "08:00"))
     counts = {s.office.code: (s.overdue, s.due_today) for s in d.sections}
     assert counts == {"3571": (0, 1), "3576": (0, 0), "3514": (1, 0)}

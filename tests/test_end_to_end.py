@@ -15,8 +15,9 @@ from mailer.daemon import Daemon, PassReport
 from mailer.decide import sla
 from mailer.delivery.render import promised_date_text
 from mailer.settings import Settings
-from storage import db, repo
+from storage import cursors, db
 from storage.tables import MessageRow, OutboxRow, Ticket
+from storage.tickets import list_tickets
 from tests import mailstack
 from tests.conftest import make_mail, project_settings, requester, running
 
@@ -40,7 +41,7 @@ def deliver(raw: bytes, sender: str, to: str = OFFICE, expect: int = 1) -> None:
 
 def tickets(settings: Settings) -> list[Ticket]:
     with db.reading(db.make_engine(settings.database_url)) as s:
-        return repo.list_tickets(s)
+        return list_tickets(s)
 
 
 def test_mail_gives_one_ticket_and_one_threaded_ack(settings: Settings) -> None:
@@ -189,7 +190,7 @@ def test_uidvalidity_change_resyncs_without_duplicates(settings: Settings, stack
     run_once(settings)
     engine = db.make_engine(settings.database_url)
     with db.reading(engine) as s:
-        assert repo.get_cursor(s, "3514", "INBOX")[0] == 4242  # type: ignore[index]
+        assert cursors.get_cursor(s, "3514", "INBOX")[0] == 4242  # type: ignore[index]
         n_out = s.execute(select(func.count()).select_from(OutboxRow)).scalar_one()
     assert len(tickets(settings)) == 4
     assert n_out == 4

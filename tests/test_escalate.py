@@ -26,7 +26,7 @@ from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings, load_settings
 from mailer.timed import escalate
 from mailer.timed.sweep import Sweeper, SweepReport
-from storage import db, repo
+from storage import db, tickets
 from storage.tables import MessageRow, OutboxRow, TicketNotice
 from tests.conftest import make_mail, office_env, requester
 
@@ -136,14 +136,14 @@ def open_ticket(settings: Settings, engine: Engine, code: str, received: datetim
         Outcome.TICKET_CREATED
     )
     with db.reading(engine) as s:
-        return repo.list_tickets(s, office=code, limit=1)[0].ref
+        return tickets.list_tickets(s, office=code, limit=1)[0].ref
 
 
 def notices(engine: Engine) -> list[tuple[str, int, str]]:
     """[(ticket ref, level, recipient)] of every notice, in order."""
     with db.reading(engine) as s:
         rows = s.execute(select(TicketNotice).order_by(TicketNotice.id)).scalars().all()  # type: ignore[arg-type]
-        refs = {t.id: t.ref for t in repo.list_tickets(s, limit=1000)}
+        refs = {t.id: t.ref for t in tickets.list_tickets(s, limit=1000)}
     return [(refs[n.ticket_id], n.level, n.recipient) for n in rows]
 
 
@@ -224,9 +224,9 @@ def test_paused_answered_and_closed_tickets_are_not_escalated(
     """Only open tickets are reminded or escalated."""
     ref = open_ticket(settings, engine, "3514", MON)
     with db.transaction(engine) as s:
-        found = repo.ticket_by_ref(s, ref)
+        found = tickets.ticket_by_ref(s, ref)
         assert found is not None
-        repo.change_ticket(s, found.id, state=state, at=MON)
+        tickets.change_ticket(s, found.id, state=state, at=MON)
     sweep(settings, engine, at("2026-12-02", "11:00"))
     assert notices(engine) == []
 

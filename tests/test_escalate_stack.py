@@ -17,7 +17,7 @@ from mailer.clock import FrozenClock
 from mailer.daemon import Daemon
 from mailer.settings import Settings
 from mailer.timed import escalate
-from storage import db, repo
+from storage import db, sweeps, tickets
 from tests import mailstack
 from tests.conftest import make_mail, requester
 from tests.test_escalate import MON, at
@@ -95,8 +95,8 @@ def test_reminder_escalations_and_digests_delivered_once_never_at_night(settings
     assert kinds("placeholder.kepala3571@bps.go.id") == []  # nothing to report: no digest
     assert kinds("placeholder.kepala.pst8200@bps.go.id") == []
     with db.reading(db.make_engine(settings.database_url)) as s:
-        tickets = repo.list_tickets(s)
-    assert [(t.requester_email, t.state) for t in tickets] == [(who, "open")]
+        found = tickets.list_tickets(s)
+    assert [(t.requester_email, t.state) for t in found] == [(who, "open")]
 
 
 def deliver(folder: str, when: datetime, sender: str, to: str, body: str, parent: str) -> str:
@@ -122,16 +122,16 @@ def notices_in(address: str) -> list[tuple[str, str]]:
 def repo_ref(settings: Settings) -> str:
     """The reference of the one ticket."""
     with db.reading(db.make_engine(settings.database_url)) as s:
-        (ticket,) = repo.list_tickets(s)
+        (ticket,) = tickets.list_tickets(s)
         return ticket.ref
 
 
 def rounds(settings: Settings) -> tuple[int, list[tuple[int, str]]]:
     """The ticket's clock round and its notices as [(round, level name)]."""
     with db.reading(db.make_engine(settings.database_url)) as s:
-        (ticket,) = repo.list_tickets(s)
+        (ticket,) = tickets.list_tickets(s)
         assert ticket.id is not None
-        sent = [(n.clock_round, escalate.LEVEL_NAMES[n.level]) for n in repo.notices_of(s, ticket.id)]
+        sent = [(n.clock_round, escalate.LEVEL_NAMES[n.level]) for n in sweeps.notices_of(s, ticket.id)]
         return ticket.clock_round, sent
 
 

@@ -18,8 +18,9 @@ from mailer.delivery.render import Renderer
 from mailer.model import FetchedMail, Outcome
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
-from storage import db, repo
+from storage import db, flags
 from storage.tables import MessageRow, OutboxRow, Ticket, TicketEvent
+from storage.tickets import list_tickets
 from tests.conftest import make_mail
 
 _uids = itertools.count(1)
@@ -79,9 +80,9 @@ def ack_of(engine: Engine, rcpt: str) -> MessageRow:
         ).scalar_one()
 
 
-def flag(engine: Engine, rcpt: str, office: str = "3514") -> repo.Flag | None:
+def flag(engine: Engine, rcpt: str, office: str = "3514") -> flags.Flag | None:
     with db.reading(engine) as s:
-        return repo.address_flag(s, office, rcpt)
+        return flags.address_flag(s, office, rcpt)
 
 
 def acks(engine: Engine, rcpt: str | None = None) -> int:
@@ -94,7 +95,7 @@ def acks(engine: Engine, rcpt: str | None = None) -> int:
 
 def tickets(engine: Engine) -> list[Ticket]:
     with db.reading(engine) as s:
-        return repo.list_tickets(s)
+        return list_tickets(s)
 
 
 def test_bounce_of_our_ack_flags_the_address_on_its_ticket(
@@ -239,7 +240,7 @@ def test_guard_refuses_office_addresses_and_flagged_addresses(engine: Engine, cl
     are refused with a reason, others pass."""
     own = {OFFICE}
     with db.transaction(engine) as s:
-        repo.flag_address(s, "3514", "gone@example.org", "bouncing", clock.now(), "dsn failed 5.1.1", None)
+        flags.flag_address(s, "3514", "gone@example.org", "bouncing", clock.now(), "dsn failed 5.1.1", None)
         assert guard.refusal(s, "3514", "rina@example.com", own) == ""
         assert "office address" in guard.refusal(s, "3514", OFFICE, own)
         assert "no outside address" in guard.refusal(s, "3514", "not an address", own)

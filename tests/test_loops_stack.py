@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from mailer.operator import cli
 from mailer.settings import Settings
-from storage import db, repo
+from storage import db, flags
 from storage.tables import MessageRow, OutboxRow
 from tests import mailstack
 from tests.conftest import ROOT, make_mail, office_env, project_settings, requester, running
@@ -70,7 +70,7 @@ def test_real_bounce_of_an_ack_flags_the_requester(
         kinds = [
             m.kind for m in s.execute(select(MessageRow).where(MessageRow.ticket_id == ticket.id)).scalars()
         ]
-        flag = repo.address_flag(s, "3514", BOUNCED)
+        flag = flags.address_flag(s, "3514", BOUNCED)
     assert kinds == ["request", "ack", "bounce"]
     assert flag is not None and flag.flag == "bouncing" and "5.1.1" in flag.reason
     capsys.readouterr()

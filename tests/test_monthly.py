@@ -19,7 +19,7 @@ from mailer.delivery.render import Renderer
 from mailer.operator import cli
 from mailer.settings import Settings
 from mailer.timed import monthly
-from storage import db, repo
+from storage import db, ratings, tickets
 from storage.tables import MessageRow, OutboxRow
 
 WIB = ZoneInfo("Asia/Jakarta")
@@ -50,7 +50,7 @@ def add(
     """A ticket of office 3514 with its events, as the pipeline would have stored it."""
     assert isinstance(s, db.Session)
     state = history[-1][2] if history else "open"
-    ticket_id = repo.add_ticket(
+    ticket_id = tickets.add_ticket(
         s, ref=f"PST-3514-2026-{n:05d}", office_code="3514", state=state, kind=kind,
         requester_email=f"warga{n}@example.com", requester_name="", subject=f"Permintaan {n}", subject_key="",
         language="id", received_at=received, due_at=received, first_response_at=first_response,
@@ -58,7 +58,7 @@ def add(
         last_message_at=received, message_count=1, created_at=received,
     )  # fmt: skip
     for at, event, after in history:
-        repo.add_ticket_event(
+        tickets.add_ticket_event(
             s, ticket_id=ticket_id, message_pk=None, at=at, event=event, state=after, actor="", detail=""
         )
     return ticket_id
@@ -100,7 +100,7 @@ def november(engine: Engine) -> None:
         add(s, 8, wib(12, 1, 9))
         for ticket, score, at in ((t1, 4, wib(11, 10, 10)), (t2, 3, wib(11, 20, 8)), (t3, 1, wib(11, 30, 23)),
                                   (t7, 4, wib(12, 3, 10))):  # fmt: skip
-            repo.save_rating(s, ticket, "3514", score, "reply", "x@example.com", None, at)
+            ratings.save_rating(s, ticket, "3514", score, "reply", "x@example.com", None, at)
 
 
 @pytest.mark.usefixtures("november")

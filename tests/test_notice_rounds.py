@@ -24,7 +24,7 @@ from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from mailer.timed import digest, escalate
 from mailer.timed.sweep import Sweeper
-from storage import db, repo
+from storage import db, sweeps, tickets
 from storage.tables import Ticket, TicketNotice
 from tests.conftest import make_mail
 from tests.test_escalate import MON, at
@@ -114,7 +114,7 @@ class Desk:
 
     def ticket(self) -> Ticket:
         with db.reading(self.engine) as s:
-            (found,) = repo.list_tickets(s)
+            (found,) = tickets.list_tickets(s)
             s.expunge(found)
             return found
 
@@ -177,9 +177,9 @@ def test_ticket_round_matches_its_history(settings: Settings, engine: Engine) ->
     for step in STORIES["two more rounds"][0]:
         desk.play([step])
         with db.reading(engine) as s:
-            (t,) = repo.list_tickets(s)
+            (t,) = tickets.list_tickets(s)
             assert t.id is not None
-            _, history = repo.ticket_clock(s, t.id)
+            _, history = tickets.ticket_clock(s, t.id)
             assert t.clock_round == lifecycle.clock_round(history)
 
 
@@ -190,11 +190,11 @@ def test_a_second_notice_in_the_same_round_fails_its_transaction(settings: Setti
     row = {"ticket_id": desk.ticket().id, "level": H, "recipient": "x", "outbox_id": None, "due_at": MON,
            "created_at": MON}  # fmt: skip
     with db.transaction(engine) as s:
-        repo.add_notices(s, [{**row, "clock_round": 1}])
+        sweeps.add_notices(s, [{**row, "clock_round": 1}])
     with pytest.raises(Exception, match=r"(?i)unique"), db.transaction(engine) as s:
-        repo.add_notices(s, [{**row, "clock_round": 1}])
+        sweeps.add_notices(s, [{**row, "clock_round": 1}])
     with db.transaction(engine) as s:
-        repo.add_notices(s, [{**row, "clock_round": 2}])
+        sweeps.add_notices(s, [{**row, "clock_round": 2}])
     assert desk.notices() == [(1, H), (2, H)]
 
 

@@ -21,7 +21,7 @@ from mailer.operator.cli import main
 from mailer.pipeline import driver as pipeline_module
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
-from storage import db, repo
+from storage import db, dead_letters, outbox
 from storage.tables import DeadLetter, MessageRow, OutboxRow, Ticket
 from tests import mailstack
 from tests.conftest import make_mail, one_pass, requester
@@ -92,7 +92,7 @@ def test_status_and_outbox_list_count_suppressed_mail(
     and listed by `outbox --state suppressed`, without needing attention."""
     engine = ingest(settings, FrozenClock(SystemClock().now()), "rina@example.com")
     with engine.begin() as conn:
-        assert repo.suppress_outbox(conn, 1, "rina@example.com is BOUNCING since …")
+        assert outbox.suppress_outbox(conn, 1, "rina@example.com is BOUNCING since …")
     engine.dispose()
     code, out, _ = cli(tmp_path, monkeypatch, capsys, "status", "--office", "3514")
     assert code == 0 and "outbox   suppressed 1" in out
@@ -386,7 +386,6 @@ def test_status_lists_and_retry_on_postgresql(
     """On PostgreSQL: the status counts, the dead-letter and outbox lists (size of the bytes, a
     deferred delivery), a retry that fails again, one that resolves, a failed delivery released."""
     from mailer.operator import repair, status
-    from storage import repo
 
     def broken(*_args: object) -> None:
         raise RuntimeError("threader bug")
@@ -400,12 +399,12 @@ def test_status_lists_and_retry_on_postgresql(
             patch.setattr(pipeline_module, "find_ticket", broken)
             pipe.process(FetchedMail("3514", "INBOX", 7, 3, make_mail("dewi@example.com")[0], clock.now()))
         with db.transaction(engine) as s:
-            (ack,) = repo.deliveries(s, "3514")
-            repo.mark_retry(s, ack.id, "450 try later", clock.now() + timedelta(minutes=5))
+            (ack,) = outbox.deliveries(s, "3514")
+            outbox.mark_retry(s, ack.id, "450 try later", clock.now() + timedelta(minutes=5))
         with db.reading(engine) as s:
             (found,) = status.collect(s, postgres, clock.now(), "3514")
-            bom, bug = repo.dead_letters(s)
-            (deferred,) = repo.deliveries(s, state="deferred")
+            bom, bug = dead_letters.dead_letters(s)
+            (deferred,) = outbox.deliveries(s, state="deferred")
         assert found.dead_letters == 2 and found.outbox == {"deferred": 1} and found.late == 0
         assert found.mailboxes[0].last_uid == 3 and found.tickets == {"open": 1}
         assert bom.size == len(WITH_BOM) and bom.step == "parse" and bug.step == "thread"
@@ -413,11 +412,11 @@ def test_status_lists_and_retry_on_postgresql(
         assert repair.retry_dead_letter(postgres, engine, clock, bom.id).result == "failed"
         assert repair.retry_dead_letter(postgres, engine, clock, bug.id).result == "resolved"
         with db.transaction(engine) as s:
-            repo.mark_failed(s, ack.id, "550 no such user", clock.now())
+            outbox.mark_failed(s, ack.id, "550 no such user", clock.now())
         assert repair.retry_delivery(engine, clock, ack.id)[0] is True
         with db.reading(engine) as s:
             (found,) = status.collect(s, postgres, clock.now(), "3514")
-            (still,) = repo.dead_letters(s)
+            (still,) = dead_letters.dead_letters(s)
         assert found.dead_letters == 1 and found.dead_letters_resolved == 1
         assert still.id == bom.id and still.retries == 1
         assert found.tickets == {"open": 2} and found.outbox == {"pending": 2}

@@ -15,7 +15,7 @@ from mailer.model import FetchedMail, Outcome
 from mailer.pipeline import driver as pipeline_module
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
-from storage import db, repo
+from storage import cursors, db, tickets
 from storage.tables import DeadLetter, MessageRow, OutboxRow, Ticket
 from tests.conftest import make_mail
 
@@ -44,7 +44,7 @@ def test_new_request_creates_ticket_and_one_outbox_row(pipe: Pipeline, engine: E
     raw, _ = make_mail("rina@example.com")
     assert pipe.process(fetched(raw)) is Outcome.TICKET_CREATED
     with db.reading(engine) as s:
-        (ticket,) = repo.list_tickets(s)
+        (ticket,) = tickets.list_tickets(s)
     assert ticket.ref == "PST-3514-2026-00001"
     assert ticket.requester_email == "rina@example.com"
     assert count(engine, OutboxRow, state="pending") == 1
@@ -101,7 +101,7 @@ def test_tag_of_another_office_does_not_join(pipe: Pipeline, engine: Engine) -> 
     other, _ = make_mail("rina@example.com", to="bps3571@bps.go.id", subject="Re: x [PST-3514-2026-00001]")
     assert pipe.process(fetched(other, office="3571")) is Outcome.TICKET_CREATED
     with db.reading(engine) as s:
-        refs = sorted(t.ref for t in repo.list_tickets(s))
+        refs = sorted(t.ref for t in tickets.list_tickets(s))
     assert refs == ["PST-3514-2026-00001", "PST-3571-2026-00001"]
 
 
@@ -144,7 +144,7 @@ def test_failing_step_dead_letters_and_moves_cursor(
     assert pipe.process(second) is Outcome.TICKET_CREATED
     with db.reading(engine) as s:
         (dead,) = s.execute(select(DeadLetter)).scalars()
-        assert repo.get_cursor(s, "3514", "INBOX") == (7, second.uid)
+        assert cursors.get_cursor(s, "3514", "INBOX") == (7, second.uid)
     assert dead.raw == bad
     assert dead.step == "parse"
     assert "simulated parser failure" in dead.error
@@ -165,7 +165,7 @@ def test_ticket_numbers_count_per_office(pipe: Pipeline, engine: Engine) -> None
     raw, _ = make_mail("q@example.com", to="bps8205@bps.go.id")
     pipe.process(fetched(raw, office="8205"))
     with db.reading(engine) as s:
-        refs = sorted(t.ref for t in repo.list_tickets(s))
+        refs = sorted(t.ref for t in tickets.list_tickets(s))
     assert refs == [
         "PST-3514-2026-00001",
         "PST-3514-2026-00002",
@@ -237,7 +237,7 @@ def test_batch_keeps_each_mail_atomic(
     assert count(engine, MessageRow, direction="in") == 2
     assert count(engine, DeadLetter) == 1
     with db.reading(engine) as s:
-        assert repo.get_cursor(s, "3514", "INBOX") == (7, batch[-1].uid)
+        assert cursors.get_cursor(s, "3514", "INBOX") == (7, batch[-1].uid)
 
 
 def test_reply_without_references_joins_by_sender_and_subject(
@@ -283,7 +283,7 @@ def test_mail_read_after_its_deadline_is_overdue_and_its_ack_promises_a_day_ahea
     raw, _ = make_mail("rina@example.com")
     assert pipe.process(FetchedMail("3514", "INBOX", 7, 1, raw, arrived)) is Outcome.TICKET_CREATED
     with db.reading(engine) as s:
-        (ticket,) = repo.list_tickets(s)
+        (ticket,) = tickets.list_tickets(s)
         ack = s.execute(select(MessageRow).where(MessageRow.kind == "ack")).scalar_one()
     assert ticket.received_at == arrived and ticket.due_at < clock.now()
     text = " ".join(ack.body_text.split())

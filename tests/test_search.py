@@ -16,7 +16,7 @@ from mailer.delivery.render import Renderer
 from mailer.model import FetchedMail
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
-from storage import db, repo
+from storage import db, search, tickets
 from tests.conftest import make_mail
 from tests.test_staff import run_cli
 
@@ -39,7 +39,7 @@ def consult(pipe: Pipeline, sender: str, subject: str, question: str, answer: st
         )
         pipe.process(FetchedMail("3514", "INBOX", 1, next(_uids), raw))
     with db.reading(pipe.engine) as s:
-        return repo.list_tickets(s, limit=1)[0].ref
+        return tickets.list_tickets(s, limit=1)[0].ref
 
 
 def corpus(pipe: Pipeline) -> dict[str, str]:
@@ -73,7 +73,7 @@ def test_search_finds_closed_ticket_by_its_answer(pipe: Pipeline) -> None:
     """Words from the officer's answer find the closed ticket, with an excerpt around them."""
     refs = corpus(pipe)
     with db.reading(pipe.engine) as s:
-        hits = repo.search_tickets(s, "kecamatan dalam angka")
+        hits = search.search_tickets(s, "kecamatan dalam angka")
     assert [h.ref for h in hits] == [refs["poverty"]]
     assert "[Kecamatan]" in hits[0].snippet or "[kecamatan]" in hits[0].snippet.lower()
 
@@ -82,7 +82,7 @@ def test_search_leaves_out_open_tickets(pipe: Pipeline) -> None:
     """Only closed tickets are past consultations: an open ticket with the words is not listed."""
     refs = corpus(pipe)
     with db.reading(pipe.engine) as s:
-        found = [h.ref for h in repo.search_tickets(s, "penduduk miskin")]
+        found = [h.ref for h in search.search_tickets(s, "penduduk miskin")]
     assert found == [refs["poverty"]]
 
 
@@ -93,23 +93,23 @@ def test_search_ranks_subject_match_first(pipe: Pipeline) -> None:
     )
     second = consult(pipe, "b@example.com", "Inflasi tahunan", "Berapa inflasi tahunan?", "2,3 persen.")
     with db.reading(pipe.engine) as s:
-        assert [h.ref for h in repo.search_tickets(s, "inflasi")][:2] == [second, first]
+        assert [h.ref for h in search.search_tickets(s, "inflasi")][:2] == [second, first]
 
 
 def test_search_matches_word_starts_and_any_case(pipe: Pipeline) -> None:
     """ "INFLA" finds "inflasi": words match as prefixes, case folded."""
     refs = corpus(pipe)
     with db.reading(pipe.engine) as s:
-        assert [h.ref for h in repo.search_tickets(s, "INFLA")] == [refs["inflation"]]
+        assert [h.ref for h in search.search_tickets(s, "INFLA")] == [refs["inflation"]]
 
 
 def test_search_ignores_query_syntax(pipe: Pipeline) -> None:
     """Quotes, stars and operators in what staff type are not query syntax (no error)."""
     corpus(pipe)
     with db.reading(pipe.engine) as s:
-        assert repo.search_tickets(s, '"inflasi*') != []
-        assert repo.search_tickets(s, "inflasi) AND (") == []  # "and" is a word here, found nowhere
-        assert repo.search_tickets(s, '"*"') == []
+        assert search.search_tickets(s, '"inflasi*') != []
+        assert search.search_tickets(s, "inflasi) AND (") == []  # "and" is a word here, found nowhere
+        assert search.search_tickets(s, '"*"') == []
 
 
 @pytest.fixture
@@ -125,9 +125,9 @@ def test_search_on_postgresql(postgres: Settings, clock: FrozenClock) -> None:
         refs = corpus(pipe)
         clock.advance(timedelta(minutes=1))
         with db.reading(engine) as s:
-            assert [h.ref for h in repo.search_tickets(s, "kecamatan dalam angka")] == [refs["poverty"]]
-            assert [h.ref for h in repo.search_tickets(s, "penduduk miskin")] == [refs["poverty"]]
-            assert [h.ref for h in repo.search_tickets(s, "INFLA")] == [refs["inflation"]]
+            assert [h.ref for h in search.search_tickets(s, "kecamatan dalam angka")] == [refs["poverty"]]
+            assert [h.ref for h in search.search_tickets(s, "penduduk miskin")] == [refs["poverty"]]
+            assert [h.ref for h in search.search_tickets(s, "INFLA")] == [refs["inflation"]]
     finally:
         engine.dispose()
 

@@ -20,7 +20,7 @@ from mailer.model import Address, FetchedMail, Outcome, ParsedMail, Role
 from mailer.operator import cli
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings, StaffSettings
-from storage import db, repo
+from storage import db, messages, tickets
 from storage.tables import MessageRow, OutboxRow, Ticket, TicketEvent
 from tests.conftest import ROOT, make_mail, office_env
 
@@ -43,7 +43,7 @@ def fetched(raw: bytes, role: Role = Role.INBOX, at: datetime | None = None) -> 
 
 def ticket(engine: Engine) -> Ticket:
     with db.reading(engine) as s:
-        (found,) = repo.list_tickets(s)
+        (found,) = tickets.list_tickets(s)
         s.expunge(found)
         return found
 
@@ -137,7 +137,7 @@ def test_sent_folder_mail_of_no_ticket_opens_nothing(pipe: Pipeline, engine: Eng
     raw, _ = make_mail(OFFICE, to="dinas@example.go.id", subject="Undangan rapat", name="PST BPS")
     assert pipe.process(fetched(raw, Role.SENT)) is Outcome.RECORDED
     with db.reading(engine) as s:
-        assert repo.list_tickets(s) == []
+        assert tickets.list_tickets(s) == []
 
 
 def test_staff_address_with_new_question_is_a_request(pipe: Pipeline, engine: Engine) -> None:
@@ -436,7 +436,7 @@ def test_reply_to_a_notice_is_not_the_answer(pipe: Pipeline, engine: Engine, clo
     request(pipe)
     t = ticket(engine)
     with db.transaction(engine) as s:
-        repo.add_message(
+        messages.add_message(
             s,
             office_code="3514",
             ticket_id=t.id,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, text
-from sqlmodel import SQLModel, select
+from sqlmodel import Session, SQLModel, select
 
 from mailer.clock import FrozenClock
 from mailer.daemon import open_database
@@ -16,8 +17,11 @@ from mailer.delivery.render import Renderer
 from mailer.model import FetchedMail, Outcome
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
-from storage import db, repo
-from storage.tables import Ticket
+from storage import conversations, cursors, db, messages, outbox, tickets
+from storage.messages import NewMessage
+from storage.tables import MessageRow, Ticket
+from storage.tickets import NewTicket
+from storage.vocabulary import Direction, MessageKind, TicketState
 from tests.conftest import make_mail
 
 
@@ -42,11 +46,11 @@ def test_migrate_is_safe_to_repeat(tmp_path: Path, settings: Settings, clock: Fr
     """Starting twice on the same database migrates once and keeps the data."""
     first = open_database(settings, clock)
     with db.transaction(first) as s:
-        repo.save_cursor(s, "3514", "INBOX", 5, 9, clock.now())
+        cursors.save_cursor(s, "3514", "INBOX", 5, 9, clock.now())
     first.dispose()
     second = open_database(settings, clock)
     with db.reading(second) as s:
-        assert repo.get_cursor(s, "3514", "INBOX") == (5, 9)
+        assert cursors.get_cursor(s, "3514", "INBOX") == (5, 9)
     second.dispose()
 
 
@@ -64,11 +68,11 @@ def test_pipeline_runs_on_postgresql(postgres: Settings, clock: FrozenClock) -> 
         reply, _ = make_mail("rina@example.com", subject="Re: x", headers=(("In-Reply-To", f"<{mid}>"),))
         assert pipe.process(FetchedMail("3514", "INBOX", big, big + 2, reply)) is Outcome.FOLLOWUP
         with db.reading(engine) as s:
-            (ticket,) = repo.list_tickets(s)
+            (ticket,) = tickets.list_tickets(s)
             assert ticket.message_count == 2
             assert ticket.received_at.tzinfo is not None
-            assert repo.get_cursor(s, "3514", "INBOX") == (big, big + 2)
-            assert len(repo.due_outbox(s, "3514", clock.now(), 10)) == 1
+            assert cursors.get_cursor(s, "3514", "INBOX") == (big, big + 2)
+            assert len(outbox.due_outbox(s, "3514", clock.now(), 10)) == 1
     finally:
         engine.dispose()
 
@@ -108,49 +112,91 @@ def test_upgrade_from_0001_keeps_existing_tickets(
     try:
         assert schema_drift(upgraded) == []
         with db.reading(upgraded) as s:
-            (ticket,) = repo.list_tickets(s)
-            assert repo.ticket_participants(s, ticket.id or 0) == {"a@example.com": "requester"}
+            (ticket,) = tickets.list_tickets(s)
+            assert conversations.ticket_participants(s, ticket.id or 0) == {"a@example.com": "requester"}
         assert ticket.ref == "PST-3514-2026-00001"
         assert ticket.subject_key == ""
     finally:
         upgraded.dispose()
 
 
-def _ticket_fields(ref: str) -> dict[str, object]:
-    wib = timezone(timedelta(hours=7))
+WIB = timezone(timedelta(hours=7))
+
+
+def _ticket_fields(ref: str) -> NewTicket:
+    """A ticket's required columns only: the others take the table's defaults."""
     return {
         "ref": ref,
         "office_code": "3514",
-        "state": "open",
+        "state": TicketState.OPEN,
         "requester_email": "rina@example.com",
+        "received_at": datetime(2026, 11, 23, 9, 0, tzinfo=WIB),
+        "due_at": datetime(2026, 11, 25, 15, 30, tzinfo=WIB),
+        "last_message_at": datetime(2026, 11, 23, 9, 0, tzinfo=WIB),
+        "created_at": datetime(2026, 11, 23, 9, 0, 1, tzinfo=WIB),
         "subject": "Data kemiskinan",
-        "received_at": datetime(2026, 11, 23, 9, 0, tzinfo=wib),
-        "due_at": datetime(2026, 11, 25, 15, 30, tzinfo=wib),
-        "last_message_at": datetime(2026, 11, 23, 9, 0, tzinfo=wib),
-        "created_at": datetime(2026, 11, 23, 9, 0, 1, tzinfo=wib),
     }
 
 
-def _prepared_and_orm_rows(engine: Engine) -> tuple[dict[str, object], dict[str, object]]:
+def _message_fields(dedupe_key: str) -> NewMessage:
+    """A stored mail's required columns and a few others (body_trimmed has only a server default)."""
+    return {
+        "office_code": "3514",
+        "direction": Direction.IN,
+        "kind": MessageKind.REQUEST,
+        "dedupe_key": dedupe_key,
+        "stored_at": datetime(2026, 11, 23, 9, 0, 2, tzinfo=WIB),
+        "raw_sha256": "0" * 64,
+        "raw": b"Subject: Data\r\n\r\nMohon data.\r\n",
+        "uid": 4_000_000_000,
+        "subject": "Data",
+    }
+
+
+Rows = tuple[dict[str, object], dict[str, object]]
+
+
+def _stored(s: Session, sql: str, leave_out: set[str]) -> list[dict[str, object]]:
+    """The rows as stored, not as read back through the models: SQL compares and orders these."""
+    result = s.connection().exec_driver_sql(sql)
+    keys = list(result.keys())
+    return [{k: v for k, v in zip(keys, row, strict=True) if k not in leave_out} for row in result]
+
+
+def _prepared_and_orm_rows(engine: Engine) -> tuple[Rows, Rows]:
+    """A ticket and a mail each written twice, by the prepared statements and by the ORM:
+    ((ticket, ticket), (mail, mail)) as the models read them back."""
     with db.transaction(engine) as s:
-        fast = repo.add_ticket(s, **_ticket_fields("PST-3514-2026-90001"))
-        s.add(Ticket(**_ticket_fields("PST-3514-2026-90002")))  # type: ignore[arg-type]
+        fast = tickets.add_ticket(s, **_ticket_fields("PST-3514-2026-90001"))
+        s.add(Ticket(**_ticket_fields("PST-3514-2026-90002")))
+        messages.add_message(s, **_message_fields("fast"))
+        s.add(MessageRow(**_message_fields("orm")))
     with db.reading(engine) as s:
-        rows = {t.ref: t.model_dump(exclude={"id", "ref"}) for t in s.exec(select(Ticket))}
+        found = {t.ref: t.model_dump(exclude={"id", "ref"}) for t in s.exec(select(Ticket))}
+        mails = {m.dedupe_key: m.model_dump(exclude={"id", "dedupe_key"}) for m in s.exec(select(MessageRow))}
         assert s.get(Ticket, fast) is not None
-        # The values as stored, not as read back: SQL compares and orders these.
-        stored = [r[2:] for r in s.connection().exec_driver_sql("SELECT * FROM tickets ORDER BY ref")]
+        stored = _stored(s, "SELECT * FROM tickets ORDER BY ref", {"id", "ref"})
+        stored_mails = _stored(s, "SELECT * FROM messages ORDER BY dedupe_key", {"id", "dedupe_key"})
     assert stored[0] == stored[1]
-    return rows["PST-3514-2026-90001"], rows["PST-3514-2026-90002"]
+    assert stored_mails[0] == stored_mails[1]
+    return (found["PST-3514-2026-90001"], found["PST-3514-2026-90002"]), (mails["fast"], mails["orm"])
 
 
 def test_prepared_insert_writes_what_the_orm_writes_on_sqlite(engine: Engine) -> None:
-    """repo's prepared statements (compiled once, run on the DBAPI cursor) store a row exactly as
-    the ORM does: defaults filled, aware datetimes converted to UTC (guards SQLAlchemy upgrades)."""
-    fast, orm = _prepared_and_orm_rows(engine)
+    """storage/prepared.py's statements (compiled once, run on the DBAPI cursor) store a ticket
+    and a mail exactly as the ORM does: defaults filled, aware datetimes converted to UTC, the
+    vocabulary's members as their words (guards SQLAlchemy upgrades)."""
+    (fast, orm), (fast_mail, orm_mail) = _prepared_and_orm_rows(engine)
     assert fast == orm
+    assert fast_mail == orm_mail
     assert fast["received_at"] == datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
-    assert (fast["kind"], fast["message_count"], fast["language"]) == ("request", 0, "id")
+    assert (fast["kind"], fast["message_count"], fast["language"], fast["state"]) == (
+        "request",
+        0,
+        "id",
+        "open",
+    )
+    assert (fast_mail["kind"], fast_mail["body_trimmed"], fast_mail["ticket_id"]) == ("request", "", None)
 
 
 def test_prepared_insert_writes_what_the_orm_writes_on_postgresql(
@@ -159,11 +205,20 @@ def test_prepared_insert_writes_what_the_orm_writes_on_postgresql(
     """The same on PostgreSQL (its driver takes named parameters, SQLite's positional ones)."""
     engine = open_database(postgres, clock)
     try:
-        fast, orm = _prepared_and_orm_rows(engine)
+        (fast, orm), (fast_mail, orm_mail) = _prepared_and_orm_rows(engine)
         assert fast == orm
+        assert fast_mail == orm_mail
         assert fast["due_at"] == datetime(2026, 11, 25, 8, 30, tzinfo=UTC)
     finally:
         engine.dispose()
+
+
+def test_prepared_insert_refuses_a_name_that_is_no_column(engine: Engine) -> None:
+    """A prepared insert given a misspelt column fails loudly instead of storing the default
+    (mypy catches it in typed code: this is for rows built as plain dicts)."""
+    fields: dict[str, object] = {**_ticket_fields("PST-3514-2026-90003"), "requester_nmae": "Rina"}
+    with pytest.raises(KeyError, match="requester_nmae"), db.transaction(engine) as s:
+        tickets.add_ticket(s, **fields)  # type: ignore[arg-type]
 
 
 def test_migration_brings_short_sqlite_datetimes_into_the_long_form(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The claim of the next mail re-checks what changed since it was queued (repo.advance_outbox,
+"""The claim of the next mail re-checks what changed since it was queued (outbox.advance_outbox,
 outbox.suppression_reason), on SQLite and PostgreSQL: a flag on the recipient, the requester's
 ticket settled as spam or duplicate. A mail to a head of office on the same ticket is not held
 back by what concerns the requester, only by a flag on its own address."""
@@ -18,7 +18,7 @@ from mailer.delivery.render import Outgoing, Renderer
 from mailer.model import FetchedMail
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
-from storage import db, repo
+from storage import db, flags, outbox, tickets
 from storage.tables import OutboxRow
 from tests.conftest import make_mail
 
@@ -55,9 +55,9 @@ def queue_ack_and_head_mail(settings: Settings, engine: Engine, clock: FrozenClo
 def claim(engine: Engine, outbox_id: int, clock: FrozenClock) -> tuple[bool, str]:
     """(claimed, why not) for one mail, as the sender's commit does it."""
     with db.statements(engine) as conn:
-        if repo.advance_outbox(conn, None, outbox_id, clock.now()):
+        if outbox.advance_outbox(conn, None, outbox_id, clock.now()):
             return True, ""
-        found = repo.outbox_hindrance(conn, outbox_id)
+        found = outbox.outbox_hindrance(conn, outbox_id)
         assert found is not None
         return False, suppression_reason(found)
 
@@ -69,7 +69,7 @@ def test_flagged_requester_stops_the_ack_not_the_heads_mail(
     flag as the reason; the head's mail on the same ticket is claimed."""
     _ticket, ack, head = queue_ack_and_head_mail(settings, database, clock)
     with db.transaction(database) as s:
-        repo.flag_address(s, "3514", REQUESTER, "bouncing", clock.now(), "550 5.1.1 user unknown", None)
+        flags.flag_address(s, "3514", REQUESTER, "bouncing", clock.now(), "550 5.1.1 user unknown", None)
     claimed, why = claim(database, ack, clock)
     assert not claimed and why.startswith("recipient is bouncing since") and "5.1.1" in why
     assert claim(database, head, clock) == (True, "")
@@ -83,7 +83,7 @@ def test_ticket_settled_as_spam_or_duplicate_stops_the_ack_not_the_heads_mail(
     claimed, with the ticket's resolution as the reason; the head's mail is claimed."""
     ticket, ack, head = queue_ack_and_head_mail(settings, database, clock)
     with db.transaction(database) as s:
-        repo.change_ticket(s, ticket, state="answered", at=clock.now(), resolution=resolution)
+        tickets.change_ticket(s, ticket, state="answered", at=clock.now(), resolution=resolution)
     claimed, why = claim(database, ack, clock)
     assert not claimed and f"was settled as {resolution}" in why
     assert claim(database, head, clock) == (True, "")
@@ -95,7 +95,7 @@ def test_flag_on_the_heads_own_address_stops_the_heads_mail(
     """A flag on the head's own address stops the head's mail; the ack still goes."""
     _ticket, ack, head = queue_ack_and_head_mail(settings, database, clock)
     with db.transaction(database) as s:
-        repo.flag_address(s, "3514", HEAD, "complained", clock.now(), "ARF abuse report", None)
+        flags.flag_address(s, "3514", HEAD, "complained", clock.now(), "ARF abuse report", None)
     claimed, why = claim(database, head, clock)
     assert not claimed and why.startswith("recipient is complained")
     assert claim(database, ack, clock) == (True, "")
@@ -118,7 +118,7 @@ def test_mail_left_in_flight_by_a_stop_is_checked_again_after_the_restart(
     _ticket, ack, _head = queue_ack_and_head_mail(settings, database, clock)
     assert claim(database, ack, clock) == (True, "")  # in flight when the process died
     with db.transaction(database) as s:
-        repo.flag_address(s, "3514", REQUESTER, "complained", clock.now(), "ARF abuse report", None)
-        assert repo.release_interrupted(s, "3514") == 1
+        flags.flag_address(s, "3514", REQUESTER, "complained", clock.now(), "ARF abuse report", None)
+        assert outbox.release_interrupted(s, "3514") == 1
     claimed, why = claim(database, ack, clock)
     assert not claimed and why.startswith("recipient is complained")

@@ -23,8 +23,9 @@ from mailer.errors import ConfigError
 from mailer.model import FetchedMail, Outcome
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings, load_settings
-from storage import db, repo
+from storage import conversations, db
 from storage.tables import MessageRow, OutboxRow, Ticket
+from storage.tickets import close_ticket, list_tickets
 from tests.conftest import ROOT, make_mail, office_env
 
 _uids = itertools.count(1000)
@@ -43,7 +44,7 @@ def fetched(raw: bytes, office: str = "3514") -> FetchedMail:
 
 def tickets(engine: Engine) -> list[Ticket]:
     with db.reading(engine) as s:
-        return sorted(repo.list_tickets(s), key=lambda t: t.id or 0)
+        return sorted(list_tickets(s), key=lambda t: t.id or 0)
 
 
 def acks(engine: Engine) -> int:
@@ -53,9 +54,9 @@ def acks(engine: Engine) -> int:
 
 def links(engine: Engine, ref: str) -> list[tuple[str, str, str]]:
     with db.reading(engine) as s:
-        (ticket,) = [t for t in repo.list_tickets(s) if t.ref == ref]
+        (ticket,) = [t for t in list_tickets(s) if t.ref == ref]
         assert ticket.id is not None
-        return repo.ticket_links(s, ticket.id)
+        return conversations.ticket_links(s, ticket.id)
 
 
 def thread_index(conversation: bytes, replies: int = 0) -> str:
@@ -143,7 +144,7 @@ def test_reply_to_our_own_message_id_is_trusted_whoever_sends(pipe: Pipeline, en
     (ticket,) = tickets(engine)
     with db.reading(engine) as s:
         assert ticket.id is not None
-        assert repo.ticket_participants(s, ticket.id) == {RINA: "requester", BUDI: "cc"}
+        assert conversations.ticket_participants(s, ticket.id) == {RINA: "requester", BUDI: "cc"}
 
 
 def test_reply_all_by_a_cc_person_joins(pipe: Pipeline, engine: Engine) -> None:
@@ -171,10 +172,10 @@ def test_stranger_citing_a_received_mail_joins_only_when_replying_to_all(
 
 
 def test_staff_added_to_a_ticket_may_continue_it(pipe: Pipeline, engine: Engine, clock: FrozenClock) -> None:
-    """An officer put on a ticket with repo.add_staff continues it through the subject tag."""
+    """An officer put on a ticket with conversations.add_staff continues it through the subject tag."""
     pipe.process(fetched(make_mail(RINA)[0]))
     with db.transaction(engine) as s:
-        repo.add_staff(s, tickets(engine)[0].id or 0, "Petugas@BPS.go.id", clock.now())
+        conversations.add_staff(s, tickets(engine)[0].id or 0, "Petugas@BPS.go.id", clock.now())
     staff = make_mail("petugas@bps.go.id", subject=f"Re: Permohonan data [{FIRST_REF}]")[0]
     assert pipe.process(fetched(staff)) is Outcome.FOLLOWUP
 
@@ -222,7 +223,7 @@ def test_subject_match_between_two_tickets_follows_the_quote(pipe: Pipeline, eng
 
 def close_first(engine: Engine, clock: FrozenClock) -> None:
     with db.transaction(engine) as s:
-        repo.close_ticket(s, tickets(engine)[0].id or 0, clock.now())
+        close_ticket(s, tickets(engine)[0].id or 0, clock.now())
 
 
 def test_requester_within_reopen_window_reopens_with_a_fresh_deadline(

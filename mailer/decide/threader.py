@@ -35,7 +35,8 @@ from sqlmodel import Session
 
 from mailer.decide.rules import acknowledgement_recipient
 from mailer.model import ParsedMail
-from storage import repo
+from storage import conversations, tickets
+from storage.tickets import TicketRef
 
 TAG = re.compile(r"\[?\b(PST-(\d{4})-\d{4}-\d{5,})\b\]?")
 # Reply and forward prefixes of the clients the public and staff use (English, German, French,
@@ -68,7 +69,7 @@ class ThreadMatch:
     """The ticket found and how: "references", "subject_tag", "thread_index" or
     "same_sender_subject"; `trusted` when through one of our own outgoing Message-IDs."""
 
-    ticket: repo.TicketRef
+    ticket: TicketRef
     how: str
     trusted: bool = False
 
@@ -196,16 +197,16 @@ def find_ticket(
     """The ticket this mail continues, or None for a new conversation."""
     ids = [*mail.in_reply_to, *reversed(mail.references)]
     ids = [i for i in dict.fromkeys(ids) if i != mail.message_id]
-    hit = repo.referenced_ticket(s, office_code, ids)
+    hit = conversations.referenced_ticket(s, office_code, ids)
     if hit is not None:
         return ThreadMatch(hit.ticket, "references", trusted=hit.ours)
     ref = ticket_tag(mail.subject, office_code)
     if ref is not None:
-        found = repo.ticket_by_ref(s, ref, office=office_code)
+        found = tickets.ticket_by_ref(s, ref, office=office_code)
         if found is not None:
             return ThreadMatch(found, "subject_tag")
     if hints.conversation:
-        found = repo.ticket_by_conversation_index(s, office_code, hints.conversation)
+        found = conversations.ticket_by_conversation_index(s, office_code, hints.conversation)
         if found is not None:
             return ThreadMatch(found, "thread_index")
     found = _same_sender_subject(s, office_code, mail, now - window, hints, own_addresses)
@@ -214,29 +215,29 @@ def find_ticket(
 
 def _same_sender_subject(
     s: Session, office: str, mail: ParsedMail, since: datetime, hints: OutlookHints, own: frozenset[str]
-) -> repo.TicketRef | None:
+) -> TicketRef | None:
     """The one ticket of the sender this reply-prefixed subject continues (see the module doc)."""
     sender = acknowledgement_recipient(mail)
     if not sender or not is_reply_subject(mail.subject):
         return None
     keys = dict.fromkeys(k for k in (normalise_subject(mail.subject), normalise_subject(hints.topic)) if k)
-    candidates: dict[int, repo.TicketRef] = {}
+    candidates: dict[int, TicketRef] = {}
     for key in keys:
-        for ticket in repo.tickets_by_conversation(s, office, sender, key, since):
+        for ticket in conversations.tickets_by_conversation(s, office, sender, key, since):
             candidates.setdefault(ticket.id, ticket)
     others = people_on(mail, own) - {sender}
-    fitting = [t for t in candidates.values() if others <= set(repo.ticket_participants(s, t.id))]
+    fitting = [t for t in candidates.values() if others <= set(conversations.ticket_participants(s, t.id))]
     if len(fitting) <= 1:
         return fitting[0] if fitting else None
     return _quoted_ticket(s, mail.text, fitting)
 
 
-def _quoted_ticket(s: Session, text: str, tickets: list[repo.TicketRef]) -> repo.TicketRef | None:
+def _quoted_ticket(s: Session, text: str, tickets: list[TicketRef]) -> TicketRef | None:
     """Of several tickets, the only one with a line of its mails (one no other of them has)
     quoted in `text`; None when the quotes do not single one out."""
     quoted = " ".join(_QUOTE_MARKS.sub("", text).split())
     lines: dict[str, set[int]] = {}
-    for ticket_id, body in repo.ticket_texts(s, [t.id for t in tickets]):
+    for ticket_id, body in conversations.ticket_texts(s, [t.id for t in tickets]):
         for line in body.splitlines():
             line = " ".join(_QUOTE_MARKS.sub("", line).split())
             if len(line) >= _MIN_QUOTED_LINE:

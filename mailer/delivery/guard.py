@@ -1,6 +1,6 @@
 """May an automatic mail go to this address? The check every automatic mail of an office
 passes before it is queued: acknowledgements now, reminders and closing notices later. A flag
-set after a mail was queued stops it too: the sender's claim checks again (repo.advance_outbox).
+set after a mail was queued stops it too: the sender's claim checks again (outbox.advance_outbox).
 
 Decide purely from what is stored; the caller acts (queues, or logs the reason and queues
 nothing). Each function returns the reason for refusing, "" when the mail may go.
@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from mailer.decide import rules
-from storage import repo
+from storage import flags, outbox
+from storage.vocabulary import MessageKind
 
 HOUR = timedelta(hours=1)
 
@@ -27,19 +28,19 @@ def refusal(s: Session, office_code: str, to: str, own_addresses: Collection[str
         return f"no outside address we can answer: {to!r}"
     if to in own_addresses:
         return f"{to} is an office address of this desk"
-    flag = repo.address_flag(s, office_code, to)
+    flag = flags.address_flag(s, office_code, to)
     if flag is not None:
         return f"{to} is {flag.flag} since {flag.since:%Y-%m-%d %H:%M} UTC: {flag.reason}"
     return ""
 
 
 def rate_refusal(
-    s: Session, office_code: str, to: str, now: datetime, kinds: Sequence[str], max_per_hour: int
+    s: Session, office_code: str, to: str, now: datetime, kinds: Sequence[MessageKind], max_per_hour: int
 ) -> str:
     """Why no more mail of these kinds may go to `to` this hour: the office already queued
     `max_per_hour` of them for it in the hour before `now` (a sender that keeps opening new
     requests, e.g. an auto-responder that does not say so). "" when it may."""
-    sent = repo.count_mail_to(s, office_code, to, now - HOUR, kinds)
+    sent = outbox.count_mail_to(s, office_code, to, now - HOUR, kinds)
     if sent >= max_per_hour:
         return f"limit reached: {sent} {'/'.join(kinds)} to {to} in the last hour (at most {max_per_hour})"
     return ""

@@ -9,7 +9,7 @@ with at most one mail in flight, so a killed process leaves at most that many ro
 they go back to `pending` at the next start and are sent then. The only window for a
 duplicate is between the server's final 250 and our next commit, a few milliseconds.
 
-What was queued may no longer be wanted when its turn comes: the claim (repo.advance_outbox)
+What was queued may no longer be wanted when its turn comes: the claim (outbox.advance_outbox)
 re-checks the recipient's flag (a bounce or complaint read later in the same backlog) and, for a
 mail to a ticket's requester, whether an officer settled the ticket as spam or duplicate. Such a
 mail becomes `suppressed` for good, in the same commit, with the reason in last_error. A mail
@@ -36,7 +36,8 @@ from mailer.decide import quiet
 from mailer.delivery.smtp import Submitter
 from mailer.errors import PermanentError, RecipientDeferred, TransientError
 from mailer.settings import Office, OutboxSettings
-from storage import db, repo
+from storage import db, messages, outbox
+from storage.vocabulary import NOT_TO_ANSWER, Direction, MessageKind
 
 if TYPE_CHECKING:  # not at run time: the sender process does without jinja2 and babel
     from mailer.delivery.render import Outgoing
@@ -60,12 +61,12 @@ def enqueue(
     """Store a rendered mail on its ticket and queue it for delivery, inside the caller's
     transaction (nothing is sent before that commits), due at `not_before` (default `now`);
     from `quiet_after` on it waits out the quiet hours (quiet.py). Returns the outbox id."""
-    message_pk = repo.add_message(
+    message_pk = messages.add_message(
         s,
         office_code=office.code,
         ticket_id=ticket_id,
-        direction="out",
-        kind=kind,
+        direction=Direction.OUT,
+        kind=MessageKind(kind),
         reason=reason,
         message_id=out.message_id,
         dedupe_key=f"out:{out.message_id}",
@@ -79,7 +80,7 @@ def enqueue(
         raw_sha256=hashlib.sha256(out.raw).hexdigest(),
         raw=out.raw,
     )
-    return repo.add_outbox(
+    return outbox.add_outbox(
         s,
         office_code=office.code,
         message_pk=message_pk,
@@ -114,10 +115,10 @@ class OutboxSender:
             return fn(s, *args)
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a repo function in its own transaction, off the event loop."""
+        """Run a storage function in its own transaction, off the event loop."""
         return await asyncio.to_thread(self._tx, fn, *args)
 
-    def _advance_tx(self, sent_id: int | None, item: repo.OutboxItem | None) -> tuple[str, str]:
+    def _advance_tx(self, sent_id: int | None, item: outbox.OutboxItem | None) -> tuple[str, str]:
         with db.statements(self.engine) as conn:
             now = self.clock.now()
             hold = (
@@ -126,18 +127,18 @@ class OutboxSender:
                 else quiet.hold_until(item.quiet_after, now, self.office.tz, self.quiet_hours)
             )
             sending_id = item.id if item is not None and hold is None else None
-            if repo.advance_outbox(conn, sent_id, sending_id, now) or item is None:
+            if outbox.advance_outbox(conn, sent_id, sending_id, now) or item is None:
                 return "sending", ""
-            found = repo.outbox_hindrance(conn, item.id)
+            found = outbox.outbox_hindrance(conn, item.id)
             reason = suppression_reason(found) if found is not None else ""
-            if reason and repo.suppress_outbox(conn, item.id, reason):
+            if reason and outbox.suppress_outbox(conn, item.id, reason):
                 return "suppressed", reason
             if hold is not None and found is not None and found.state == "pending":
-                repo.hold_outbox(conn, item.id, hold)
+                outbox.hold_outbox(conn, item.id, hold)
                 return "held", hold.astimezone(self.office.tz).isoformat(timespec="minutes")
             return "skipped", found.state if found is not None else "gone"
 
-    async def _advance(self, sent_id: int | None, item: repo.OutboxItem | None) -> tuple[str, str]:
+    async def _advance(self, sent_id: int | None, item: outbox.OutboxItem | None) -> tuple[str, str]:
         """Record `sent_id` sent and take `item`, in one commit, off the loop. Returns what
         became of `item`: ("sending", "") in flight, submit it; ("suppressed", why) never to
         go; ("held", until) for the end of the quiet hours; ("skipped", state) taken elsewhere."""
@@ -145,7 +146,7 @@ class OutboxSender:
 
     async def resume(self) -> None:
         """Put back what a stopped process left half-sent."""
-        count = await self._db(repo.release_interrupted, self.office.code)
+        count = await self._db(outbox.release_interrupted, self.office.code)
         if count:
             self._log.warning(
                 "outbox_resumed_in_flight",
@@ -156,8 +157,8 @@ class OutboxSender:
     async def send_due(self, stop: asyncio.Event | None = None) -> Counter[str]:
         """One round: submit the due mails, oldest first, over the office's connections (each a
         lane with at most one mail in flight). Returns counts by result."""
-        items = await self._db(repo.due_outbox, self.office.code, self.clock.now(), self.settings.batch)
-        queue: asyncio.Queue[repo.OutboxItem] = asyncio.Queue()
+        items = await self._db(outbox.due_outbox, self.office.code, self.clock.now(), self.settings.batch)
+        queue: asyncio.Queue[outbox.OutboxItem] = asyncio.Queue()
         for item in items:
             queue.put_nowait(item)
         lanes = [self._lane(submitter, queue, stop) for submitter in self.submitters[: max(1, len(items))]]
@@ -167,7 +168,7 @@ class OutboxSender:
         return done
 
     async def _lane(
-        self, submitter: Submitter, queue: asyncio.Queue[repo.OutboxItem], stop: asyncio.Event | None
+        self, submitter: Submitter, queue: asyncio.Queue[outbox.OutboxItem], stop: asyncio.Event | None
     ) -> Counter[str]:
         done: Counter[str] = Counter()
         sent_id: int | None = None
@@ -188,7 +189,7 @@ class OutboxSender:
             await self._advance(sent_id, None)
         return done
 
-    def _not_taken(self, item: repo.OutboxItem, taken: str, detail: str) -> None:
+    def _not_taken(self, item: outbox.OutboxItem, taken: str, detail: str) -> None:
         log = self._log.bind(
             outbox_id=item.id, ticket=item.ticket_ref, message_id=item.message_id, to=item.envelope_to
         )
@@ -199,27 +200,27 @@ class OutboxSender:
         else:
             log.info("mail_not_taken", state=detail)
 
-    async def _deliver(self, submitter: Submitter, item: repo.OutboxItem) -> str:
+    async def _deliver(self, submitter: Submitter, item: outbox.OutboxItem) -> str:
         log = self._log.bind(
             outbox_id=item.id, ticket=item.ticket_ref, message_id=item.message_id, to=item.envelope_to
         )
         try:
             reply = await submitter.send(item.envelope_from, item.envelope_to, item.raw)
         except PermanentError as exc:
-            await self._db(repo.mark_failed, item.id, str(exc), self.clock.now())
+            await self._db(outbox.mark_failed, item.id, str(exc), self.clock.now())
             log.error("mail_failed", reason=str(exc), attempts=item.attempts + 1)
             return "failed"
         except TransientError as exc:
             attempts = item.attempts + 1
             if attempts >= self.settings.max_attempts:
                 await self._db(
-                    repo.mark_failed, item.id, f"gave up after {attempts} attempts: {exc}", self.clock.now()
+                    outbox.mark_failed, item.id, f"gave up after {attempts} attempts: {exc}", self.clock.now()
                 )
                 log.error("mail_failed", reason=str(exc), attempts=attempts)
                 return "failed"
             delay = min(self.settings.retry_min_s * 2 ** (attempts - 1), self.settings.retry_max_s)
             retry_at = self.clock.now() + timedelta(seconds=delay)
-            await self._db(repo.mark_retry, item.id, str(exc), retry_at)
+            await self._db(outbox.mark_retry, item.id, str(exc), retry_at)
             log.warning("mail_deferred", reason=str(exc), attempts=attempts, retry_in_s=delay)
             return "deferred" if isinstance(exc, RecipientDeferred) else "retry_connection"
         log.info("mail_sent", reply=reply.strip()[:120])  # recorded `sent` by the caller's next commit
@@ -227,7 +228,7 @@ class OutboxSender:
 
     async def _wait(self, stop: asyncio.Event) -> None:
         try:
-            due = await self._db(repo.next_outbox_due, self.office.code)
+            due = await self._db(outbox.next_outbox_due, self.office.code)
         except Exception:  # the database is down: wait the default, the next round will say why
             due = None
         timeout = _IDLE_WAIT_S
@@ -267,7 +268,7 @@ class OutboxSender:
             await submitter.close()
 
 
-def suppression_reason(found: repo.Hindrance) -> str:
+def suppression_reason(found: outbox.Hindrance) -> str:
     """Why a queued mail must not go at all (a flag on its recipient, its requester's ticket
     settled as spam or duplicate), or "" when nothing stops it."""
     if found.state != "pending":
@@ -275,6 +276,6 @@ def suppression_reason(found: repo.Hindrance) -> str:
     if found.flag:
         since = f" since {found.flag_since:%Y-%m-%d %H:%M} UTC" if found.flag_since else ""
         return f"recipient is {found.flag}{since}: {found.flag_reason}"
-    if found.resolution in repo.NOT_TO_ANSWER:
+    if found.resolution in NOT_TO_ANSWER:
         return f"ticket {found.ticket_ref} was settled as {found.resolution} before the mail went"
     return ""

@@ -13,9 +13,9 @@ import mimetypes
 import re
 import unicodedata
 from collections.abc import Sequence
-from typing import Any
 
 from mailer.model import Attachment
+from storage.messages import NewAttachment
 
 MAX_NAME_CHARS = 120
 MAX_NAME_BYTES = 240  # UTF-8; most file systems allow 255
@@ -86,11 +86,11 @@ def unique_names(names: Sequence[str]) -> list[str]:
 
 def attachment_rows(
     message_pk: int, attachments: Sequence[Attachment], max_bytes: int
-) -> list[dict[str, Any]]:
+) -> list[NewAttachment]:
     """The rows of storage.tables.AttachmentRow for a stored message's attachments: safe and
     unique names; the bytes, or none and the reason when over `max_bytes`."""
     names = unique_names([safe_filename(a.filename, a.content_type, i) for i, a in enumerate(attachments)])
-    rows = []
+    rows: list[NewAttachment] = []
     for position, (attachment, filename) in enumerate(zip(attachments, names, strict=True)):
         over = attachment.size > max_bytes
         rows.append(

@@ -27,7 +27,7 @@ from mailer.errors import PermanentError
 from mailer.intake.imap import MailboxClient
 from mailer.model import FetchedMail, Outcome, Role
 from mailer.settings import DaemonSettings, Office
-from storage import db, repo
+from storage import cursors, db
 
 logger = log.get(__name__)
 T = TypeVar("T")
@@ -91,7 +91,7 @@ class MailboxWatcher:
         office, folder = self.office, self.client.folder
         state = self.client.examine()
         with db.reading(self.engine) as s:
-            cursor = repo.get_cursor(s, office.code, folder)
+            cursor = cursors.get_cursor(s, office.code, folder)
         last_uid = 0
         if cursor is not None and cursor[0] == state.uidvalidity:
             last_uid = cursor[1]
@@ -131,7 +131,7 @@ class MailboxWatcher:
         """A folder read for the first time (or after a UIDVALIDITY change) and found empty: its
         cursor is stored all the same, so `mailer status` tells a read folder from one never read."""
         with db.transaction(self.engine) as s:
-            repo.save_cursor(s, self.office.code, self.client.folder, uidvalidity, 0, self.clock.now())
+            cursors.save_cursor(s, self.office.code, self.client.folder, uidvalidity, 0, self.clock.now())
 
     def wait(self) -> bool:
         return self.client.wait_for_change(

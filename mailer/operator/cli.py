@@ -143,7 +143,7 @@ def _operator_commands(sub: Any) -> None:
     dismiss.set_defaults(handler=lambda s, a: cli_operator.dismiss_dead_letter(s, a.office, a.id, a.reason))
     outbox = sub.add_parser("outbox", help="deliveries, newest first; retry a failed one")
     outbox.add_argument("--office", help="office code, e.g. 3514")
-    states = ("pending", "deferred", "sending", "sent", "failed", "suppressed")  # repo.OUTBOX_STATES
+    states = ("pending", "deferred", "sending", "sent", "failed", "suppressed")  # vocabulary.ShownOutboxState
     outbox.add_argument("--state", choices=states)
     outbox.add_argument("--limit", type=int, default=50)
     outbox.set_defaults(handler=lambda s, a: cli_operator.list_deliveries(s, a.office, a.state, a.limit))

@@ -64,13 +64,14 @@ def list_dead_letters(settings: Settings, office: str | None, resolved: bool) ->
     """`mailer dead-letters [--all]`: the ones not resolved (`resolved`: every one); 0."""
     from mailer.clock import SystemClock
     from mailer.operator import status
-    from storage import db, repo
+    from storage import db
+    from storage.dead_letters import dead_letters
 
     if _unknown_office(settings, office):
         return 2
     with _database(settings) as engine, db.reading(engine) as s:
         now = SystemClock().now()
-        lines = status.dead_letter_lines(repo.dead_letters(s, office, resolved=resolved), now)
+        lines = status.dead_letter_lines(dead_letters(s, office, resolved=resolved), now)
     print("\n".join(lines))
     return 0
 
@@ -80,13 +81,14 @@ def show_dead_letter(settings: Settings, office: str | None, dead_id: int, raw: 
     the mail's exact bytes); 1 when there is no such dead letter."""
     from mailer.clock import SystemClock
     from mailer.operator import status
-    from storage import db, repo
+    from storage import db
+    from storage.dead_letters import dead_letter
 
     if _unknown_office(settings, office):
         return 2
     with _database(settings) as engine, db.reading(engine) as s:
         now = SystemClock().now()
-        dead = repo.dead_letter(s, dead_id)
+        dead = dead_letter(s, dead_id)
     if dead is None:
         print(f"mailer: no dead letter {dead_id}", file=sys.stderr)
         return 1
@@ -134,13 +136,16 @@ def list_deliveries(settings: Settings, office: str | None, state: str | None, l
     """`mailer outbox [--state S]`: deliveries, newest first; 0."""
     from mailer.clock import SystemClock
     from mailer.operator import status
-    from storage import db, repo
+    from storage import db
+    from storage.outbox import deliveries
+    from storage.vocabulary import ShownOutboxState
 
     if _unknown_office(settings, office):
         return 2
     with _database(settings) as engine, db.reading(engine) as s:
         now = SystemClock().now()
-        lines = status.delivery_lines(repo.deliveries(s, office, state, limit), now)
+        shown = ShownOutboxState(state) if state else None
+        lines = status.delivery_lines(deliveries(s, office, shown, limit), now)
     print("\n".join(lines))
     return 0
 

@@ -19,13 +19,17 @@ if TYPE_CHECKING:
 def list_tickets(settings: Settings, office: str | None, state: str | None, limit: int) -> int:
     """`mailer tickets`: newest first, with the deadline, a flag on bouncing or complaining
     requesters and the count of messages; 0."""
-    from storage import db, repo
+    from storage import db
+    from storage.flags import address_flags
+    from storage.tickets import list_tickets
+    from storage.vocabulary import TicketState
 
     engine = db.make_engine(settings.database_url)
     db.migrate(engine)
     with db.reading(engine) as s:
-        rows = repo.list_tickets(s, office=office, state=state, limit=limit)
-        flags = repo.address_flags(s, office)
+        wanted = TicketState(state) if state in set(TicketState) else None  # no such state: no tickets
+        rows = [] if state and wanted is None else list_tickets(s, office=office, state=wanted, limit=limit)
+        flags = address_flags(s, office)
     now = datetime.now(UTC)
     offices = {o.code: o for o in settings.offices}
     header = f"{'REFERENCE':<22} {'STATE':<9} {'RECEIVED':<20} {'DUE':<20} {'MSGS':>4}"
@@ -60,20 +64,26 @@ def show_ticket(settings: Settings, ref: str, raw: bool, full: bool = False) -> 
     from mailer.clock import SystemClock
     from mailer.decide import lifecycle
     from mailer.timed import escalate
-    from storage import db, repo
+    from storage import db
+    from storage.conversations import ticket_links, ticket_participants
+    from storage.flags import address_flags
+    from storage.messages import attachments_of, ticket_with_messages
+    from storage.ratings import rating_of
+    from storage.sweeps import notices_of
+    from storage.tickets import ticket_events
 
     engine = db.make_engine(settings.database_url)
     db.migrate(engine)
     with db.reading(engine) as s:
-        found = repo.ticket_with_messages(s, ref)
-        history = repo.ticket_events(s, found[0].id) if found and found[0].id is not None else []
-        flags = repo.address_flags(s, found[0].office_code) if found else {}
+        found = ticket_with_messages(s, ref)
+        history = ticket_events(s, found[0].id) if found and found[0].id is not None else []
+        flags = address_flags(s, found[0].office_code) if found else {}
         assert found is None or found[0].id is not None
-        links = repo.ticket_links(s, found[0].id) if found and found[0].id else []
-        people = repo.ticket_participants(s, found[0].id) if found and found[0].id else {}
-        files = repo.attachments_of(s, [m.id for m, _ in found[1] if m.id is not None]) if found else {}
-        rated = repo.rating_of(s, found[0].id) if found and found[0].id else None
-        notices = repo.notices_of(s, found[0].id) if found and found[0].id else []
+        links = ticket_links(s, found[0].id) if found and found[0].id else []
+        people = ticket_participants(s, found[0].id) if found and found[0].id else {}
+        files = attachments_of(s, [m.id for m, _ in found[1] if m.id is not None]) if found else {}
+        rated = rating_of(s, found[0].id) if found and found[0].id else None
+        notices = notices_of(s, found[0].id) if found and found[0].id else []
     if found is None:
         print(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
@@ -179,12 +189,13 @@ def _message_text(m: MessageRow, full: bool) -> str:
 
 def search(settings: Settings, words: str, office: str | None, limit: int) -> int:
     """Past consultations (closed tickets) matching every word, best first, with an excerpt."""
-    from storage import db, repo
+    from storage import db
+    from storage.search import search_tickets
 
     engine = db.make_engine(settings.database_url)
     db.migrate(engine)
     with db.reading(engine) as s:
-        hits = repo.search_tickets(s, words, office=office, limit=limit)
+        hits = search_tickets(s, words, office=office, limit=limit)
     for hit in hits:
         closed = f"{hit.closed_at:%Y-%m-%d}" if hit.closed_at else "?"
         print(f"{hit.ref:<22} closed {closed}  {hit.subject[:70]}")
@@ -198,21 +209,23 @@ def explain_sla(settings: Settings, ref: str) -> int:
     the working days counted, the days skipped and why, the paused spans, the due time."""
     from mailer.clock import SystemClock
     from mailer.decide import lifecycle, sla
-    from storage import db, repo
+    from storage import db
+    from storage.tickets import ticket_by_ref, ticket_clock, ticket_kind
+    from storage.vocabulary import TicketKind
 
     engine = db.make_engine(settings.database_url)
     db.migrate(engine)
     with db.reading(engine) as s:
-        ticket = repo.ticket_by_ref(s, ref)
-        clock = repo.ticket_clock(s, ticket.id) if ticket is not None else None
-        ticket_kind = repo.ticket_kind(s, ticket.id) if ticket is not None else "request"
+        ticket = ticket_by_ref(s, ref)
+        clock = ticket_clock(s, ticket.id) if ticket is not None else None
+        kind = ticket_kind(s, ticket.id) if ticket is not None else "request"
     if ticket is None or clock is None:
         print(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
     office = settings.office(ref.split("-")[1])
     now = SystemClock().now()
     start, paused = lifecycle.clock_basis(*clock, now)
-    days = office.complaint_sla_working_days if ticket_kind == "complaint" else office.sla_working_days
+    days = office.complaint_sla_working_days if kind == TicketKind.COMPLAINT else office.sla_working_days
     found = sla.deadline(office, start, working_days=days, paused=paused)
     print(f"{ref}  [{ticket.state}]  {office.name}, {days} hari kerja, {office.time_zone}")
     if start != clock[0]:

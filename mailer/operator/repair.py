@@ -35,7 +35,7 @@ from mailer.delivery.render import Renderer
 from mailer.model import FetchedMail, Outcome, Role
 from mailer.pipeline.driver import MailContext, Pipeline
 from mailer.settings import Settings
-from storage import db, repo
+from storage import db, dead_letters, messages, outbox
 
 logger = log.get(__name__)
 
@@ -63,7 +63,7 @@ def retry_dead_letter(
 ) -> Retried:
     """Run one kept mail through the pipeline again (see the module's docstring)."""
     with db.reading(engine) as s:
-        dead = repo.dead_letter(s, dead_letter_id)
+        dead = dead_letters.dead_letter(s, dead_letter_id)
     if dead is None or dead.id is None:
         return Retried(dead_letter_id, "skipped", "no such dead letter")
     if dead.resolved_at is not None:
@@ -84,7 +84,7 @@ def retry_dead_letter(
 
     def finish(s: Session, contexts: Sequence[MailContext], outcomes: Sequence[Outcome]) -> None:
         ctx, outcome = contexts[0], outcomes[0]
-        repo.note_dead_letter_retry(s, dead_id)
+        dead_letters.note_dead_letter_retry(s, dead_id)
         if ctx.ticket is not None:
             ticket.append(ctx.ticket.ref)
         if outcome is Outcome.DEAD_LETTER:  # the pipeline kept the newest step and reason
@@ -92,7 +92,7 @@ def retry_dead_letter(
             return
         resolution, ref = _resolution(s, ctx, outcome)
         ticket.extend([ref] if ref and not ticket else [])
-        if repo.resolve_dead_letter(s, dead_id, clock.now(), resolution):
+        if dead_letters.resolve_dead_letter(s, dead_id, clock.now(), resolution):
             found.append(resolution)
 
     pipeline = pipeline or Pipeline(settings, engine, Renderer(), clock)
@@ -117,7 +117,7 @@ def retry_dead_letter(
 def _resolution(s: Session, ctx: MailContext, outcome: Outcome) -> tuple[str, str | None]:
     """What became of a retried mail, for the dead letter's `resolution`, and its ticket."""
     if outcome is Outcome.DUPLICATE:
-        ref = repo.stored_mail_ticket(s, ctx.office.code, ctx.dedupe_key)
+        ref = messages.stored_mail_ticket(s, ctx.office.code, ctx.dedupe_key)
         return f"already stored{f' on {ref}' if ref else ''} (duplicate), nothing added", ref
     if ctx.ticket is not None:
         what = "new ticket" if outcome is Outcome.TICKET_CREATED else "follow-up on"
@@ -132,7 +132,7 @@ def retry_dead_letters(
 ) -> list[Retried]:
     """Retry every dead letter not yet resolved (of one office), oldest first."""
     with db.reading(engine) as s:
-        ids = [d.id for d in repo.dead_letters(s, office=office, limit=100_000)]
+        ids = [d.id for d in dead_letters.dead_letters(s, office=office, limit=100_000)]
     pipeline = Pipeline(settings, engine, Renderer(), clock)
     return [retry_dead_letter(settings, engine, clock, i, pipeline) for i in ids]
 
@@ -141,9 +141,11 @@ def dismiss_dead_letter(engine: Engine, clock: Clock, dead_letter_id: int, reaso
     """Mark a dead letter resolved without processing it: (done, what to tell the operator)."""
     who = operator_name()
     with db.transaction(engine) as s:
-        dead = repo.dead_letter(s, dead_letter_id)
+        dead = dead_letters.dead_letter(s, dead_letter_id)
         resolution = f"dismissed by {who}: {reason}"
-        done = dead is not None and repo.resolve_dead_letter(s, dead_letter_id, clock.now(), resolution)
+        done = dead is not None and dead_letters.resolve_dead_letter(
+            s, dead_letter_id, clock.now(), resolution
+        )
     if dead is None:
         return False, f"no dead letter {dead_letter_id}"
     if not done:
@@ -166,8 +168,8 @@ def dismiss_dead_letter(engine: Engine, clock: Clock, dead_letter_id: int, reaso
 def retry_delivery(engine: Engine, clock: Clock, outbox_id: int) -> tuple[bool, str]:
     """Put a failed delivery back in the queue: (done, what to tell the operator)."""
     with db.transaction(engine) as s:
-        found = repo.delivery(s, outbox_id)
-        done = found is not None and repo.release_failed_delivery(s, outbox_id, clock.now())
+        found = outbox.delivery(s, outbox_id)
+        done = found is not None and outbox.release_failed_delivery(s, outbox_id, clock.now())
     if found is None:
         return False, f"no delivery {outbox_id}"
     if not done:

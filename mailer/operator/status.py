@@ -16,8 +16,12 @@ from typing import Any
 from sqlmodel import Session
 
 from mailer.settings import Settings
-from storage import repo
+from storage import overview
+from storage.cursors import mailbox_cursors
+from storage.dead_letters import DeadLetterLine, dead_letter_counts
+from storage.outbox import Delivery
 from storage.tables import DeadLetter
+from storage.vocabulary import ShownOutboxState
 
 
 @dataclass(frozen=True)
@@ -72,14 +76,14 @@ def collect(s: Session, settings: Settings, now: datetime, office: str | None = 
     failed_since = now - timedelta(hours=settings.status.failed_within_h)
     found = {o.code: OfficeStatus(o.code, o.name) for o in settings.offices if office in (None, o.code)}
     cursors: dict[str, list[Mailbox]] = {}
-    for c in repo.mailbox_cursors(s):
+    for c in mailbox_cursors(s):
         cursors.setdefault(c.office_code, []).append(
             Mailbox(c.folder, c.uidvalidity, c.last_uid, c.updated_at)
         )
     for o in settings.offices:
         if o.code in found:
             found[o.code].mailboxes = _mailboxes(o.imap.folder, o.imap.sent_folder, cursors.get(o.code, []))
-    for row in repo.outbox_overview(s, late_before, failed_since):
+    for row in overview.outbox_overview(s, late_before, failed_since):
         st = found.get(row.office_code)
         if st is None:
             continue
@@ -89,10 +93,10 @@ def collect(s: Session, settings: Settings, now: datetime, office: str | None = 
         if row.state in ("pending", "deferred") and row.oldest_created_at is not None:
             old = st.oldest_waiting_at
             st.oldest_waiting_at = row.oldest_created_at if old is None else min(old, row.oldest_created_at)
-    for code, (unresolved, resolved) in repo.dead_letter_counts(s).items():
+    for code, (unresolved, resolved) in dead_letter_counts(s).items():
         if code in found:
             found[code].dead_letters, found[code].dead_letters_resolved = unresolved, resolved
-    for code, states in repo.ticket_overview(s, now).items():
+    for code, states in overview.ticket_overview(s, now).items():
         if code in found:
             found[code].tickets = states
     return list(found.values())
@@ -139,7 +143,7 @@ def text(statuses: list[OfficeStatus], settings: Settings, now: datetime) -> lis
                     f"advanced {_age(m.advanced_at, now)} ago"
                 )
         counts = ", ".join(
-            f"{state} {st.outbox[state]}" for state in repo.OUTBOX_STATES if st.outbox.get(state)
+            f"{state} {st.outbox[state]}" for state in ShownOutboxState if st.outbox.get(state)
         )
         oldest = f"; oldest waiting {_age(st.oldest_waiting_at, now)}" if st.oldest_waiting_at else ""
         lines.append(f"  outbox   {counts or 'empty'}{oldest}")
@@ -180,7 +184,7 @@ def as_json(statuses: list[OfficeStatus], settings: Settings, now: datetime) -> 
                 }
                 for m in st.mailboxes
             ],
-            "outbox": {state: st.outbox.get(state, 0) for state in repo.OUTBOX_STATES},
+            "outbox": {state: st.outbox.get(state, 0) for state in ShownOutboxState},
             "oldest_waiting_age_s": age_s(st.oldest_waiting_at),
             "late": st.late,
             "failed_recent": st.failed_recent,
@@ -196,7 +200,7 @@ def as_json(statuses: list[OfficeStatus], settings: Settings, now: datetime) -> 
     return {"at": now.isoformat(), "ok": not any(o["attention"] for o in offices), "offices": offices}
 
 
-def dead_letter_lines(rows: list[repo.DeadLetterLine], now: datetime) -> list[str]:
+def dead_letter_lines(rows: list[DeadLetterLine], now: datetime) -> list[str]:
     """`mailer dead-letters`: one line each (id, office, folder, UID, step, the reason's first
     line, size, age), then a count."""
     lines = [
@@ -234,7 +238,7 @@ def dead_letter_detail(d: DeadLetter, now: datetime) -> list[str]:
     return lines
 
 
-def delivery_lines(rows: list[repo.Delivery], now: datetime) -> list[str]:
+def delivery_lines(rows: list[Delivery], now: datetime) -> list[str]:
     """`mailer outbox`: one line each (id, office, ticket, kind, to, state, attempts, next
     attempt or when it ended, last error), then a count."""
     lines = [

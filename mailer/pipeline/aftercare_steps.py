@@ -30,7 +30,8 @@ from mailer.delivery.outbox import enqueue
 from mailer.delivery.render import promised_date_text
 from mailer.model import MailKind
 from mailer.settings import Office
-from storage import repo
+from storage import conversations, messages, outbox, ratings, sent_mail, tickets
+from storage.vocabulary import MessageKind, TicketState
 
 if TYPE_CHECKING:
     from mailer.pipeline.driver import MailContext, Pipeline
@@ -59,7 +60,9 @@ def step_rating(p: Pipeline, ctx: MailContext, s: Session) -> None:
         return  # no marker, no score: any mail (a reply to the closing mail with no score too)
     closing_of = None
     if marked is None:  # a plain score: only as a reply to our closing mail (one query, rarely)
-        closing = repo.our_mail_among(s, office.code, ("closing",), [*mail.in_reply_to, *mail.references])
+        closing = sent_mail.our_mail_among(
+            s, office.code, (MessageKind.CLOSING,), [*mail.in_reply_to, *mail.references]
+        )
         if closing is None or closing.ticket_id is None:
             return
         closing_of = closing.ticket_id
@@ -71,11 +74,11 @@ def step_rating(p: Pipeline, ctx: MailContext, s: Session) -> None:
     if marked is None and closing_of != ticket.id:
         return
     if ctx.ticket is None:
-        ctx.participants = repo.ticket_participants(s, ticket.id)
+        ctx.participants = conversations.ticket_participants(s, ticket.id)
     ctx.ticket, ctx.link_to, ctx.reopen = ticket, None, False
     ctx.rating, ctx.rating_how = score, "mailto" if marked is not None else "reply"
     sender = mail.from_.email if mail.from_ else ""
-    repo.save_rating(s, ticket.id, office.code, score, ctx.rating_how, sender, mail.message_id, ctx.now)
+    ratings.save_rating(s, ticket.id, office.code, score, ctx.rating_how, sender, mail.message_id, ctx.now)
 
 
 def step_complaint_followup(p: Pipeline, ctx: MailContext, s: Session) -> None:
@@ -87,24 +90,24 @@ def step_complaint_followup(p: Pipeline, ctx: MailContext, s: Session) -> None:
     if ctx.change is not None and ctx.change.event == "thanked":
         ctx.complaint = ""  # "terima kasih atas tanggapan pengaduan saya" thanks, it does not complain
         return
-    facts = repo.complaint_facts(s, ticket.id)
+    facts = tickets.complaint_facts(s, ticket.id)
     if facts.kind == "complaint":
         ctx.complaint = ""  # already one: acknowledged and forwarded when it became one
         return
     if ctx.complaint.startswith(complaint.BODY_RULE):  # read again without what earlier mails said
-        history = repo.ticket_history_texts(s, ticket.id, before=ctx.message_pk)
+        history = messages.ticket_history_texts(s, ticket.id, before=ctx.message_pk)
         ctx.complaint = complaint.reason(ctx.mail, office.complaint_addresses, history)
         if not ctx.complaint:
             return
     due = sla.due_at(office, ctx.received_at, working_days=office.complaint_sla_working_days)
     if not (ctx.change is not None and ctx.change.fresh_clock):  # never later than it was due
         due = min(due, ctx.due or facts.due_at)
-    if not repo.make_complaint(s, ticket.id, due):
+    if not tickets.make_complaint(s, ticket.id, due):
         ctx.complaint = ""
         return
-    state = ctx.change.state if ctx.change is not None else ticket.state
+    state = TicketState(ctx.change.state if ctx.change is not None else ticket.state)
     sender = ctx.mail.from_.email if ctx.mail.from_ else ""
-    repo.add_ticket_event(
+    tickets.add_ticket_event(
         s, ticket_id=ticket.id, message_pk=ctx.message_pk, at=ctx.received_at, event="complaint",
         state=state, actor=sender, detail=ctx.complaint,
     )  # fmt: skip
@@ -158,12 +161,12 @@ def step_notify_head(p: Pipeline, ctx: MailContext, s: Session) -> None:
     outbox_id = enqueue(s, office, ticket.id, "complaint_notice", why, out, ctx.now, quiet_after=ctx.now)
     opening = sla.clock_start(office, ctx.now)
     if opening > ctx.now:
-        repo.defer_outbox(s, outbox_id, opening)
+        outbox.defer_outbox(s, outbox_id, opening)
 
 
 def promise_days(s: Session, office: Office, ticket_id: int) -> int:
     """The working days of a ticket's promise: the complaint figure for a complaint."""
-    complaint = repo.ticket_kind(s, ticket_id) == "complaint"
+    complaint = tickets.ticket_kind(s, ticket_id) == "complaint"
     return office.complaint_sla_working_days if complaint else office.sla_working_days
 
 

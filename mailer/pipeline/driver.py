@@ -50,7 +50,8 @@ from mailer.intake.parse import parse
 from mailer.model import Decision, FetchedMail, MailKind, Outcome, ParsedMail, Role
 from mailer.pipeline import aftercare_steps, staff_steps
 from mailer.settings import Office, Settings
-from storage import db, repo
+from storage import conversations, cursors, db, dead_letters, flags, messages, sent_mail, tickets
+from storage.vocabulary import Direction, MessageKind, Resolution, TicketKind, TicketState
 
 logger = log.get(__name__)
 BOUNCE_MATCH_WINDOW = timedelta(days=30)  # a bounce without our Message-ID: our mail to it since
@@ -74,7 +75,7 @@ class MailContext:
     written: str = ""  # what the person wrote: the text without quoted history and signature
     decision: Decision | None = None
     match: ThreadMatch | None = None
-    ticket: repo.TicketRef | None = None
+    ticket: tickets.TicketRef | None = None
     new_ticket: bool = False
     language: str = "id"
     due: datetime | None = None
@@ -93,7 +94,7 @@ class MailContext:
     ack_held_until: datetime | None = None  # its mail came long ago and it is night: held until then
     hints: OutlookHints = NO_HINTS
     participants: dict[str, str] | None = None  # of the ticket joined, as read by the thread step
-    link_to: tuple[repo.TicketRef, str] | None = None  # (ticket found but not joined, why)
+    link_to: tuple[tickets.TicketRef, str] | None = None  # (ticket found but not joined, why)
     reopen: bool = False
     complaint: str = ""  # why a mail is a complaint about the service ("" for a request)
     complaint_in_conversation: bool = False  # a follow-up made its ticket a complaint
@@ -174,7 +175,7 @@ def step_report(p: Pipeline, ctx: MailContext) -> None:
 
 def step_dedupe(p: Pipeline, ctx: MailContext, s: Session) -> None:
     """Stored already: the same mail, or the Sent folder's copy of one we sent (our ack…)."""
-    if repo.message_exists(s, ctx.office.code, ctx.dedupe_key):
+    if messages.message_exists(s, ctx.office.code, ctx.dedupe_key):
         raise Duplicate(ctx.dedupe_key)
     ctx.own_copy = staff_steps.own_copy(ctx, s)
     if ctx.own_copy:
@@ -190,7 +191,7 @@ def step_thread(p: Pipeline, ctx: MailContext, s: Session) -> None:
     ctx.match = match = find_ticket(s, ctx.office.code, mail, ctx.now, window, ctx.hints, p.own_addresses)
     if match is None and ctx.officer is not None:  # officers may paste the reference anywhere
         for ref in staff.ticket_refs(mail):
-            found = repo.ticket_by_ref(s, ref, office=ctx.office.code)
+            found = tickets.ticket_by_ref(s, ref, office=ctx.office.code)
             if found is not None:
                 ctx.match = match = ThreadMatch(found, "ticket_ref_in_text")
                 break
@@ -201,7 +202,7 @@ def step_thread(p: Pipeline, ctx: MailContext, s: Session) -> None:
     assert ctx.decision is not None
     automatic = ctx.decision.kind is not MailKind.REQUEST
     sender = mail.from_.email if mail.from_ else ""
-    participants = repo.ticket_participants(s, match.ticket.id)
+    participants = conversations.ticket_participants(s, match.ticket.id)
     if ctx.officer is not None:  # the office's staff are on every ticket of the office
         ctx.ticket, ctx.participants = match.ticket, participants
         return
@@ -209,7 +210,7 @@ def step_thread(p: Pipeline, ctx: MailContext, s: Session) -> None:
     if verdict is Admission.NEW_LINKED:
         ctx.link_to = (match.ticket, "not_a_participant")
     elif verdict is Admission.JOIN and match.ticket.state == "closed" and not automatic:
-        closed_at = repo.ticket_closed_at(s, match.ticket.id)
+        closed_at = tickets.ticket_closed_at(s, match.ticket.id)
         if within_reopen_window(closed_at, ctx.received_at, timedelta(days=rules_of.reopen_days)):
             ctx.ticket, ctx.participants, ctx.reopen = match.ticket, participants, True
         else:
@@ -218,10 +219,10 @@ def step_thread(p: Pipeline, ctx: MailContext, s: Session) -> None:
         ctx.ticket, ctx.participants = match.ticket, participants
     if ctx.link_to is not None and (requester := rules.acknowledgement_recipient(mail)):
         # the same person writing again the same way continues the ticket opened for them
-        earlier = repo.linked_ticket_of(s, match.ticket.id, requester)
+        earlier = conversations.linked_ticket_of(s, match.ticket.id, requester)
         if earlier is not None:
             ctx.ticket, ctx.link_to = earlier, None
-            ctx.participants = repo.ticket_participants(s, earlier.id)
+            ctx.participants = conversations.ticket_participants(s, earlier.id)
 
 
 def step_flags(p: Pipeline, ctx: MailContext, s: Session) -> None:
@@ -230,7 +231,7 @@ def step_flags(p: Pipeline, ctx: MailContext, s: Session) -> None:
     decision, office = ctx.decision, ctx.office
     assert decision is not None
     if decision.kind is MailKind.REQUEST and ctx.mail.from_ is not None:
-        if repo.clear_address_flag(s, office.code, ctx.mail.from_.email, "bouncing"):
+        if flags.clear_address_flag(s, office.code, ctx.mail.from_.email, "bouncing"):
             ctx.unflagged.append(ctx.mail.from_.email)
         return
     report = ctx.report
@@ -244,13 +245,13 @@ def step_flags(p: Pipeline, ctx: MailContext, s: Session) -> None:
     flag, reason = ("complained" if report.kind == "arf" else "bouncing"), report.summary()
     ticket_id = ours.ticket.id if ours.ticket else None
     for address in _failed_recipients(ours, report):
-        if address not in p.own_addresses and repo.flag_address(
+        if address not in p.own_addresses and flags.flag_address(
             s, office.code, address, flag, ctx.now, reason, ticket_id
         ):
             ctx.flagged.append((address, flag, reason))
 
 
-def _failed_recipients(ours: repo.OutgoingRef, report: reports.Report) -> list[str]:
+def _failed_recipients(ours: sent_mail.OutgoingRef, report: reports.Report) -> list[str]:
     """Which of our mail's recipients the report says failed: the one recipient of an
     acknowledgement (whatever address a forwarder's report names), else those it names."""
     if len(ours.recipients) == 1:
@@ -258,19 +259,19 @@ def _failed_recipients(ours: repo.OutgoingRef, report: reports.Report) -> list[s
     return [r.address for r in report.failed if r.address in ours.recipients]
 
 
-def _reported_mail(s: Session, ctx: MailContext, report: reports.Report) -> repo.OutgoingRef | None:
+def _reported_mail(s: Session, ctx: MailContext, report: reports.Report) -> sent_mail.OutgoingRef | None:
     """Our mail a report is about: by its returned Message-ID, else the newest mail we queued
     for one of the recipients it names (within BOUNCE_MATCH_WINDOW)."""
     office = ctx.office.code
     if report.original_message_id:
-        ours = repo.outgoing_by_message_id(s, office, report.original_message_id)
+        ours = sent_mail.outgoing_by_message_id(s, office, report.original_message_id)
         if ours is not None:
             return ours
     since = ctx.now - BOUNCE_MATCH_WINDOW
     for recipient in report.failed:
         if not recipient.address:
             continue
-        ours = repo.latest_outgoing_to(s, office, recipient.address, since)
+        ours = sent_mail.latest_outgoing_to(s, office, recipient.address, since)
         if ours is not None:
             return ours
     return None
@@ -288,12 +289,12 @@ def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
         kind = "rating"
     elif decision.kind is MailKind.REQUEST and not ctx.new_ticket:
         kind = "followup"
-    ctx.message_pk = repo.add_message(
+    ctx.message_pk = messages.add_message(
         s,
         office_code=office.code,
         ticket_id=ctx.ticket.id if ctx.ticket else None,
-        direction=direction,
-        kind=kind,
+        direction=Direction(direction),
+        kind=MessageKind(kind),
         reason=decision.reason,
         message_id=mail.message_id,
         conversation_index=ctx.hints.conversation,
@@ -315,17 +316,17 @@ def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
     )
     if mail.attachments:
         rows = attachment_rows(ctx.message_pk, mail.attachments, p.settings.attachments.max_bytes)
-        repo.add_attachments(s, rows)
+        messages.add_attachments(s, rows)
     if ctx.ticket is not None and not ctx.new_ticket:  # a new ticket counts its first mail itself
-        repo.note_ticket_message(s, ctx.ticket.id, ctx.now)
+        tickets.note_ticket_message(s, ctx.ticket.id, ctx.now)
     elif ctx.ticket is not None and decision.spam:  # opened closed: say why in its history
-        repo.add_ticket_event(
+        tickets.add_ticket_event(
             s,
             ticket_id=ctx.ticket.id,
             message_pk=ctx.message_pk,
             at=ctx.now,
             event="closed",
-            state="closed",
+            state=TicketState.CLOSED,
             actor=SPAM_FILTER,
             detail=decision.reason,
         )
@@ -333,7 +334,7 @@ def step_store(p: Pipeline, ctx: MailContext, s: Session) -> None:
 
 SPAM_FILTER = "spam filter"  # the actor of a ticket opened closed as spam, in its history
 # Our own mail to staff and managers: a reply to one is talk inside the office, never the answer.
-NOTICE_KINDS = ("notice", "digest")
+NOTICE_KINDS = (MessageKind.NOTICE, MessageKind.DIGEST)
 
 
 def _staff_kind(ctx: MailContext, own: frozenset[str]) -> tuple[str, str]:
@@ -357,7 +358,9 @@ def step_lifecycle(p: Pipeline, ctx: MailContext, s: Session) -> None:
             change = lifecycle.staff_command(ticket.state, ctx.command)
         elif staff.goes_outside(mail, p.own_addresses):
             change = lifecycle.staff_answered(ticket.state)
-        elif repo.our_mail_among(s, ctx.office.code, NOTICE_KINDS, [*mail.in_reply_to, *mail.references]):
+        elif sent_mail.our_mail_among(
+            s, ctx.office.code, NOTICE_KINDS, [*mail.in_reply_to, *mail.references]
+        ):
             change = lifecycle.staff_comment(ticket.state)  # a head answering a notice: not the answer
         else:
             change = lifecycle.staff_note(ticket.state)
@@ -379,49 +382,50 @@ def step_lifecycle(p: Pipeline, ctx: MailContext, s: Session) -> None:
     if change.fresh_clock:
         ctx.due = due = sla.due_at(ctx.office, ctx.received_at, working_days=days)
     elif change.resume:  # the deadline moves by the office time spent waiting
-        received, history = repo.ticket_clock(s, ticket.id)
+        received, history = tickets.ticket_clock(s, ticket.id)
         history.append((ctx.received_at, change.event, change.state))
         start, paused = lifecycle.clock_basis(received, history, ctx.received_at)
         ctx.due = due = sla.due_at(ctx.office, start, working_days=days, paused=paused)
-    repo.change_ticket(
+    tickets.change_ticket(
         s,
         ticket.id,
-        state=change.state,
+        state=TicketState(change.state),
         at=ctx.received_at,
-        resolution=change.resolution,
+        resolution=None if change.resolution is None else Resolution(change.resolution),
         due_at=due,
         officer=officer.email if officer is not None else None,
         first_response=change.first_response,
         fresh_clock=change.fresh_clock,
     )
-    repo.add_ticket_event(
+    tickets.add_ticket_event(
         s,
         ticket_id=ticket.id,
         message_pk=ctx.message_pk,
         at=ctx.received_at,
         event=change.event,
-        state=change.state,
+        state=TicketState(change.state),
         actor=actor,
         detail=change.detail,
     )
     ctx.change = change
 
 
-def _open_ticket(s: Session, ctx: MailContext) -> repo.TicketRef:
+def _open_ticket(s: Session, ctx: MailContext) -> tickets.TicketRef:
     office, mail, now = ctx.office, ctx.mail, ctx.now
     year = now.astimezone(office.tz).year
-    ref = f"PST-{office.code}-{year}-{repo.next_ticket_seq(s, office.code, year):05d}"
+    ref = f"PST-{office.code}-{year}-{tickets.next_ticket_seq(s, office.code, year):05d}"
     requester = rules.acknowledgement_recipient(mail) or ""
     ctx.language = rules.language(mail)
     days = office.complaint_sla_working_days if ctx.complaint else None
     ctx.due = sla.due_at(office, ctx.received_at, working_days=days)
     spam = ctx.decision is not None and ctx.decision.spam
-    state = "closed" if spam else "open"
-    settled = {"resolution": "spam", "state_changed_at": now, "closed_at": now} if spam else {}
-    ticket_id = repo.add_ticket(
+    state = TicketState.CLOSED if spam else TicketState.OPEN
+    ticket_id = tickets.add_ticket(
         s,
-        **settled,
-        kind="complaint" if ctx.complaint else "request",
+        resolution=Resolution.SPAM if spam else Resolution.NONE,
+        state_changed_at=now if spam else None,
+        closed_at=now if spam else None,
+        kind=TicketKind.COMPLAINT if ctx.complaint else TicketKind.REQUEST,
         ref=ref,
         office_code=office.code,
         state=state,
@@ -436,7 +440,7 @@ def _open_ticket(s: Session, ctx: MailContext) -> repo.TicketRef:
         message_count=1,
         created_at=now,
     )
-    return repo.TicketRef(ticket_id, ref, state, requester)
+    return tickets.TicketRef(ticket_id, ref, state, requester)
 
 
 def step_relate(p: Pipeline, ctx: MailContext, s: Session) -> None:
@@ -448,13 +452,13 @@ def step_relate(p: Pipeline, ctx: MailContext, s: Session) -> None:
         return
     if ctx.link_to is not None and ctx.new_ticket:
         linked, reason = ctx.link_to
-        repo.link_tickets(s, ticket.id, linked.id, reason, ctx.now)
+        conversations.link_tickets(s, ticket.id, linked.id, reason, ctx.now)
     roles = dict.fromkeys(people_on(ctx.mail, p.own_addresses), "cc")
     if ctx.new_ticket and ticket.requester_email:
         roles[ticket.requester_email] = "requester"
     if ctx.officer is not None and ctx.officer.email not in p.own_addresses:
         roles[ctx.officer.email] = "staff"
-    repo.add_participants(s, ticket.id, roles, ctx.now, known=ctx.participants or ())
+    conversations.add_participants(s, ticket.id, roles, ctx.now, known=ctx.participants or ())
 
 
 def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
@@ -470,7 +474,7 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
         return
     to = aftercare_steps.complaint_recipient(ctx) if ctx.complaint else ticket.requester_email
     ctx.ack_withheld = guard.refusal(s, ctx.office.code, to, p.own_addresses) or guard.rate_refusal(
-        s, ctx.office.code, to, ctx.now, ("ack",), p.settings.acknowledgement.max_per_sender_per_hour
+        s, ctx.office.code, to, ctx.now, [MessageKind.ACK], p.settings.acknowledgement.max_per_sender_per_hour
     )
     if ctx.ack_withheld:
         return
@@ -506,7 +510,7 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
 def save_cursor(ctx: MailContext, s: Session) -> None:
     """Every mail up to this one is done: committed with them, the cursor never runs ahead."""
     f = ctx.fetched
-    repo.save_cursor(s, f.office_code, f.mailbox, f.uidvalidity, f.uid, ctx.now)
+    cursors.save_cursor(s, f.office_code, f.mailbox, f.uidvalidity, f.uid, ctx.now)
 
 
 BEFORE_TX: tuple[tuple[str, Step], ...] = (
@@ -675,7 +679,7 @@ class Pipeline:
 
     def _dead_letter(self, ctx: MailContext, s: Session) -> None:
         f = ctx.fetched
-        repo.add_dead_letter(
+        dead_letters.add_dead_letter(
             s,
             office_code=f.office_code,
             folder=f.mailbox,

@@ -22,7 +22,8 @@ from sqlmodel import Session
 from mailer import log
 from mailer.decide import lifecycle
 from mailer.model import MailKind, Role
-from storage import repo
+from storage import conversations, early_answers, sent_mail, tickets
+from storage.vocabulary import Resolution, TicketState
 
 if TYPE_CHECKING:
     from mailer.pipeline.driver import MailContext, Pipeline
@@ -37,7 +38,7 @@ def own_copy(ctx: MailContext, s: Session) -> str:
     if ctx.fetched.role is not Role.SENT or ctx.decision is None:
         return ""
     mid = ctx.mail.message_id
-    ours = repo.queued_mail(s, ctx.office.code, mid) if mid else None
+    ours = sent_mail.queued_mail(s, ctx.office.code, mid) if mid else None
     if ours is not None:
         ctx.ticket = ours.ticket
         return f"our own {ours.kind} (its Message-ID is in our outbox)"
@@ -52,7 +53,7 @@ def step_early_answer(p: Pipeline, ctx: MailContext, s: Session) -> None:
     ids = dict.fromkeys([*mail.in_reply_to, *reversed(mail.references)])
     cited = [m for m in ids if m != mail.message_id]
     if cited:
-        repo.add_early_answer(
+        early_answers.add_early_answer(
             s, ctx.office.code, ctx.message_pk, cited[:_MAX_CITED], ctx.received_at, officer.email, ctx.now
         )
 
@@ -62,26 +63,26 @@ def step_adopt_answers(p: Pipeline, ctx: MailContext, s: Session) -> None:
     ticket, mid = ctx.ticket, ctx.mail.message_id if ctx.parsed else None
     if not (ctx.new_ticket and ticket is not None and mid):
         return
-    for early in repo.early_answers_citing(s, ctx.office.code, mid):
+    for early in early_answers.early_answers_citing(s, ctx.office.code, mid):
         at = max(early.answered_at, ctx.received_at)  # an answer never precedes its request
-        repo.attach_early_answer(s, early.message_pk, ticket.id)
-        repo.note_ticket_message(s, ticket.id, ctx.now)
+        early_answers.attach_early_answer(s, early.message_pk, ticket.id)
+        tickets.note_ticket_message(s, ticket.id, ctx.now)
         if early.officer not in p.own_addresses:
-            repo.add_staff(s, ticket.id, early.officer, ctx.now)
+            conversations.add_staff(s, ticket.id, early.officer, ctx.now)
         change = lifecycle.staff_answered(lifecycle.OPEN)
-        repo.change_ticket(
+        tickets.change_ticket(
             s,
             ticket.id,
-            state=change.state,
+            state=TicketState(change.state),
             at=at,
-            resolution=change.resolution,
+            resolution=None if change.resolution is None else Resolution(change.resolution),
             officer=early.officer,
             first_response=change.first_response,
         )
         detail = "an answer stored before the request it answers"
-        repo.add_ticket_event(
+        tickets.add_ticket_event(
             s, ticket_id=ticket.id, message_pk=early.message_pk, at=at, event=change.event,
-            state=change.state, actor=early.officer, detail=detail,
+            state=TicketState(change.state), actor=early.officer, detail=detail,
         )  # fmt: skip
         ctx.early_answers += 1
 

@@ -36,7 +36,8 @@ from mailer.delivery.render import (
     reply_subject,
 )
 from mailer.settings import Office, Settings
-from storage import db, repo
+from storage import db, messages, sweeps, tickets
+from storage.vocabulary import NOT_TO_ANSWER, TicketState
 
 logger = log.get(__name__)
 ACTOR = "pst-mailer"  # who closed it, in the ticket's history
@@ -58,7 +59,7 @@ def render_closing(
     renderer: Renderer,
     settings: Settings,
     office: Office,
-    ticket: repo.QuietTicket,
+    ticket: sweeps.QuietTicket,
     thread: list[str],
     now: datetime,
     outlook: Sequence[tuple[str, str]] = (),
@@ -89,36 +90,36 @@ def close_one(
     settings: Settings,
     renderer: Renderer,
     office: Office,
-    ticket: repo.QuietTicket,
+    ticket: sweeps.QuietTicket,
     now: datetime,
 ) -> tuple[str, str]:
     """Close one quiet ticket and queue its closing mail (the caller's transaction).
     Returns (result, reason): closed | closed_without_mail (reason: the guard's) | skipped."""
     cutoff = now - timedelta(days=office.closing_after_days)
-    if not repo.close_quiet_ticket(s, ticket.id, now, cutoff):
+    if not sweeps.close_quiet_ticket(s, ticket.id, now, cutoff):
         return "skipped", "no longer answered and quiet"
     detail = f"no reply from the requester for {_days_text(office.closing_after_days)} days"
-    repo.add_ticket_event(
+    tickets.add_ticket_event(
         s,
         ticket_id=ticket.id,
         message_pk=None,
         at=now,
         event="closed",
-        state="closed",
+        state=TicketState.CLOSED,
         actor=ACTOR,
         detail=detail,
     )
-    if ticket.resolution in repo.NOT_TO_ANSWER:  # settled as spam or duplicate: no more mail to them
+    if ticket.resolution in NOT_TO_ANSWER:  # settled as spam or duplicate: no more mail to them
         return "closed_without_mail", f"settled as {ticket.resolution}: no closing mail, no rating request"
     refused = guard.refusal(s, office.code, ticket.requester_email, own_addresses(settings))
     if refused:
         return "closed_without_mail", refused
     # Outlook files it in the conversation of the requester's latest mail from Outlook, if any
-    latest = repo.latest_outlook_mail(s, ticket.id)
+    latest = messages.latest_outlook_mail(s, ticket.id)
     hints = outlook_hints(latest) if latest is not None else NO_HINTS
     outlook = outlook_reply_headers(hints, ticket.subject, now, secrets.randbelow(256))
     out = render_closing(
-        renderer, settings, office, ticket, repo.ticket_message_ids(s, ticket.id), now, outlook
+        renderer, settings, office, ticket, messages.ticket_message_ids(s, ticket.id), now, outlook
     )
     # queued in office hours; should the sending slip into the night, it waits for the morning
     enqueue(
@@ -127,12 +128,12 @@ def close_one(
     return "closed", ""
 
 
-def _quiet(engine: Engine, office: Office, cutoff: datetime) -> Iterator[repo.QuietTicket]:
+def _quiet(engine: Engine, office: Office, cutoff: datetime) -> Iterator[sweeps.QuietTicket]:
     """The office's quiet answered tickets, BATCH at a time (each one closed leaves the set)."""
     seen: set[int] = set()
     while True:
         with db.reading(engine) as s:
-            listed = repo.quiet_answered_tickets(s, office.code, cutoff, BATCH)
+            listed = sweeps.quiet_answered_tickets(s, office.code, cutoff, BATCH)
         batch = [t for t in listed if t.id not in seen]
         if not batch:
             return

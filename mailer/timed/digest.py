@@ -1,5 +1,5 @@
 """The managers' morning digests: who gets one, when, and what it says. Pure: the sweep runs
-the queries (repo.digest_counts, digest_tickets, request_texts) and queues the mail.
+the queries (sweeps.digest_counts, digest_tickets, request_texts) and queues the mail.
 
 Managers: each head of office (their office), each province PST head (every regency/city office
 of the province), the national level (every office). One digest per manager per working day
@@ -20,7 +20,7 @@ from mailer.decide import sla
 from mailer.settings import Office, Settings
 from mailer.timed import escalate
 from mailer.timed.escalate import Person
-from storage.repo import DueTicket
+from storage.sweeps import DueTicket
 
 EXCERPT_CHARS = 120
 _GREETING = re.compile(

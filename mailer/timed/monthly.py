@@ -37,7 +37,7 @@ from mailer.delivery import guard
 from mailer.delivery.outbox import enqueue
 from mailer.delivery.render import Renderer
 from mailer.settings import Office, Settings
-from storage import db, repo
+from storage import db, monthly_report, outbox, ratings
 
 logger = log.get(__name__)
 LEFT_OUT = ("spam", "duplicate")  # resolutions that were never a consultation
@@ -130,8 +130,8 @@ def compute(s: Session, office: Office, month: str) -> OfficeMonth:
     """One office's figures for a month, from the stored tickets, events and ratings."""
     start, end = month_bounds(office, month)
     out = OfficeMonth(office.code, office.name, month)
-    histories = repo.ticket_histories(s, office.code, end)
-    for t in repo.tickets_received_before(s, office.code, end):
+    histories = monthly_report.ticket_histories(s, office.code, end)
+    for t in monthly_report.tickets_received_before(s, office.code, end):
         assert t.id is not None
         history = histories.get(t.id, [])
         state = history[-1][2] if history else lifecycle.OPEN
@@ -156,7 +156,7 @@ def compute(s: Session, office: Office, month: str) -> OfficeMonth:
         out.within += int(t.first_response_at <= promise)
         hours = sla.office_time(office, t.received_at, t.first_response_at).total_seconds() / 3600
         out.response_hours.append(hours)
-    out.scores = repo.ratings_between(s, office.code, start, end)
+    out.scores = ratings.ratings_between(s, office.code, start, end)
     return out
 
 
@@ -266,7 +266,7 @@ def queue_report(
     head = office.head
     if not head:
         return "no_head", f"offices.{office.code}.head is not set"
-    if repo.report_delivered(s, month, head, office.code):
+    if monthly_report.report_delivered(s, month, head, office.code):
         return "already_sent", f"{month} report already sent to {head}"
     own = frozenset(o.email for o in settings.offices)
     refused = guard.refusal(s, office.code, head, own)
@@ -277,8 +277,8 @@ def queue_report(
     outbox_id = enqueue(s, office, None, "report", f"monthly report {month}", out, now, quiet_after=now)
     opening = sla.clock_start(office, now)
     if opening > now:
-        repo.defer_outbox(s, outbox_id, opening)
-    repo.add_report_delivery(s, month, head, office.code, outbox_id, now)
+        outbox.defer_outbox(s, outbox_id, opening)
+    monthly_report.add_report_delivery(s, month, head, office.code, outbox_id, now)
     return "queued", ""
 
 
@@ -316,7 +316,7 @@ def send_due(settings: Settings, engine: Engine, renderer: Renderer, clock: Cloc
             due.append((office, previous_month(today)))
     for office, month in due:
         with db.reading(engine) as s:
-            if repo.report_delivered(s, month, office.head, office.code):
+            if monthly_report.report_delivered(s, month, office.head, office.code):
                 continue
         for _, result, _ in send(settings, engine, renderer, clock, month, [office]):
             done[f"report_{result}"] += 1

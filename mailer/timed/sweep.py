@@ -1,7 +1,7 @@
 """The sweep over time: decide (escalate.py, digest.py) → render (notify.py) → outbox.
 
 Run by the daemon every `escalation.sweep_interval_s` and once by `mailer once`. Each level is
-one query for every office (repo.notice_candidates); each recipient gets one mail per sweep
+one query for every office (sweeps.notice_candidates); each recipient gets one mail per sweep
 listing the tickets that reached their level. The notice rows (unique per ticket, clock round
 and level: a fresh clock climbs the ladder again, a pause does not) and the digest row (unique
 per manager and day) are written in the transaction that queues the mail, so a notice or a
@@ -27,7 +27,7 @@ from mailer.delivery.outbox import enqueue
 from mailer.delivery.render import Renderer
 from mailer.settings import Office, Settings
 from mailer.timed import digest, escalate, notify
-from storage import db, repo
+from storage import db, sweeps
 
 logger = log.get(__name__)
 MAX_TICKETS_PER_LEVEL = 500  # per sweep; the rest goes a sweep later
@@ -70,11 +70,11 @@ class Sweeper:
         self, s: Session, level: int, rungs: list[escalate.Rung], now: datetime, report: SweepReport
     ) -> None:
         after = now if level == escalate.REMINDER else None
-        found = repo.notice_candidates(s, level, escalate.groups(rungs), after, MAX_TICKETS_PER_LEVEL)
+        found = sweeps.notice_candidates(s, level, escalate.groups(rungs), after, MAX_TICKETS_PER_LEVEL)
         if not found:
             return
-        texts = repo.request_texts(s, [t.id for t in found])
-        by_office: dict[str, list[repo.DueTicket]] = defaultdict(list)
+        texts = sweeps.request_texts(s, [t.id for t in found])
+        by_office: dict[str, list[sweeps.DueTicket]] = defaultdict(list)
         for ticket in found:
             by_office[ticket.office_code].append(ticket)
         e, name = self.settings.escalation, escalate.LEVEL_NAMES[level]
@@ -88,7 +88,7 @@ class Sweeper:
             out = notify.notice(self.renderer, office, level, rung.recipient, lines, now, share, days)
             single = tickets[0].id if len(tickets) == 1 else None
             outbox_id = enqueue(s, office, single, "notice", name, out, now, quiet_after=now)
-            repo.add_notices(
+            sweeps.add_notices(
                 s,
                 [
                     {"ticket_id": t.id, "clock_round": t.clock_round, "level": level,
@@ -118,9 +118,9 @@ class Sweeper:
         for office in offices:
             ends[digest.end_of_day(office, now)].append(office.code)
         groups = [(codes, end) for end, codes in ends.items()]
-        counts = repo.digest_counts(s, groups, now)
-        tickets = repo.digest_tickets(s, groups, self.settings.digest.max_tickets_per_office)
-        texts = repo.request_texts(s, [t.id for t in tickets])
+        counts = sweeps.digest_counts(s, groups, now)
+        tickets = sweeps.digest_tickets(s, groups, self.settings.digest.max_tickets_per_office)
+        texts = sweeps.request_texts(s, [t.id for t in tickets])
         return digest.sections(offices, now, counts, tickets, texts)
 
     def compose(self, s: Session, manager: digest.Manager, day: date, now: datetime) -> digest.Digest:
@@ -135,13 +135,13 @@ class Sweeper:
         if not due:
             return
         with db.reading(self.engine) as s:
-            done = repo.digests_done(s, {day.isoformat() for _, day in due})
+            done = sweeps.digests_done(s, {day.isoformat() for _, day in due})
             todo = [(m, day) for m, day in due if (m.person.address, day.isoformat()) not in done]
             offices = list({o.code: o for m, _ in todo for o in m.offices}.values())
             found = self.sections(s, offices, now) if todo else {}
         for manager, day in todo:
             with db.transaction(self.engine) as s:
-                if not repo.digest_done(s, manager.person.address, day.isoformat()):
+                if not sweeps.digest_done(s, manager.person.address, day.isoformat()):
                     self._digest(s, digest.build(manager, day, found), now, report)
 
     def _digest(self, s: Session, found: digest.Digest, now: datetime, report: SweepReport) -> None:
@@ -149,13 +149,13 @@ class Sweeper:
         address, sender = manager.person.address, manager.sender
         context = {"office": sender.code, "mailbox": sender.email, "to": address, "day": day}
         if found.total == 0 and not self.settings.digest.send_empty:
-            repo.add_digest(s, address, day, 0, None, now)
+            sweeps.add_digest(s, address, day, 0, None, now)
             report.empty_digests += 1
             logger.info("digest_empty", **context, role=manager.role)
             return
         out = notify.digest_mail(self.renderer, found, now)
         outbox_id = enqueue(s, sender, None, "digest", manager.role, out, now, quiet_after=now)
-        repo.add_digest(s, address, day, found.total, outbox_id, now)
+        sweeps.add_digest(s, address, day, found.total, outbox_id, now)
         report.digests += 1
         report.queued[sender.code] += 1
         logger.info("digest_queued", **context, role=manager.role, tickets=found.total, outbox_id=outbox_id)
