@@ -69,7 +69,8 @@ class MessageKind(StrEnum):
     OWN = "own"  # one of our own mails, come back
     FEEDBACK = "feedback"  # an ARF abuse/complaint report about mail we sent
     STAFF_ANSWER = "staff_answer"  # an officer's answer to the public
-    STAFF_NOTE = "staff_note"  # an officer's command or note to the desk
+    STAFF_NOTE = "staff_note"  # an officer's note to the desk
+    STAFF_COMMAND = "staff_command"  # an officer's command (#selesai, #tunggu…) to the desk
     # out
     ACK = "ack"  # acknowledgement of a request or a complaint
     CLOSING = "closing"  # closing mail with a rating request

@@ -16,7 +16,7 @@ from mailer.clock import FrozenClock, SystemClock
 from mailer.daemon import open_database
 from mailer.delivery.render import Renderer
 from mailer.model import FetchedMail
-from mailer.pipeline import driver as pipeline_module
+from mailer.pipeline import thread as thread_steps
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from storage import db, repo
@@ -247,7 +247,7 @@ def _dead_letter_by_a_bug(settings: Settings, monkeypatch: pytest.MonkeyPatch, w
 
     deliver(make_mail(who)[0], who)
     with monkeypatch.context() as patch:
-        patch.setattr(pipeline_module, "find_ticket", broken)
+        patch.setattr(thread_steps, "find_ticket", broken)
         run_once(settings)
     (dead,) = rows(settings, DeadLetter)
     assert dead.step == "thread" and "threader bug" in dead.error
@@ -395,7 +395,7 @@ def test_status_lists_and_retry_on_postgresql(
         pipe.process(FetchedMail("3514", "INBOX", 7, 1, WITH_BOM, clock.now()))
         pipe.process(FetchedMail("3514", "INBOX", 7, 2, make_mail("rina@example.com")[0], clock.now()))
         with monkeypatch.context() as patch:
-            patch.setattr(pipeline_module, "find_ticket", broken)
+            patch.setattr(thread_steps, "find_ticket", broken)
             pipe.process(FetchedMail("3514", "INBOX", 7, 3, make_mail("dewi@example.com")[0], clock.now()))
         with db.transaction(engine) as s:
             (ack,) = repo.deliveries(s, "3514")

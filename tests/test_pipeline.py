@@ -7,12 +7,14 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select
+from sqlmodel import Session
 
 from mailer.clock import FrozenClock
 from mailer.delivery.render import Renderer
 from mailer.errors import ParseError
 from mailer.model import FetchedMail, Outcome
-from mailer.pipeline import driver as pipeline_module
+from mailer.pipeline import driver, reading, store, thread
+from mailer.pipeline.context import Attempt, Reading, Setup
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from storage import db, repo
@@ -131,14 +133,14 @@ def test_failing_step_dead_letters_and_moves_cursor(
     """A mail that breaks a step is kept whole with the step and reason; the next mail goes on."""
     bad, _ = make_mail("a@example.com", subject="boom")
     good, _ = make_mail("b@example.com")
-    real_parse = pipeline_module.parse
+    real_parse = reading.parse
 
     def parse_or_fail(raw: bytes):  # type: ignore[no-untyped-def]
         if b"Subject: boom" in raw:
             raise ParseError("simulated parser failure")
         return real_parse(raw)
 
-    monkeypatch.setattr(pipeline_module, "parse", parse_or_fail)
+    monkeypatch.setattr(reading, "parse", parse_or_fail)
     first, second = fetched(bad), fetched(good)
     assert pipe.process(first) is Outcome.DEAD_LETTER
     assert pipe.process(second) is Outcome.TICKET_CREATED
@@ -197,7 +199,7 @@ def test_dead_letter_event_names_the_step_and_reason(
     def broken(*_args: object) -> None:
         raise ValueError("threader exploded")
 
-    monkeypatch.setattr(pipeline_module, "find_ticket", broken)
+    monkeypatch.setattr(thread, "find_ticket", broken)
     pipe.process(fetched(make_mail("rina@example.com")[0]))
     (dead,) = [e for e in events if e["event"] == "mail_dead_lettered"]
     assert dead["step"] == "thread"
@@ -213,17 +215,16 @@ def test_batch_keeps_each_mail_atomic(
     good1, _ = make_mail("a@example.com")
     bad, _ = make_mail("b@example.com", subject="boom")
     good2, _ = make_mail("c@example.com")
-    real_store = pipeline_module.step_store
 
-    def store_or_fail(p: Pipeline, ctx: pipeline_module.MailContext, s: object) -> None:
-        real_store(p, ctx, s)  # type: ignore[arg-type]
-        if ctx.mail.subject == "boom":
+    def store_or_fail(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
+        store.step_store(p, read, tx, s)
+        if read.mail.subject == "boom":
             raise RuntimeError("fails after writing")
 
     monkeypatch.setattr(
-        pipeline_module,
+        driver,
         "IN_TX",
-        tuple((name, store_or_fail if name == "store" else fn) for name, fn in pipeline_module.IN_TX),
+        tuple((name, store_or_fail if name == "store" else fn) for name, fn in driver.IN_TX),
     )
     batch = [fetched(good1), fetched(bad), fetched(good2), fetched(good2)]
     outcomes = pipe.process_batch(batch)

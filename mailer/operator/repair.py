@@ -33,7 +33,8 @@ from mailer import log
 from mailer.clock import Clock
 from mailer.delivery.render import Renderer
 from mailer.model import FetchedMail, Outcome, Role
-from mailer.pipeline.driver import MailContext, Pipeline
+from mailer.pipeline.context import MailContext
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from storage import db, repo
 
@@ -85,8 +86,8 @@ def retry_dead_letter(
     def finish(s: Session, contexts: Sequence[MailContext], outcomes: Sequence[Outcome]) -> None:
         ctx, outcome = contexts[0], outcomes[0]
         repo.note_dead_letter_retry(s, dead_id)
-        if ctx.ticket is not None:
-            ticket.append(ctx.ticket.ref)
+        if ctx.tx.ticket is not None:
+            ticket.append(ctx.tx.ticket.ref)
         if outcome is Outcome.DEAD_LETTER:  # the pipeline kept the newest step and reason
             found.append(f"step {ctx.step}: {type(ctx.failure).__name__}: {ctx.failure}")
             return
@@ -117,13 +118,13 @@ def retry_dead_letter(
 def _resolution(s: Session, ctx: MailContext, outcome: Outcome) -> tuple[str, str | None]:
     """What became of a retried mail, for the dead letter's `resolution`, and its ticket."""
     if outcome is Outcome.DUPLICATE:
-        ref = repo.stored_mail_ticket(s, ctx.office.code, ctx.dedupe_key)
+        ref = repo.stored_mail_ticket(s, ctx.read.office.code, ctx.read.dedupe_key)
         return f"already stored{f' on {ref}' if ref else ''} (duplicate), nothing added", ref
-    if ctx.ticket is not None:
+    if ctx.tx.ticket is not None:
         what = "new ticket" if outcome is Outcome.TICKET_CREATED else "follow-up on"
-        ack = ", acknowledgement queued" if ctx.outgoing is not None else ""
-        return f"{what} {ctx.ticket.ref}{ack}", ctx.ticket.ref
-    kind = ctx.decision.kind if ctx.decision else "mail"
+        ack = ", acknowledgement queued" if ctx.tx.outgoing is not None else ""
+        return f"{what} {ctx.tx.ticket.ref}{ack}", ctx.tx.ticket.ref
+    kind = ctx.read.decision.kind if ctx.read.decision else "mail"
     return f"stored as {kind}, on no ticket", None
 
 

@@ -1,6 +1,6 @@
-"""The pipeline's steps for what the office's Sent folder holds (see pipeline.py for the driver).
+"""The pipeline's steps for what the office's Sent folder holds (see driver.py for the order).
 
-    … dedupe → thread → … → store → early_answer → relate → … → adopt_answers → cursor
+    … dedupe → thread → … → store → early_answer → relate → … → adopt_answers → …
 
 - own_copy (asked by the dedupe step): the Sent folder's copy of a mail we sent ourselves
   (acknowledgement, closing mail, notice…), saved there by the office's mail server: known by
@@ -15,60 +15,57 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlmodel import Session
 
 from mailer import log
 from mailer.decide import lifecycle
 from mailer.model import MailKind, Role
+from mailer.pipeline.context import Attempt, Reading, Setup
 from storage import repo
-
-if TYPE_CHECKING:
-    from mailer.pipeline.driver import MailContext, Pipeline
+from storage.vocabulary import TicketState
 
 logger = log.get(__name__)
 _MAX_CITED = 20  # Message-IDs noted per early answer: In-Reply-To, then the newest References
 
 
-def own_copy(ctx: MailContext, s: Session) -> str:
+def own_copy(read: Reading, tx: Attempt, s: Session) -> str:
     """Why a mail of the Sent folder is our own mail, already stored: "" when it is not (an
-    officer's mail). Sets ctx.ticket to its ticket, for the log line only."""
-    if ctx.fetched.role is not Role.SENT or ctx.decision is None:
+    officer's mail). Sets tx.ticket to its ticket, for the log line only."""
+    if read.fetched.role is not Role.SENT or read.decision is None:
         return ""
-    mid = ctx.mail.message_id
-    ours = repo.queued_mail(s, ctx.office.code, mid) if mid else None
+    mid = read.mail.message_id
+    ours = repo.queued_mail(s, read.office.code, mid) if mid else None
     if ours is not None:
-        ctx.ticket = ours.ticket
+        tx.ticket = ours.ticket
         return f"our own {ours.kind} (its Message-ID is in our outbox)"
-    return ctx.decision.reason if ctx.decision.kind is MailKind.OWN else ""
+    return read.decision.reason if read.decision.kind is MailKind.OWN else ""
 
 
-def step_early_answer(p: Pipeline, ctx: MailContext, s: Session) -> None:
+def step_early_answer(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     """An officer's answer stored on no ticket: noted under the Message-IDs it cites."""
-    officer, mail = ctx.officer, ctx.mail
-    if officer is None or ctx.ticket is not None or ctx.message_pk is None or ctx.command is not None:
+    officer, mail = tx.officer, read.mail
+    if officer is None or tx.ticket is not None or tx.message_pk is None or tx.command is not None:
         return
     ids = dict.fromkeys([*mail.in_reply_to, *reversed(mail.references)])
     cited = [m for m in ids if m != mail.message_id]
     if cited:
         repo.add_early_answer(
-            s, ctx.office.code, ctx.message_pk, cited[:_MAX_CITED], ctx.received_at, officer.email, ctx.now
+            s, read.office.code, tx.message_pk, cited[:_MAX_CITED], read.received_at, officer.email, read.now
         )
 
 
-def step_adopt_answers(p: Pipeline, ctx: MailContext, s: Session) -> None:
+def step_adopt_answers(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     """A new ticket's request already answered: the answers stored before it join and answer it."""
-    ticket, mid = ctx.ticket, ctx.mail.message_id if ctx.parsed else None
-    if not (ctx.new_ticket and ticket is not None and mid):
+    ticket, mid = tx.ticket, read.mail.message_id if read.parsed else None
+    if not (tx.new_ticket and ticket is not None and mid):
         return
-    for early in repo.early_answers_citing(s, ctx.office.code, mid):
-        at = max(early.answered_at, ctx.received_at)  # an answer never precedes its request
+    for early in repo.early_answers_citing(s, read.office.code, mid):
+        at = max(early.answered_at, read.received_at)  # an answer never precedes its request
         repo.attach_early_answer(s, early.message_pk, ticket.id)
-        repo.note_ticket_message(s, ticket.id, ctx.now)
+        repo.note_ticket_message(s, ticket.id, read.now)
         if early.officer not in p.own_addresses:
-            repo.add_staff(s, ticket.id, early.officer, ctx.now)
-        change = lifecycle.staff_answered(lifecycle.OPEN)
+            repo.add_staff(s, ticket.id, early.officer, read.now)
+        change = lifecycle.staff_answered(TicketState.OPEN)
         repo.change_ticket(
             s,
             ticket.id,
@@ -83,10 +80,10 @@ def step_adopt_answers(p: Pipeline, ctx: MailContext, s: Session) -> None:
             s, ticket_id=ticket.id, message_pk=early.message_pk, at=at, event=change.event,
             state=change.state, actor=early.officer, detail=detail,
         )  # fmt: skip
-        ctx.early_answers += 1
+        tx.early_answers += 1
 
 
-def report(ctx: MailContext) -> None:
-    """Log what these steps did (inside the pipeline's bound context)."""
-    if ctx.early_answers:
-        logger.info("early_answers_joined", count=ctx.early_answers, state=lifecycle.ANSWERED)
+def report(tx: Attempt) -> None:
+    """Log what these steps did (inside the driver's bound context)."""
+    if tx.early_answers:
+        logger.info("early_answers_joined", count=tx.early_answers, state=TicketState.ANSWERED)
