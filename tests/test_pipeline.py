@@ -10,18 +10,21 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from mailer.clock import FrozenClock
+from mailer.decide import complaint
 from mailer.delivery.render import Renderer
 from mailer.errors import ParseError
 from mailer.model import FetchedMail, Outcome
-from mailer.pipeline import driver, reading, store, thread
+from mailer.pipeline import acknowledge, driver, reading, store, thread
 from mailer.pipeline.context import Attempt, Reading, Setup
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from storage import db, repo
-from storage.tables import DeadLetter, MessageRow, OutboxRow, Ticket
+from storage.tables import DeadLetter, MessageRow, OutboxRow, Ticket, TicketEvent
 from tests.conftest import make_mail
 
 _uids = itertools.count(1)
+COMPLAINT = "Saya ingin menyampaikan pengaduan: sudah 5 hari data belum dikirim."
+COMPLAINT_AGAIN = "Saya mau komplain, sudah seminggu belum ada kabar."
 
 
 @pytest.fixture
@@ -239,6 +242,43 @@ def test_batch_keeps_each_mail_atomic(
     assert count(engine, DeadLetter) == 1
     with db.reading(engine) as s:
         assert repo.get_cursor(s, "3514", "INBOX") == (7, batch[-1].uid)
+
+
+def test_retried_mail_is_processed_as_if_its_failed_attempt_never_happened(
+    pipe: Pipeline, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mail whose first attempt fails after a step changed a decision (complaint_followup
+    dropped its complaint: a batch-mate had made the ticket a complaint) starts its retry from
+    a fresh Attempt: the batch-mate failing this time, it makes the ticket a complaint itself."""
+    raw, _ = make_mail("rina@example.com")
+    pipe.process(fetched(raw))
+    with db.reading(engine) as s:
+        ack = s.execute(select(MessageRow).where(MessageRow.kind == "ack")).scalar_one()
+    on_ack = (("In-Reply-To", f"<{ack.message_id}>"), ("References", f"<{ack.message_id}>"))
+    first, _ = make_mail("rina@example.com", subject="first", body=COMPLAINT, headers=on_ack)
+    second, second_mid = make_mail("rina@example.com", subject="second", body=COMPLAINT_AGAIN, headers=on_ack)
+    runs: list[tuple[str, str]] = []  # (the mail's subject, the complaint its acknowledge step sees)
+    fails = {("second", 1), ("first", 2)}  # (subject, run): second's first run, first's retry
+
+    def flaky_acknowledge(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
+        runs.append((read.mail.subject, tx.complaint))
+        if (read.mail.subject, sum(subject == read.mail.subject for subject, _ in runs)) in fails:
+            raise RuntimeError("a transient failure")
+        acknowledge.step_acknowledge(p, read, tx, s)
+
+    patched = tuple((name, flaky_acknowledge if name == "acknowledge" else fn) for name, fn in driver.IN_TX)
+    monkeypatch.setattr(driver, "IN_TX", patched)
+    assert pipe.process_batch([fetched(first), fetched(second)]) == [Outcome.DEAD_LETTER, Outcome.FOLLOWUP]
+    (optimistic_first, _), (_, optimistic_second), (retried_first, _), (_, retried_second) = runs
+    assert (optimistic_first, retried_first) == ("first", "first")
+    assert optimistic_second == "" and retried_second.startswith(complaint.BODY_RULE)
+    with db.reading(engine) as s:
+        (ticket,) = repo.list_tickets(s)
+        (event,) = s.execute(select(TicketEvent)).scalars()
+        by = s.execute(select(MessageRow.message_id).where(MessageRow.id == event.message_pk)).scalar_one()
+    assert ticket.kind == "complaint" and (event.event, by) == ("complaint", second_mid)
+    assert count(engine, MessageRow, kind="ack") == 2  # the request's, and the complaint's
+    assert count(engine, DeadLetter) == 1
 
 
 def test_reply_without_references_joins_by_sender_and_subject(
