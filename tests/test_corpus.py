@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from mailer.daemon import Daemon
 from mailer.intake.parse import parse
-from mailer.pipeline.driver import dedupe_key
+from mailer.pipeline.reading import dedupe_key
 from mailer.settings import Settings
 from storage import db
 from storage.tables import DeadLetter, MessageRow

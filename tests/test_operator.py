@@ -10,18 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from sqlalchemy import Engine, func, select
 
 from mailer.clock import FrozenClock, SystemClock
 from mailer.daemon import open_database
 from mailer.delivery.render import Renderer
 from mailer.model import FetchedMail
-from mailer.operator.cli import main
-from mailer.pipeline import driver as pipeline_module
+from mailer.pipeline import thread as thread_steps
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
-from storage import db, dead_letters, outbox
+from storage import db
+from storage.dead_letters import dead_letters
+from storage.outbox import deliveries, mark_failed, mark_retry, suppress_outbox
 from storage.tables import DeadLetter, MessageRow, OutboxRow, Ticket
 from tests import mailstack
 from tests.conftest import make_mail, one_pass, requester
@@ -92,7 +92,7 @@ def test_status_and_outbox_list_count_suppressed_mail(
     and listed by `outbox --state suppressed`, without needing attention."""
     engine = ingest(settings, FrozenClock(SystemClock().now()), "rina@example.com")
     with engine.begin() as conn:
-        assert outbox.suppress_outbox(conn, 1, "rina@example.com is BOUNCING since …")
+        assert suppress_outbox(conn, 1, "rina@example.com is BOUNCING since …")
     engine.dispose()
     code, out, _ = cli(tmp_path, monkeypatch, capsys, "status", "--office", "3514")
     assert code == 0 and "outbox   suppressed 1" in out
@@ -249,7 +249,7 @@ def _dead_letter_by_a_bug(settings: Settings, monkeypatch: pytest.MonkeyPatch, w
 
     deliver(make_mail(who)[0], who)
     with monkeypatch.context() as patch:
-        patch.setattr(pipeline_module, "find_ticket", broken)
+        patch.setattr(thread_steps, "find_ticket", broken)
         run_once(settings)
     (dead,) = rows(settings, DeadLetter)
     assert dead.step == "thread" and "threader bug" in dead.error
@@ -396,15 +396,15 @@ def test_status_lists_and_retry_on_postgresql(
         pipe.process(FetchedMail("3514", "INBOX", 7, 1, WITH_BOM, clock.now()))
         pipe.process(FetchedMail("3514", "INBOX", 7, 2, make_mail("rina@example.com")[0], clock.now()))
         with monkeypatch.context() as patch:
-            patch.setattr(pipeline_module, "find_ticket", broken)
+            patch.setattr(thread_steps, "find_ticket", broken)
             pipe.process(FetchedMail("3514", "INBOX", 7, 3, make_mail("dewi@example.com")[0], clock.now()))
         with db.transaction(engine) as s:
-            (ack,) = outbox.deliveries(s, "3514")
-            outbox.mark_retry(s, ack.id, "450 try later", clock.now() + timedelta(minutes=5))
+            (ack,) = deliveries(s, "3514")
+            mark_retry(s, ack.id, "450 try later", clock.now() + timedelta(minutes=5))
         with db.reading(engine) as s:
             (found,) = status.collect(s, postgres, clock.now(), "3514")
-            bom, bug = dead_letters.dead_letters(s)
-            (deferred,) = outbox.deliveries(s, state="deferred")
+            bom, bug = dead_letters(s)
+            (deferred,) = deliveries(s, state="deferred")
         assert found.dead_letters == 2 and found.outbox == {"deferred": 1} and found.late == 0
         assert found.mailboxes[0].last_uid == 3 and found.tickets == {"open": 1}
         assert bom.size == len(WITH_BOM) and bom.step == "parse" and bug.step == "thread"
@@ -412,11 +412,11 @@ def test_status_lists_and_retry_on_postgresql(
         assert repair.retry_dead_letter(postgres, engine, clock, bom.id).result == "failed"
         assert repair.retry_dead_letter(postgres, engine, clock, bug.id).result == "resolved"
         with db.transaction(engine) as s:
-            outbox.mark_failed(s, ack.id, "550 no such user", clock.now())
+            mark_failed(s, ack.id, "550 no such user", clock.now())
         assert repair.retry_delivery(engine, clock, ack.id)[0] is True
         with db.reading(engine) as s:
             (found,) = status.collect(s, postgres, clock.now(), "3514")
-            (still,) = dead_letters.dead_letters(s)
+            (still,) = dead_letters(s)
         assert found.dead_letters == 1 and found.dead_letters_resolved == 1
         assert still.id == bom.id and still.retries == 1
         assert found.tickets == {"open": 2} and found.outbox == {"pending": 2}
@@ -438,51 +438,3 @@ def test_tickets_list_shows_office_local_times_and_marks_late_open_tickets(
     assert f"{local:%Y-%m-%d %H:%M} WIB" in line
     assert "WIB!" in line
     assert "!: open past its deadline" in out
-
-
-# --- the command line --------------------------------------------------------------------
-
-
-@pytest.fixture
-def keep_logging() -> Any:
-    """cli.main() points logging at this test's captured stderr: put the old setup back."""
-    old = structlog.get_config()
-    yield
-    structlog.configure(**old)
-
-
-@pytest.mark.usefixtures("keep_logging")
-def test_main_runs_with_the_settings_it_is_given(
-    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """`main(argv, settings=…)` runs the command with those settings and reads no settings file;
-    without them, a `--settings` file that is missing is a configuration error (exit 2)."""
-    absent = str(tmp_path / "absent.toml")
-    assert main(["--settings", absent, "check-config"], settings=settings) == 0
-    assert f"{settings.file}: OK" in capsys.readouterr().out
-    assert main(["--settings", absent, "check-config"]) == 2
-    assert "configuration error" in capsys.readouterr().err
-
-
-@pytest.mark.usefixtures("keep_logging")
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["status"],
-        ["dead-letters"],
-        ["dead-letters", "show", "1"],
-        ["dead-letters", "retry", "--all"],
-        ["dead-letters", "dismiss", "1", "--reason", "spam"],
-        ["outbox"],
-        ["outbox", "retry", "1"],
-    ],
-)
-def test_every_operator_command_refuses_an_unknown_office(
-    argv: list[str], settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Each operator sub-command (and sub-sub-command) reaches its handler, which refuses an
-    office that is not in the settings with exit 2 before touching the database."""
-    command, *rest = argv
-    assert main([command, "--office", "9999", *rest], settings=settings) == 2
-    assert "mailer: no office 9999 in" in capsys.readouterr().err
-    assert not (tmp_path / "pst.sqlite3").exists()

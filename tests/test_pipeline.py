@@ -7,19 +7,26 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select
+from sqlmodel import Session
 
 from mailer.clock import FrozenClock
+from mailer.decide import complaint
 from mailer.delivery.render import Renderer
 from mailer.errors import ParseError
 from mailer.model import FetchedMail, Outcome
-from mailer.pipeline import driver as pipeline_module
+from mailer.pipeline import acknowledge, driver, reading, store, thread
+from mailer.pipeline.context import Attempt, Reading, Setup
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
-from storage import cursors, db, tickets
-from storage.tables import DeadLetter, MessageRow, OutboxRow, Ticket
+from storage import db
+from storage.cursors import get_cursor
+from storage.tables import DeadLetter, MessageRow, OutboxRow, Ticket, TicketEvent
+from storage.tickets import list_tickets
 from tests.conftest import make_mail
 
 _uids = itertools.count(1)
+COMPLAINT = "Saya ingin menyampaikan pengaduan: sudah 5 hari data belum dikirim."
+COMPLAINT_AGAIN = "Saya mau komplain, sudah seminggu belum ada kabar."
 
 
 @pytest.fixture
@@ -44,7 +51,7 @@ def test_new_request_creates_ticket_and_one_outbox_row(pipe: Pipeline, engine: E
     raw, _ = make_mail("rina@example.com")
     assert pipe.process(fetched(raw)) is Outcome.TICKET_CREATED
     with db.reading(engine) as s:
-        (ticket,) = tickets.list_tickets(s)
+        (ticket,) = list_tickets(s)
     assert ticket.ref == "PST-3514-2026-00001"
     assert ticket.requester_email == "rina@example.com"
     assert count(engine, OutboxRow, state="pending") == 1
@@ -101,7 +108,7 @@ def test_tag_of_another_office_does_not_join(pipe: Pipeline, engine: Engine) -> 
     other, _ = make_mail("rina@example.com", to="bps3571@bps.go.id", subject="Re: x [PST-3514-2026-00001]")
     assert pipe.process(fetched(other, office="3571")) is Outcome.TICKET_CREATED
     with db.reading(engine) as s:
-        refs = sorted(t.ref for t in tickets.list_tickets(s))
+        refs = sorted(t.ref for t in list_tickets(s))
     assert refs == ["PST-3514-2026-00001", "PST-3571-2026-00001"]
 
 
@@ -131,20 +138,20 @@ def test_failing_step_dead_letters_and_moves_cursor(
     """A mail that breaks a step is kept whole with the step and reason; the next mail goes on."""
     bad, _ = make_mail("a@example.com", subject="boom")
     good, _ = make_mail("b@example.com")
-    real_parse = pipeline_module.parse
+    real_parse = reading.parse
 
     def parse_or_fail(raw: bytes):  # type: ignore[no-untyped-def]
         if b"Subject: boom" in raw:
             raise ParseError("simulated parser failure")
         return real_parse(raw)
 
-    monkeypatch.setattr(pipeline_module, "parse", parse_or_fail)
+    monkeypatch.setattr(reading, "parse", parse_or_fail)
     first, second = fetched(bad), fetched(good)
     assert pipe.process(first) is Outcome.DEAD_LETTER
     assert pipe.process(second) is Outcome.TICKET_CREATED
     with db.reading(engine) as s:
         (dead,) = s.execute(select(DeadLetter)).scalars()
-        assert cursors.get_cursor(s, "3514", "INBOX") == (7, second.uid)
+        assert get_cursor(s, "3514", "INBOX") == (7, second.uid)
     assert dead.raw == bad
     assert dead.step == "parse"
     assert "simulated parser failure" in dead.error
@@ -165,7 +172,7 @@ def test_ticket_numbers_count_per_office(pipe: Pipeline, engine: Engine) -> None
     raw, _ = make_mail("q@example.com", to="bps8205@bps.go.id")
     pipe.process(fetched(raw, office="8205"))
     with db.reading(engine) as s:
-        refs = sorted(t.ref for t in tickets.list_tickets(s))
+        refs = sorted(t.ref for t in list_tickets(s))
     assert refs == [
         "PST-3514-2026-00001",
         "PST-3514-2026-00002",
@@ -197,7 +204,7 @@ def test_dead_letter_event_names_the_step_and_reason(
     def broken(*_args: object) -> None:
         raise ValueError("threader exploded")
 
-    monkeypatch.setattr(pipeline_module, "find_ticket", broken)
+    monkeypatch.setattr(thread, "find_ticket", broken)
     pipe.process(fetched(make_mail("rina@example.com")[0]))
     (dead,) = [e for e in events if e["event"] == "mail_dead_lettered"]
     assert dead["step"] == "thread"
@@ -213,17 +220,16 @@ def test_batch_keeps_each_mail_atomic(
     good1, _ = make_mail("a@example.com")
     bad, _ = make_mail("b@example.com", subject="boom")
     good2, _ = make_mail("c@example.com")
-    real_store = pipeline_module.step_store
 
-    def store_or_fail(p: Pipeline, ctx: pipeline_module.MailContext, s: object) -> None:
-        real_store(p, ctx, s)  # type: ignore[arg-type]
-        if ctx.mail.subject == "boom":
+    def store_or_fail(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
+        store.step_store(p, read, tx, s)
+        if read.mail.subject == "boom":
             raise RuntimeError("fails after writing")
 
     monkeypatch.setattr(
-        pipeline_module,
+        driver,
         "IN_TX",
-        tuple((name, store_or_fail if name == "store" else fn) for name, fn in pipeline_module.IN_TX),
+        tuple((name, store_or_fail if name == "store" else fn) for name, fn in driver.IN_TX),
     )
     batch = [fetched(good1), fetched(bad), fetched(good2), fetched(good2)]
     outcomes = pipe.process_batch(batch)
@@ -237,7 +243,44 @@ def test_batch_keeps_each_mail_atomic(
     assert count(engine, MessageRow, direction="in") == 2
     assert count(engine, DeadLetter) == 1
     with db.reading(engine) as s:
-        assert cursors.get_cursor(s, "3514", "INBOX") == (7, batch[-1].uid)
+        assert get_cursor(s, "3514", "INBOX") == (7, batch[-1].uid)
+
+
+def test_retried_mail_is_processed_as_if_its_failed_attempt_never_happened(
+    pipe: Pipeline, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mail whose first attempt fails after a step changed a decision (complaint_followup
+    dropped its complaint: a batch-mate had made the ticket a complaint) starts its retry from
+    a fresh Attempt: the batch-mate failing this time, it makes the ticket a complaint itself."""
+    raw, _ = make_mail("rina@example.com")
+    pipe.process(fetched(raw))
+    with db.reading(engine) as s:
+        ack = s.execute(select(MessageRow).where(MessageRow.kind == "ack")).scalar_one()
+    on_ack = (("In-Reply-To", f"<{ack.message_id}>"), ("References", f"<{ack.message_id}>"))
+    first, _ = make_mail("rina@example.com", subject="first", body=COMPLAINT, headers=on_ack)
+    second, second_mid = make_mail("rina@example.com", subject="second", body=COMPLAINT_AGAIN, headers=on_ack)
+    runs: list[tuple[str, str]] = []  # (the mail's subject, the complaint its acknowledge step sees)
+    fails = {("second", 1), ("first", 2)}  # (subject, run): second's first run, first's retry
+
+    def flaky_acknowledge(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
+        runs.append((read.mail.subject, tx.complaint))
+        if (read.mail.subject, sum(subject == read.mail.subject for subject, _ in runs)) in fails:
+            raise RuntimeError("a transient failure")
+        acknowledge.step_acknowledge(p, read, tx, s)
+
+    patched = tuple((name, flaky_acknowledge if name == "acknowledge" else fn) for name, fn in driver.IN_TX)
+    monkeypatch.setattr(driver, "IN_TX", patched)
+    assert pipe.process_batch([fetched(first), fetched(second)]) == [Outcome.DEAD_LETTER, Outcome.FOLLOWUP]
+    (optimistic_first, _), (_, optimistic_second), (retried_first, _), (_, retried_second) = runs
+    assert (optimistic_first, retried_first) == ("first", "first")
+    assert optimistic_second == "" and retried_second.startswith(complaint.BODY_RULE)
+    with db.reading(engine) as s:
+        (ticket,) = list_tickets(s)
+        (event,) = s.execute(select(TicketEvent)).scalars()
+        by = s.execute(select(MessageRow.message_id).where(MessageRow.id == event.message_pk)).scalar_one()
+    assert ticket.kind == "complaint" and (event.event, by) == ("complaint", second_mid)
+    assert count(engine, MessageRow, kind="ack") == 2  # the request's, and the complaint's
+    assert count(engine, DeadLetter) == 1
 
 
 def test_reply_without_references_joins_by_sender_and_subject(
@@ -283,7 +326,7 @@ def test_mail_read_after_its_deadline_is_overdue_and_its_ack_promises_a_day_ahea
     raw, _ = make_mail("rina@example.com")
     assert pipe.process(FetchedMail("3514", "INBOX", 7, 1, raw, arrived)) is Outcome.TICKET_CREATED
     with db.reading(engine) as s:
-        (ticket,) = tickets.list_tickets(s)
+        (ticket,) = list_tickets(s)
         ack = s.execute(select(MessageRow).where(MessageRow.kind == "ack")).scalar_one()
     assert ticket.received_at == arrived and ticket.due_at < clock.now()
     text = " ".join(ack.body_text.split())

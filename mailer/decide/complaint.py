@@ -18,7 +18,7 @@ The rule, in order (the first that holds):
    to file a complaint"), or "ingin/mau komplain", "want to complain". Not about data either.
 Anything else is a request.
 
-The same rule reads a follow-up in an existing conversation (aftercare_steps): there the
+The same rule reads a follow-up in an existing conversation (pipeline/complaints.py): there the
 sentences of the ticket's earlier mails (`history`: our acknowledgement names the complaint
 channels, "Pengaduan layanan dapat disampaikan melalui …") do not count, so a reply that
 pastes them without quote marks is no complaint.

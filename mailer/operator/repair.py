@@ -33,9 +33,13 @@ from mailer import log
 from mailer.clock import Clock
 from mailer.delivery.render import Renderer
 from mailer.model import FetchedMail, Outcome, Role
-from mailer.pipeline.driver import MailContext, Pipeline
+from mailer.pipeline.context import MailContext
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
-from storage import db, dead_letters, messages, outbox
+from storage import db
+from storage.dead_letters import dead_letter, dead_letters, note_dead_letter_retry, resolve_dead_letter
+from storage.messages import stored_mail_ticket
+from storage.outbox import delivery, release_failed_delivery
 
 logger = log.get(__name__)
 
@@ -63,7 +67,7 @@ def retry_dead_letter(
 ) -> Retried:
     """Run one kept mail through the pipeline again (see the module's docstring)."""
     with db.reading(engine) as s:
-        dead = dead_letters.dead_letter(s, dead_letter_id)
+        dead = dead_letter(s, dead_letter_id)
     if dead is None or dead.id is None:
         return Retried(dead_letter_id, "skipped", "no such dead letter")
     if dead.resolved_at is not None:
@@ -84,15 +88,15 @@ def retry_dead_letter(
 
     def finish(s: Session, contexts: Sequence[MailContext], outcomes: Sequence[Outcome]) -> None:
         ctx, outcome = contexts[0], outcomes[0]
-        dead_letters.note_dead_letter_retry(s, dead_id)
-        if ctx.ticket is not None:
-            ticket.append(ctx.ticket.ref)
+        note_dead_letter_retry(s, dead_id)
+        if ctx.tx.ticket is not None:
+            ticket.append(ctx.tx.ticket.ref)
         if outcome is Outcome.DEAD_LETTER:  # the pipeline kept the newest step and reason
             found.append(f"step {ctx.step}: {type(ctx.failure).__name__}: {ctx.failure}")
             return
         resolution, ref = _resolution(s, ctx, outcome)
         ticket.extend([ref] if ref and not ticket else [])
-        if dead_letters.resolve_dead_letter(s, dead_id, clock.now(), resolution):
+        if resolve_dead_letter(s, dead_id, clock.now(), resolution):
             found.append(resolution)
 
     pipeline = pipeline or Pipeline(settings, engine, Renderer(), clock)
@@ -117,13 +121,13 @@ def retry_dead_letter(
 def _resolution(s: Session, ctx: MailContext, outcome: Outcome) -> tuple[str, str | None]:
     """What became of a retried mail, for the dead letter's `resolution`, and its ticket."""
     if outcome is Outcome.DUPLICATE:
-        ref = messages.stored_mail_ticket(s, ctx.office.code, ctx.dedupe_key)
+        ref = stored_mail_ticket(s, ctx.read.office.code, ctx.read.dedupe_key)
         return f"already stored{f' on {ref}' if ref else ''} (duplicate), nothing added", ref
-    if ctx.ticket is not None:
+    if ctx.tx.ticket is not None:
         what = "new ticket" if outcome is Outcome.TICKET_CREATED else "follow-up on"
-        ack = ", acknowledgement queued" if ctx.outgoing is not None else ""
-        return f"{what} {ctx.ticket.ref}{ack}", ctx.ticket.ref
-    kind = ctx.decision.kind if ctx.decision else "mail"
+        ack = ", acknowledgement queued" if ctx.tx.outgoing is not None else ""
+        return f"{what} {ctx.tx.ticket.ref}{ack}", ctx.tx.ticket.ref
+    kind = ctx.read.decision.kind if ctx.read.decision else "mail"
     return f"stored as {kind}, on no ticket", None
 
 
@@ -132,7 +136,7 @@ def retry_dead_letters(
 ) -> list[Retried]:
     """Retry every dead letter not yet resolved (of one office), oldest first."""
     with db.reading(engine) as s:
-        ids = [d.id for d in dead_letters.dead_letters(s, office=office, limit=100_000)]
+        ids = [d.id for d in dead_letters(s, office=office, limit=100_000)]
     pipeline = Pipeline(settings, engine, Renderer(), clock)
     return [retry_dead_letter(settings, engine, clock, i, pipeline) for i in ids]
 
@@ -141,11 +145,9 @@ def dismiss_dead_letter(engine: Engine, clock: Clock, dead_letter_id: int, reaso
     """Mark a dead letter resolved without processing it: (done, what to tell the operator)."""
     who = operator_name()
     with db.transaction(engine) as s:
-        dead = dead_letters.dead_letter(s, dead_letter_id)
+        dead = dead_letter(s, dead_letter_id)
         resolution = f"dismissed by {who}: {reason}"
-        done = dead is not None and dead_letters.resolve_dead_letter(
-            s, dead_letter_id, clock.now(), resolution
-        )
+        done = dead is not None and resolve_dead_letter(s, dead_letter_id, clock.now(), resolution)
     if dead is None:
         return False, f"no dead letter {dead_letter_id}"
     if not done:
@@ -168,8 +170,8 @@ def dismiss_dead_letter(engine: Engine, clock: Clock, dead_letter_id: int, reaso
 def retry_delivery(engine: Engine, clock: Clock, outbox_id: int) -> tuple[bool, str]:
     """Put a failed delivery back in the queue: (done, what to tell the operator)."""
     with db.transaction(engine) as s:
-        found = outbox.delivery(s, outbox_id)
-        done = found is not None and outbox.release_failed_delivery(s, outbox_id, clock.now())
+        found = delivery(s, outbox_id)
+        done = found is not None and release_failed_delivery(s, outbox_id, clock.now())
     if found is None:
         return False, f"no delivery {outbox_id}"
     if not done:

@@ -1,0 +1,73 @@
+"""The acknowledgement step, inside the transaction (see driver.py for the order).
+
+    … adopt_answers → acknowledge → notify_head
+
+A new request's acknowledgement (ticket number and the promised day), or a complaint's (new,
+or made in a conversation: once), rendered into an outbox row committed with the mail; the
+outbox sends it. Withheld, with the reason, when the rules say so (auto-reply suppression, an
+office address), when staff answered already, when the guard refuses the address (flagged
+bouncing or complained) or the per-sender hourly limit is reached. Held until the morning when
+the mail came long ago and it is night at the office (quiet.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from sqlmodel import Session
+
+from mailer.decide import quiet, sla
+from mailer.decide.threader import outlook_reply_headers
+from mailer.delivery import guard
+from mailer.delivery.outbox import enqueue
+from mailer.pipeline import complaints
+from mailer.pipeline.context import Attempt, Reading, Setup
+from storage.vocabulary import MessageKind
+
+
+def step_acknowledge(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
+    """A new request's acknowledgement; a complaint's (new, or made in a conversation: once)."""
+    decision, ticket = read.decision, tx.ticket
+    if not ((tx.new_ticket or tx.complaint_in_conversation) and ticket and decision):
+        return
+    if not decision.acknowledge:  # e.g. X-Auto-Response-Suppress, an office address: say why
+        tx.ack_withheld = decision.reason
+        return
+    if tx.early_answers and not tx.complaint:  # "we will answer by …" after the answer: no
+        tx.ack_withheld = "already answered by staff before the request was read"
+        return
+    to = complaints.complaint_recipient(read, tx) if tx.complaint else ticket.requester_email
+    office, now = read.office, read.now
+    tx.ack_withheld = guard.refusal(s, office.code, to, p.own_addresses) or guard.rate_refusal(
+        s, office.code, to, now, (MessageKind.ACK,), p.settings.acknowledgement.max_per_sender_per_hour
+    )
+    if tx.ack_withheld:
+        return
+    assert tx.due is not None
+    # Sent at once, unless its mail came long ago and it is night in the office (quiet.py)
+    ack = p.settings.acknowledgement
+    received = quiet.received_time(read.fetched.received_at, read.mail.date, now)
+    quiet_after = received + timedelta(minutes=ack.immediate_within_minutes)
+    tx.ack_held_until = quiet.hold_until(quiet_after, now, office.tz, ack.quiet_hours)
+    promise, late = tx.due, tx.due <= now
+    if late:  # read after its deadline: the ticket stays overdue, the person gets a day still ahead
+        days = office.complaint_sla_working_days if tx.complaint else None
+        promise = sla.due_at(office, now, working_days=days)
+    out = p.renderer.acknowledgement(
+        office,
+        ticket.ref,
+        read.mail,
+        to,
+        tx.language,
+        promise,
+        read.received_at,
+        tx.ack_held_until or now,  # its Date: when it goes (a held one: the morning, not 03:00)
+        template="ack_complaint" if tx.complaint else "ack",
+        thread=outlook_reply_headers(read.hints, read.mail.subject, now, secrets.randbelow(256)),
+        late=late,
+    )
+    why = "acknowledgement of a complaint in a conversation" if tx.complaint_in_conversation else ""
+    reason = why or "acknowledgement of a new request"
+    enqueue(s, office, ticket.id, MessageKind.ACK, reason, out, now, tx.ack_held_until, quiet_after)
+    tx.outgoing = out

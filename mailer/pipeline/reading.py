@@ -1,0 +1,92 @@
+"""The pure steps: what one mail is, read without the database (see driver.py for the order).
+
+    parse → trim → classify → identify → report → complaint
+
+Each takes the Reading so far and returns it with its own fields set (a frozen value: the
+steps inside the transaction read it, never change it).
+
+- parse: the MIME mail, its digest, its dedupe key, Outlook's conversation headers.
+- trim: what the person wrote, without quoted history and signature.
+- classify: the rules' verdict (request, auto-reply, bounce, list, our own, feedback).
+- identify: an officer's mail (Sent folder, office account, staff address), and its command.
+- report: what a bounce or an abuse report says about which of our mails.
+- complaint: a person's mail that complains about the service (complaint.py has the rule);
+  it opens a ticket of kind "complaint", or turns its conversation into one (complaints.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+from mailer.decide import complaint, rules, staff
+from mailer.decide.threader import outlook_hints
+from mailer.decide.trim import trim
+from mailer.intake import bounces
+from mailer.intake.parse import parse
+from mailer.model import MailKind, ParsedMail
+from mailer.pipeline.context import Reading, Setup
+
+
+def dedupe_key(message_id: str | None, raw: bytes, mail: ParsedMail) -> str:
+    """Identity of a mail across folders and resyncs: its Message-ID plus a digest of its body
+    (the bytes after the header block) and of the headers its author wrote (From, To, Cc,
+    Subject, Date). Copies of one mail differ only in trace headers (Received, Delivered-To,
+    Return-Path), so they share it; different mails that reuse a Message-ID don't."""
+    split = raw.find(b"\r\n\r\n")
+    body = raw[split + 4 :] if split >= 0 else raw[raw.find(b"\n\n") + 2 :] if b"\n\n" in raw else raw
+    digest = hashlib.sha256(body)
+    people = [a.email for a in (mail.from_, *mail.to, *mail.cc) if a is not None]
+    stamp = mail.date.isoformat() if mail.date else ""
+    digest.update("\0".join([mail.subject, stamp, *people]).encode("utf-8", "surrogatepass"))
+    return f"mid:{message_id}:{digest.hexdigest()[:32]}" if message_id else f"body:{digest.hexdigest()[:32]}"
+
+
+def step_parse(p: Setup, read: Reading) -> Reading:
+    raw = read.fetched.raw
+    parsed = parse(raw)
+    return replace(
+        read,
+        raw_sha256=hashlib.sha256(raw).hexdigest(),
+        parsed=parsed,
+        dedupe_key=dedupe_key(parsed.message_id, raw, parsed),
+        hints=outlook_hints(raw),
+    )
+
+
+def step_trim(p: Setup, read: Reading) -> Reading:
+    return replace(read, written=trim(read.mail.text)[0])
+
+
+def step_classify(p: Setup, read: Reading) -> Reading:
+    return replace(read, decision=rules.decide(read.mail, p.own_addresses))
+
+
+def step_identify(p: Setup, read: Reading) -> Reading:
+    """Is it an officer's mail (Sent folder, office account, staff address), and a command?"""
+    if read.decision is None or read.decision.kind is not MailKind.REQUEST:
+        return read  # auto-replies, bounces, our own mail: nobody's answer
+    fetched = read.fetched
+    officer, why = staff.identify(read.mail, fetched.raw, read.office, fetched.role, p.own_addresses)
+    warnings: tuple[str, ...] = (*read.warnings, why) if why else read.warnings
+    if officer is None:
+        return replace(read, warnings=warnings) if why else read
+    command, why = staff.command(read.mail, p.own_addresses)
+    return replace(read, officer=officer, command=command, warnings=(*warnings, why) if why else warnings)
+
+
+def step_report(p: Setup, read: Reading) -> Reading:
+    """A bounce or complaint: read what it says about which of our mails (pure)."""
+    if read.decision is not None and read.decision.kind in (MailKind.BOUNCE, MailKind.FEEDBACK):
+        return replace(read, report=bounces.read_report(read.fetched.raw))
+    return read
+
+
+def step_complaint(p: Setup, read: Reading) -> Reading:
+    """Is a person's mail a complaint about the service? (Decided for every mail; it matters
+    when the mail opens a new ticket, or as a follow-up that turns its ticket into one.)"""
+    if read.decision is None or read.decision.kind is not MailKind.REQUEST or read.officer is not None:
+        return read
+    if read.decision.spam:
+        return read  # spam in complaint words is not forwarded to the head of office
+    return replace(read, complaint=complaint.reason(read.mail, read.office.complaint_addresses))

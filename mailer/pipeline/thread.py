@@ -1,0 +1,136 @@
+"""The first steps inside the transaction: is the mail new, and which ticket is it about?
+
+    dedupe → thread → flags → (rating → store …)
+
+- dedupe: the same mail stored already (another UID, a resync), or the Sent folder's copy of
+  a mail we sent ourselves (sent_folder.own_copy): `Duplicate`, nothing is written.
+- thread: the ticket the mail belongs to (threader.find_ticket, or a reference an officer
+  pasted), and whether it joins it, reopens it, or opens a new ticket linked to it.
+- flags: a bounce or abuse report joins the ticket of our mail it is about and flags the
+  address that failed for good (bouncing) or complained; a person writing again lifts their
+  bouncing flag.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import Session
+
+from mailer.decide import rules, staff
+from mailer.decide.threader import Admission, ThreadMatch, admit, find_ticket, people_on, within_reopen_window
+from mailer.intake import bounces
+from mailer.model import MailKind, Role
+from mailer.pipeline import sent_folder
+from mailer.pipeline.context import Attempt, Duplicate, Reading, Setup
+from storage.conversations import linked_ticket_of, ticket_participants
+from storage.flags import clear_address_flag, flag_address
+from storage.messages import message_exists
+from storage.sent_mail import OutgoingRef, latest_outgoing_to, outgoing_by_message_id
+from storage.tickets import ticket_by_ref, ticket_closed_at
+from storage.vocabulary import TicketState
+
+BOUNCE_MATCH_WINDOW = timedelta(days=30)  # a bounce without our Message-ID: our mail to it since
+
+
+def step_dedupe(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
+    """Stored already: the same mail, or the Sent folder's copy of one we sent (our ack…)."""
+    if message_exists(s, read.office.code, read.dedupe_key):
+        raise Duplicate(read.dedupe_key)
+    tx.own_copy = sent_folder.own_copy(read, tx, s)
+    if tx.own_copy:
+        raise Duplicate(tx.own_copy)
+
+
+def step_thread(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
+    """Find the ticket (threader.find_ticket) and decide whether the mail joins it, reopens it,
+    or opens a new ticket linked to it (threader.admit, the reopen window)."""
+    rules_of, mail = p.settings.threading, read.mail
+    window = timedelta(days=rules_of.subject_window_days)
+    tx.match = match = find_ticket(s, read.office.code, mail, read.now, window, read.hints, p.own_addresses)
+    if match is None and tx.officer is not None:  # officers may paste the reference anywhere
+        for ref in staff.ticket_refs(mail):
+            found = ticket_by_ref(s, ref, office=read.office.code)
+            if found is not None:
+                tx.match = match = ThreadMatch(found, "ticket_ref_in_text")
+                break
+    if match is None:
+        if tx.officer is not None and read.fetched.role is Role.INBOX and tx.officer.how.startswith("staff"):
+            tx.officer, tx.command = None, None  # a colleague's new question: a request like anyone's
+        return
+    assert read.decision is not None
+    automatic = read.decision.kind is not MailKind.REQUEST
+    sender = mail.from_.email if mail.from_ else ""
+    participants = ticket_participants(s, match.ticket.id)
+    if tx.officer is not None:  # the office's staff are on every ticket of the office
+        tx.ticket, tx.participants = match.ticket, participants
+        return
+    verdict = admit(match, sender, people_on(mail, p.own_addresses) - {sender}, participants, automatic)
+    if verdict is Admission.NEW_LINKED:
+        tx.link_to = (match.ticket, "not_a_participant")
+    elif verdict is Admission.JOIN and match.ticket.state == TicketState.CLOSED and not automatic:
+        closed_at = ticket_closed_at(s, match.ticket.id)
+        if within_reopen_window(closed_at, read.received_at, timedelta(days=rules_of.reopen_days)):
+            tx.ticket, tx.participants, tx.reopen = match.ticket, participants, True
+        else:
+            tx.link_to = (match.ticket, "reopen_window_passed")
+    elif verdict is Admission.JOIN:
+        tx.ticket, tx.participants = match.ticket, participants
+    if tx.link_to is not None and (requester := rules.acknowledgement_recipient(mail)):
+        # the same person writing again the same way continues the ticket opened for them
+        earlier = linked_ticket_of(s, match.ticket.id, requester)
+        if earlier is not None:
+            tx.ticket, tx.link_to = earlier, None
+            tx.participants = ticket_participants(s, earlier.id)
+
+
+def step_flags(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
+    """A report about one of our mails joins that mail's ticket and flags the address that
+    failed for good (bouncing) or complained; a person writing again lifts their bouncing flag."""
+    decision, office = read.decision, read.office
+    assert decision is not None
+    if decision.kind is MailKind.REQUEST and read.mail.from_ is not None:
+        if clear_address_flag(s, office.code, read.mail.from_.email, "bouncing"):
+            tx.unflagged.append(read.mail.from_.email)
+        return
+    report = read.report
+    ours = _reported_mail(s, read, report) if report is not None else None
+    if report is None or ours is None:
+        return  # about no mail of ours (e.g. backscatter of forged mail): recorded, nobody flagged
+    if ours.ticket is not None:
+        tx.ticket, tx.match = ours.ticket, ThreadMatch(ours.ticket, f"{report.kind}_report")
+    if not report.failed:
+        return  # a delay, a success notice, a "not spam" report: kept on the ticket, no flag
+    flag, reason = ("complained" if report.kind == "arf" else "bouncing"), report.summary()
+    ticket_id = ours.ticket.id if ours.ticket else None
+    for address in _failed_recipients(ours, report):
+        if address not in p.own_addresses and flag_address(
+            s, office.code, address, flag, read.now, reason, ticket_id
+        ):
+            tx.flagged.append((address, flag, reason))
+
+
+def _failed_recipients(ours: OutgoingRef, report: bounces.Report) -> list[str]:
+    """Which of our mail's recipients the report says failed: the one recipient of an
+    acknowledgement (whatever address a forwarder's report names), else those it names."""
+    if len(ours.recipients) == 1:
+        return list(ours.recipients)
+    return [r.address for r in report.failed if r.address in ours.recipients]
+
+
+def _reported_mail(s: Session, read: Reading, report: bounces.Report) -> OutgoingRef | None:
+    """Our mail a report is about: by its returned Message-ID, else the newest mail we queued
+    for one of the recipients it names (within BOUNCE_MATCH_WINDOW)."""
+    office = read.office.code
+    if report.original_message_id:
+        ours = outgoing_by_message_id(s, office, report.original_message_id)
+        if ours is not None:
+            return ours
+    since = read.now - BOUNCE_MATCH_WINDOW
+    for recipient in report.failed:
+        if not recipient.address:
+            continue
+        ours = latest_outgoing_to(s, office, recipient.address, since)
+        if ours is not None:
+            return ours
+    return None
