@@ -21,13 +21,14 @@ from mailer.decide import rules, sla
 from mailer.delivery.render import Renderer
 from mailer.errors import ConfigError
 from mailer.intake.parse import parse
-from mailer.model import FetchedMail, MailKind, Outcome
+from mailer.model import FetchedMail, Outcome
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings, load_settings
 from mailer.timed import escalate
 from mailer.timed.sweep import Sweeper, SweepReport
 from storage import db, repo
 from storage.tables import MessageRow, OutboxRow, TicketNotice
+from storage.vocabulary import MessageKind
 from tests.conftest import make_mail, office_env, requester
 
 WIB, WIT = ZoneInfo("Asia/Jakarta"), ZoneInfo("Asia/Jayapura")
@@ -251,7 +252,7 @@ def test_notice_is_automatic_and_recognised_as_our_own(settings: Settings, engin
     assert mail["To"].addresses[0].addr_spec == "bps3514@bps.go.id"
     assert ref in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     decision = rules.decide(parse(raw), {o.email for o in settings.offices})
-    assert decision.kind is MailKind.OWN
+    assert decision.kind is MessageKind.OWN
 
 
 def test_escalation_can_be_switched_off(settings: Settings, engine: Engine) -> None:
