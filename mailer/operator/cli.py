@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from mailer import log
 from mailer.errors import ConfigError
 from mailer.settings import Office, Settings, load_settings
+from storage.vocabulary import Direction, MessageKind, OutboxState, ShownOutboxState, TicketKind, TicketState
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -48,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check-config", help="validate the settings and exit")
     tickets = sub.add_parser("tickets", help="list tickets, newest first")
     tickets.add_argument("--office", help="office code, e.g. 3514")
-    tickets.add_argument("--state", help="open | answered | waiting | closed")
+    tickets.add_argument("--state", help=" | ".join(TicketState))
     tickets.add_argument("--limit", type=int, default=50)
     show = sub.add_parser("show", help="one ticket with its messages")
     show.add_argument("ref", help="ticket reference, e.g. PST-3514-2026-00042")
@@ -115,8 +116,7 @@ def _operator_commands(sub: Any) -> None:
     dismiss.add_argument("--reason", required=True, help="why, for the record (e.g. 'spam, not a request')")
     outbox = sub.add_parser("outbox", help="deliveries, newest first; retry a failed one")
     outbox.add_argument("--office", help="office code, e.g. 3514")
-    states = ("pending", "deferred", "sending", "sent", "failed", "suppressed")  # repo.OUTBOX_STATES
-    outbox.add_argument("--state", choices=states)
+    outbox.add_argument("--state", choices=[str(state) for state in ShownOutboxState])
     outbox.add_argument("--limit", type=int, default=50)
     outbox_sub = outbox.add_subparsers(dest="action")
     again = outbox_sub.add_parser("retry", help="put a failed delivery back in the queue (logged)")
@@ -238,14 +238,16 @@ def _sla(settings: Settings, ref: str) -> int:
     with db.reading(engine) as s:
         ticket = repo.ticket_by_ref(s, ref)
         clock = repo.ticket_clock(s, ticket.id) if ticket is not None else None
-        ticket_kind = repo.ticket_kind(s, ticket.id) if ticket is not None else "request"
+        ticket_kind = repo.ticket_kind(s, ticket.id) if ticket is not None else TicketKind.REQUEST
     if ticket is None or clock is None:
         print(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
     office = settings.office(ref.split("-")[1])
     now = SystemClock().now()
     start, paused = lifecycle.clock_basis(*clock, now)
-    days = office.complaint_sla_working_days if ticket_kind == "complaint" else office.sla_working_days
+    days = (
+        office.complaint_sla_working_days if ticket_kind == TicketKind.COMPLAINT else office.sla_working_days
+    )
     found = sla.deadline(office, start, working_days=days, paused=paused)
     print(f"{ref}  [{ticket.state}]  {office.name}, {days} hari kerja, {office.time_zone}")
     if start != clock[0]:
@@ -257,9 +259,9 @@ def _sla(settings: Settings, ref: str) -> int:
         )
     for line in found.explain():
         print(line)
-    if ticket.state == lifecycle.WAITING:
+    if ticket.state == TicketState.WAITING:
         print("(sedang menunggu pemohon: tenggat bergeser selama penundaan)")
-    elif ticket.state != lifecycle.OPEN:
+    elif ticket.state != TicketState.OPEN:
         print(f"(status {ticket.state}: waktu layanan tidak berjalan)")
     return 0
 
@@ -374,12 +376,12 @@ def _tickets(settings: Settings, office: str | None, state: str | None, limit: i
         flag = flags.get((t.office_code, t.requester_email))
         marker = f" [{flag.flag.upper()}]" if flag else ""
         home = offices.get(t.office_code)
-        late = "!" if t.state == "open" and t.due_at < now else " "
+        late = "!" if t.state == TicketState.OPEN and t.due_at < now else " "
         print(
             f"{t.ref:<22} {t.state:<9} {_local(t.received_at, home)} {_local(t.due_at, home)}{late}"
             f"{t.message_count:>4}  {t.requester_email}{marker} / {t.subject[:60]}"
         )
-    if any(t.state == "open" and t.due_at < now for t in rows):
+    if any(t.state == TicketState.OPEN and t.due_at < now for t in rows):
         print("!: open past its deadline (it escalates; `mailer sla REF` explains the deadline)")
     if any(flags.get((t.office_code, t.requester_email)) for t in rows):
         print("[BOUNCING]: our mail to that address failed for good; [COMPLAINED]: it reported our mail")
@@ -464,7 +466,8 @@ def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
                 f"{flag.reason}; no automatic mail goes to it"
             )
     for m, outbox in messages:
-        arrow = "->" if m.direction == "out" else "<=" if m.kind.startswith("staff") else "<-"
+        inside = m.kind in (MessageKind.STAFF_COMMAND, MessageKind.STAFF_NOTE)
+        arrow = "->" if m.direction == Direction.OUT else "<=" if inside else "<-"
         delivery = _delivery_text(outbox, tz, now) if outbox else ""
         stamp = f"{m.stored_at.astimezone(tz):%Y-%m-%d %H:%M}"
         print(f"\n{arrow} {m.kind} #{m.id} {stamp}  {m.from_email} -> {m.to_emails}{delivery}")
@@ -483,7 +486,7 @@ def _delivery_text(outbox: OutboxRow, tz: tzinfo | None, now: datetime) -> str:
     """ "  [sent]", "  [pending, due 2026-11-24 06:00]" (held: the quiet hours, office hours),
     "  [failed, 550 …]"."""
     notes = [outbox.state]
-    if outbox.state == "pending" and outbox.next_attempt_at > now:
+    if outbox.state == OutboxState.PENDING and outbox.next_attempt_at > now:
         notes.append(f"due {outbox.next_attempt_at.astimezone(tz):%Y-%m-%d %H:%M}")
     if outbox.last_error:
         notes.append(outbox.last_error)
@@ -508,7 +511,7 @@ def _message_text(m: MessageRow, full: bool) -> str:
     """What a person wrote (the trimmed text), or with `full` the whole decoded text; our own
     outgoing mail is shown whole."""
     body = m.body_text.strip()
-    if full or m.direction == "out" or m.body_trimmed.strip() == body:
+    if full or m.direction == Direction.OUT or m.body_trimmed.strip() == body:
         return body
     if not m.body_trimmed.strip():
         return "(nothing of their own above the quoted text; --full shows it all)"

@@ -36,6 +36,7 @@ from mailer.model import FetchedMail, Outcome, Role
 from mailer.pipeline.driver import MailContext, Pipeline
 from mailer.settings import Settings
 from storage import db, repo
+from storage.vocabulary import OutboxState
 
 logger = log.get(__name__)
 
@@ -171,7 +172,7 @@ def retry_delivery(engine: Engine, clock: Clock, outbox_id: int) -> tuple[bool, 
     if found is None:
         return False, f"no delivery {outbox_id}"
     if not done:
-        if found.state == "sent":
+        if found.state == OutboxState.SENT:
             when = f" {found.sent_at:%Y-%m-%d %H:%M} UTC" if found.sent_at else ""
             return False, f"delivery {outbox_id} was sent{when}: sending it again would be a duplicate"
         return False, f"delivery {outbox_id} is {found.state}, not failed: the outbox still handles it"
