@@ -155,7 +155,9 @@ def step_notify_head(p: Pipeline, ctx: MailContext, s: Session) -> None:
         extra=[("Reply-To", reply_to)],
     )
     why = "a complaint, to the head of office"  # should the sending slip into the night: the morning
-    outbox_id = enqueue(s, office, ticket.id, "complaint_notice", why, out, ctx.now, quiet_after=ctx.now)
+    outbox_id = enqueue(
+        s, office, ticket.id, MailKind.COMPLAINT_NOTICE, why, out, ctx.now, quiet_after=ctx.now
+    )
     opening = sla.clock_start(office, ctx.now)
     if opening > ctx.now:
         repo.defer_outbox(s, outbox_id, opening)

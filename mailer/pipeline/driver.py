@@ -499,7 +499,7 @@ def step_acknowledge(p: Pipeline, ctx: MailContext, s: Session) -> None:
     )
     why = "acknowledgement of a complaint in a conversation" if ctx.complaint_in_conversation else ""
     reason = why or "acknowledgement of a new request"
-    enqueue(s, ctx.office, ticket.id, "ack", reason, out, ctx.now, ctx.ack_held_until, quiet_after)
+    enqueue(s, ctx.office, ticket.id, MailKind.ACK, reason, out, ctx.now, ctx.ack_held_until, quiet_after)
     ctx.outgoing = out
 
 
