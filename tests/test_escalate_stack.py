@@ -16,8 +16,8 @@ import pytest
 from mailer.clock import FrozenClock
 from mailer.daemon import Daemon
 from mailer.settings import Settings
-from mailer.timed import escalate
 from storage import db, repo
+from storage.vocabulary import NoticeLevel
 from tests import mailstack
 from tests.conftest import make_mail, requester
 from tests.test_escalate import MON, at
@@ -131,7 +131,7 @@ def rounds(settings: Settings) -> tuple[int, list[tuple[int, str]]]:
     with db.reading(db.make_engine(settings.database_url)) as s:
         (ticket,) = repo.list_tickets(s)
         assert ticket.id is not None
-        sent = [(n.clock_round, escalate.LEVEL_NAMES[n.level]) for n in repo.notices_of(s, ticket.id)]
+        sent = [(n.clock_round, NoticeLevel(n.level).label) for n in repo.notices_of(s, ticket.id)]
         return ticket.clock_round, sent
 
 

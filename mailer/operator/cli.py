@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 from mailer import log
 from mailer.errors import ConfigError
 from mailer.settings import Office, Settings, load_settings
-from storage.vocabulary import Direction, MessageKind, OutboxState, ShownOutboxState, TicketKind, TicketState
+from storage.vocabulary import (
+    Direction,
+    MessageKind,
+    NoticeLevel,
+    OutboxState,
+    ShownOutboxState,
+    TicketKind,
+    TicketState,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -399,7 +407,6 @@ def _local(at: datetime, office: Office | None) -> str:
 def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
     from mailer.clock import SystemClock
     from mailer.decide import lifecycle
-    from mailer.timed import escalate
     from storage import db, repo
 
     engine = db.make_engine(settings.database_url)
@@ -455,7 +462,7 @@ def _show(settings: Settings, ref: str, raw: bool, full: bool = False) -> int:
         print(f"  {e.at.astimezone(tz):%Y-%m-%d %H:%M}  {e.event:<9} -> {e.state:<8} {e.actor}{detail}")
     for n in notices:
         print(
-            f"  notice    : round {n.clock_round} {escalate.LEVEL_NAMES[n.level]:<13} "
+            f"  notice    : round {n.clock_round} {NoticeLevel(n.level).label:<13} "
             f"{n.created_at.astimezone(tz):%Y-%m-%d %H:%M} to {n.recipient} "
             f"(deadline {n.due_at.astimezone(tz):%Y-%m-%d %H:%M})"
         )
