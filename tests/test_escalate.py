@@ -28,7 +28,7 @@ from mailer.timed import escalate
 from mailer.timed.sweep import Sweeper, SweepReport
 from storage import db, repo
 from storage.tables import MessageRow, OutboxRow, TicketNotice
-from storage.vocabulary import MessageKind, NoticeLevel
+from storage.vocabulary import MessageKind, NoticeLevel, TicketState
 from tests.conftest import make_mail, office_env, requester
 
 WIB, WIT = ZoneInfo("Asia/Jakarta"), ZoneInfo("Asia/Jayapura")
@@ -203,9 +203,9 @@ def test_notices_and_digests_wait_out_the_night_if_sending_slips(settings: Setti
         rows = s.execute(
             select(MessageRow.kind, OutboxRow.quiet_after)
             .join(MessageRow, MessageRow.id == OutboxRow.message_pk)
-            .where(MessageRow.kind != "ack")
+            .where(MessageRow.kind != MessageKind.ACK)
         ).all()
-    assert {kind for kind, _ in rows} == {"notice", "digest"}
+    assert {kind for kind, _ in rows} == {MessageKind.NOTICE, MessageKind.DIGEST}
     assert all(quiet_after == now for _, quiet_after in rows)
 
 
@@ -218,7 +218,7 @@ def test_weekend_and_holiday_hold_notices(settings: Settings, engine: Engine) ->
     assert [level for _, level, _ in notices(engine)] == [NoticeLevel.REMINDER]
 
 
-@pytest.mark.parametrize("state", ["waiting", "answered", "closed"])
+@pytest.mark.parametrize("state", [TicketState.WAITING, TicketState.ANSWERED, TicketState.CLOSED])
 def test_paused_answered_and_closed_tickets_are_not_escalated(
     settings: Settings, engine: Engine, state: str
 ) -> None:
@@ -245,7 +245,7 @@ def test_notice_is_automatic_and_recognised_as_our_own(settings: Settings, engin
     ref = open_ticket(settings, engine, "3514", MON)
     sweep(settings, engine, at("2026-11-24", "14:00"))
     with db.reading(engine) as s:
-        raw = s.execute(select(MessageRow.raw).where(MessageRow.kind == "notice")).scalar_one()  # type: ignore[arg-type]
+        raw = s.execute(select(MessageRow.raw).where(MessageRow.kind == MessageKind.NOTICE)).scalar_one()  # type: ignore[arg-type]
     mail = email.message_from_bytes(raw, policy=policy.default)
     assert mail["Auto-Submitted"] == "auto-generated"
     assert mail["X-PST-Notice"] == "reminder" and mail["X-PST-Ticket"] == ref

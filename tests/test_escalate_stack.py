@@ -17,7 +17,7 @@ from mailer.clock import FrozenClock
 from mailer.daemon import Daemon
 from mailer.settings import Settings
 from storage import db, repo
-from storage.vocabulary import NoticeLevel
+from storage.vocabulary import NoticeLevel, TicketState
 from tests import mailstack
 from tests.conftest import make_mail, requester
 from tests.test_escalate import MON, at
@@ -96,7 +96,7 @@ def test_reminder_escalations_and_digests_delivered_once_never_at_night(settings
     assert kinds("placeholder.kepala.pst8200@bps.go.id") == []
     with db.reading(db.make_engine(settings.database_url)) as s:
         tickets = repo.list_tickets(s)
-    assert [(t.requester_email, t.state) for t in tickets] == [(who, "open")]
+    assert [(t.requester_email, t.state) for t in tickets] == [(who, TicketState.OPEN)]
 
 
 def deliver(folder: str, when: datetime, sender: str, to: str, body: str, parent: str) -> str:
