@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 from mailer.clock import FrozenClock
 from mailer.delivery.render import Renderer
 from mailer.settings import Settings
-from mailer.timed import digest
+from mailer.timed import digest, notify
 from mailer.timed.sweep import Sweeper
 from storage import db, repo
 from storage.tables import DigestRow, MessageRow
@@ -197,3 +197,27 @@ def test_excerpt_is_what_they_asked(text: str, expected: str) -> None:
     """A digest line's excerpt: the request without greeting, closing, signature or quote, cut
     at the excerpt length."""
     assert digest.excerpt(text) == expected
+
+
+def test_digest_says_due_today_only_on_the_due_day_and_past_due_not_zero_days_late(
+    settings: Settings, engine: Engine
+) -> None:
+    """Saturday 5 Dec 14:49 to Pasuruan is due Tuesday 8 Dec 15:30: Monday's digest does not list
+    it, Tuesday's says "jatuh tempo hari ini", Wednesday's "terlambat 1 hari kerja"; a ticket due
+    Wednesday 08:00 itself (received Monday 08:00) reads "lewat tenggat" at 08:00, never
+    "terlambat 0 hari kerja"."""
+    saturday = open_ticket(settings, engine, "3514", at("2026-12-05", "14:49"))
+    at_opening = open_ticket(settings, engine, "3514", at("2026-12-07", "08:00"))
+
+    def state(day: str, ref: str) -> str:
+        """What the 08:00 digest of `day` says of ticket `ref` ("" when it is not listed)."""
+        d = compose(settings, engine, HEAD_3514, at(day, "08:00"))
+        _, text, _ = notify.digest_parts(Renderer(), d, at(day, "08:00"))
+        block = text.split(ref, 1)[1].split("\n- ", 1)[0] if ref in text else ""
+        return " ".join(block.split())
+
+    assert state("2026-12-07", saturday) == ""  # Monday: neither late nor due that day
+    assert "(jatuh tempo hari ini)" in state("2026-12-08", saturday)
+    assert "(terlambat 1 hari kerja)" in state("2026-12-09", saturday)
+    assert "(lewat tenggat)" in state("2026-12-09", at_opening)
+    assert "terlambat 0" not in state("2026-12-09", at_opening)

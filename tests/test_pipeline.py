@@ -288,5 +288,5 @@ def test_mail_read_after_its_deadline_is_overdue_and_its_ack_promises_a_day_ahea
     assert ticket.received_at == arrived and ticket.due_at < clock.now()
     text = " ".join(ack.body_text.split())
     assert "Mohon maaf, email Anda baru dapat kami proses pada Senin, 23 November 2026." in text
-    assert "paling lambat Rabu, 25 November 2026 (2 hari kerja sejak email diproses)" in text
+    assert "paling lambat Rabu, 25 November 2026 pukul 09.00 WIB (2 hari kerja sejak email diproses)" in text
     assert "11 November" not in text

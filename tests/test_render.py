@@ -26,11 +26,11 @@ from tests.conftest import OFFICE_CODES, ROOT, make_mail, office_env
 RECEIVED = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 09:00 WIB, 11:00 WIT
 SUBJECT = "Permohonan data jumlah penduduk miskin 2024"
 DUE_TEXT = {
-    "3571": "Rabu, 25 November 2026",
-    "3576": "Rabu, 25 November 2026",
-    "3514": "Rabu, 25 November 2026",
-    "8205": "Kamis, 26 November 2026",  # 3 working days
-    "1808": "Kamis, 26 November 2026",  # 3 working days
+    "3571": "Rabu, 25 November 2026 pukul 09.00 WIB",
+    "3576": "Rabu, 25 November 2026 pukul 09.00 WIB",
+    "3514": "Rabu, 25 November 2026 pukul 09.00 WIB",
+    "8205": "Kamis, 26 November 2026 pukul 11.00 WIT",  # 3 working days
+    "1808": "Kamis, 26 November 2026 pukul 09.00 WIB",  # 3 working days
 }
 FACT_LABELS_ID = {"address": "Alamat", "phone": "Telepon", "whatsapp": "WhatsApp", "website": "Website"}
 
@@ -295,9 +295,11 @@ def test_english_ack(shipped: Settings, renderer: Renderer) -> None:
     office = shipped.office("3514")
     out, msg = acknowledge(renderer, office, request(office), "en")
     text, html = bodies(msg)
-    promise = "no later than Wednesday, 25 November 2026 (2 working days after the email is received)"
+    promise = (
+        "no later than Wednesday, 25 November 2026 at 09:00 WIB (2 working days after the email is received)"
+    )
     assert promise in flat(text)
-    assert "<strong>Wednesday, 25 November 2026</strong>" in html
+    assert "<strong>Wednesday, 25 November 2026 at 09:00 WIB</strong>" in html
     assert "Dear Rina Wulandari," in text
     assert dashes("Service hours : Monday-Thursday 08.00-15.30, Friday 08.00-16.00 WIB") in text
     assert "Received     : Monday, 23 November 2026 09.00 WIB" in text
@@ -377,19 +379,19 @@ def test_long_ascii_subject_is_folded(shipped: Settings, renderer: Renderer) -> 
 LATE_PROMISE = {
     ("id", "ack"): (
         "Mohon maaf, email Anda baru dapat kami proses pada Kamis, 3 Desember 2026.",
-        "paling lambat Senin, 7 Desember 2026 (2 hari kerja sejak email diproses)",
+        "paling lambat Senin, 7 Desember 2026 pukul 09.00 WIB (2 hari kerja sejak email diproses)",
     ),
     ("en", "ack"): (
         "We apologise: your email could only be processed on Thursday, 3 December 2026.",
-        "no later than Monday, 7 December 2026 (2 working days after it was processed)",
+        "no later than Monday, 7 December 2026 at 09:00 WIB (2 working days after it was processed)",
     ),
     ("id", "ack_complaint"): (
         "Mohon maaf, email Anda baru dapat kami proses pada Kamis, 3 Desember 2026.",
-        "paling lambat Senin, 7 Desember 2026",
+        "paling lambat Senin, 7 Desember 2026 pukul 09.00 WIB",
     ),
     ("en", "ack_complaint"): (
         "We apologise: your email could only be processed on Thursday, 3 December 2026.",
-        "no later than Monday, 7 December 2026",
+        "no later than Monday, 7 December 2026 at 09:00 WIB",
     ),
 }
 
@@ -417,3 +419,33 @@ def test_ack_of_mail_read_after_its_deadline_apologises_and_counts_from_now(
     )  # fmt: skip
     on_time_text, _ = bodies(cast(EmailMessage, message_from_bytes(on_time.raw, policy=policy.default)))
     assert sorry not in flat(on_time_text)
+
+
+OUTSIDE_HOURS_LINE = {
+    "id": "Email yang diterima di luar jam layanan dihitung mulai hari kerja berikutnya.",
+    "en": "Email received outside service hours counts from the next working day.",
+}
+
+
+@pytest.mark.parametrize(("lang", "template"), list(LATE_PROMISE))
+def test_ack_of_mail_outside_hours_states_the_rule_and_the_closing_time(
+    shipped: Settings, renderer: Renderer, lang: str, template: str
+) -> None:
+    """A mail received on Saturday 5 December 2026 14:49 WIB is promised for Tuesday 8 December at
+    the closing (15.30 WIB), and the ack says in one line that mail outside service hours counts
+    from the next working day; a mail in service hours gets no such line."""
+    office = shipped.office("3514")
+    saturday = datetime(2026, 12, 5, 7, 49, tzinfo=UTC)
+    due = due_at(office, saturday)
+    out = renderer.acknowledgement(
+        office, ref("3514"), request(office), "rina@example.com", lang, due, saturday, saturday,
+        template=template,
+    )  # fmt: skip
+    text, html = bodies(cast(EmailMessage, message_from_bytes(out.raw, policy=policy.default)))
+    promised = {"id": "Selasa, 8 Desember 2026 pukul 15.30 WIB", "en": "Tuesday, 8 December 2026 at 15:30"}
+    promised_text = promised[lang]
+    for body in (flat(text), flat(html)):
+        assert promised_text in body
+        assert OUTSIDE_HOURS_LINE[lang] in body
+    _, in_hours = acknowledge(renderer, office, request(office), lang)
+    assert OUTSIDE_HOURS_LINE[lang] not in flat(bodies(in_hours)[0])

@@ -12,7 +12,7 @@ import holidays
 import pytest
 
 from mailer.decide.lifecycle import clock_basis
-from mailer.decide.sla import clock_start, deadline, due_at, is_working_day, office_time
+from mailer.decide.sla import clock_start, deadline, due_at, is_working_day, office_time, working_days_after
 from mailer.settings import Office, Settings, load_settings
 from tests.conftest import ROOT, office_env
 
@@ -89,21 +89,21 @@ SLA_CASES = [
         "3571",
         wib(2026, 11, 23, 20, 0),
         wib(2026, 11, 24, 8, 0),
-        wib(2026, 11, 26, 8, 0),
-        id="monday-2000-starts-tuesday-0800-due-thursday-0800",
+        wib(2026, 11, 25, 15, 30),
+        id="monday-2000-tuesday-is-day-1-due-wednesday-closing",
     ),
     pytest.param(
         "3576",
         wib(2026, 11, 23, 6, 30),
         wib(2026, 11, 23, 8, 0),
-        wib(2026, 11, 25, 8, 0),
-        id="before-opening-starts-at-opening",
+        wib(2026, 11, 24, 15, 30),
+        id="before-opening-that-day-is-day-1",
     ),
     pytest.param(
         "3514",
         wib(2026, 11, 23, 15, 30),
         wib(2026, 11, 24, 8, 0),
-        wib(2026, 11, 26, 8, 0),
+        wib(2026, 11, 25, 15, 30),
         id="at-closing-time-is-after-hours",
     ),
     pytest.param(
@@ -117,22 +117,22 @@ SLA_CASES = [
         "3514",
         wib(2026, 11, 26, 15, 40),
         wib(2026, 11, 27, 8, 0),
-        wib(2026, 12, 1, 8, 0),
-        id="thursday-after-closing-starts-friday-0800",
+        wib(2026, 11, 30, 15, 30),
+        id="thursday-after-closing-friday-is-day-1-due-monday-closing",
     ),
     pytest.param(
         "3514",
         wib(2026, 11, 28, 10, 0),
         wib(2026, 11, 30, 8, 0),
-        wib(2026, 12, 2, 8, 0),
-        id="saturday-starts-monday-0800",
+        wib(2026, 12, 1, 15, 30),
+        id="saturday-monday-is-day-1-due-tuesday-closing",
     ),
     pytest.param(
         "3514",
         wib(2026, 11, 29, 23, 59),
         wib(2026, 11, 30, 8, 0),
-        wib(2026, 12, 2, 8, 0),
-        id="sunday-night-starts-monday-0800",
+        wib(2026, 12, 1, 15, 30),
+        id="sunday-night-monday-is-day-1",
     ),
     pytest.param(
         "3514",
@@ -145,8 +145,8 @@ SLA_CASES = [
         "3514",
         wib(2026, 3, 19, 10, 0),
         wib(2026, 3, 25, 8, 0),
-        wib(2026, 3, 27, 8, 0),
-        id="on-nyepi-starts-after-the-leave",
+        wib(2026, 3, 26, 15, 30),
+        id="on-nyepi-counts-from-after-the-leave",
     ),
     pytest.param(
         "3514",
@@ -176,6 +176,62 @@ SLA_CASES = [
         wit(2026, 11, 26, 10, 0),
         id="halmahera-utara-3-working-days-wit",
     ),
+    pytest.param(
+        "3514",
+        wib(2026, 12, 5, 14, 49),
+        wib(2026, 12, 7, 8, 0),
+        wib(2026, 12, 8, 15, 30),
+        id="issue-example-saturday-1449-due-tuesday-1530",
+    ),
+    pytest.param(
+        "3514",
+        wib(2026, 12, 1, 0, 0),
+        wib(2026, 12, 1, 8, 0),
+        wib(2026, 12, 2, 15, 30),
+        id="midnight-tuesday-is-day-1",
+    ),
+    pytest.param(
+        "3576",
+        wib(2026, 11, 27, 16, 0),
+        wib(2026, 11, 30, 8, 0),
+        wib(2026, 12, 1, 15, 30),
+        id="friday-closing-1600-monday-is-day-1",
+    ),
+    pytest.param(
+        "3571",
+        wib(2026, 3, 20, 10, 0),
+        wib(2026, 3, 25, 8, 0),
+        wib(2026, 3, 26, 15, 30),
+        id="on-idul-fitri-cuti-bersama-counts-from-after-the-leave",
+    ),
+    pytest.param(
+        "3514",
+        wib(2026, 12, 24, 10, 0),
+        wib(2026, 12, 28, 8, 0),
+        wib(2026, 12, 29, 15, 30),
+        id="on-christmas-cuti-bersama-monday-28-is-day-1",
+    ),
+    pytest.param(
+        "8205",
+        wit(2026, 11, 27, 17, 0),
+        wit(2026, 11, 30, 8, 0),
+        wit(2026, 12, 2, 15, 30),
+        id="halmahera-utara-friday-evening-wit-3-days-to-wednesday-closing",
+    ),
+    pytest.param(
+        "8205",
+        datetime(2026, 11, 23, 7, 0, tzinfo=UTC),
+        wit(2026, 11, 24, 8, 0),
+        wit(2026, 11, 26, 15, 30),
+        id="utc-0700-is-1600-wit-after-closing",
+    ),
+    pytest.param(
+        "1808",
+        wib(2026, 12, 31, 18, 0),
+        wib(2027, 1, 4, 8, 0),
+        wib(2027, 1, 7, 15, 30),
+        id="tulang-bawang-new-years-eve-evening-skips-isra-mikraj",
+    ),
 ]
 
 
@@ -183,7 +239,8 @@ SLA_CASES = [
 def test_clock_start_and_due_at(
     shipped: Settings, code: str, received: datetime, start: datetime, due: datetime
 ) -> None:
-    """The clock starts at receipt or the next opening; the answer is due N working days later."""
+    """In service hours: due N working days later at the same time (clamped to closing); outside
+    them: the next opening's day is day 1 and it is due at the closing of day N."""
     office = shipped.office(code)
     assert clock_start(office, received) == start
     got = due_at(office, received)
@@ -199,7 +256,7 @@ def test_same_utc_instant_differs_between_wib_and_wit_offices(shipped: Settings)
     assert clock_start(pasuruan, received) == wib(2026, 11, 23, 14, 0)
     assert clock_start(halut, received) == wit(2026, 11, 24, 8, 0)
     assert due_at(pasuruan, received) == wib(2026, 11, 25, 14, 0)
-    assert due_at(halut, received) == wit(2026, 11, 27, 8, 0)
+    assert due_at(halut, received) == wit(2026, 11, 26, 15, 30)  # Tuesday is day 1 of 3
 
 
 @pytest.mark.parametrize(
@@ -219,7 +276,8 @@ def test_due_is_never_outside_office_hours(shipped: Settings) -> None:
         opening, closing = office.hours.by_day[("mon", "tue", "wed", "thu", "fri")[due.weekday()]]
         assert is_working_day(office, due.date()), received
         assert opening <= f"{due:%H:%M}" <= closing, received
-        assert due - received >= timedelta(days=2), received
+        counted = working_days_after(office, received.astimezone(office.tz).date(), due.date())
+        assert len(counted) in (1, 2), received  # day 1 is the receipt's day or the next
         received += timedelta(minutes=37)
 
 
@@ -306,3 +364,16 @@ def test_clock_basis_from_history() -> None:
     ]
     assert clock_basis(t[0], history, t[7]) == (t[4], [(t[5], t[7])])
     assert clock_basis(t[0], history[:2], t[7]) == (t[0], [(t[1], t[2])])
+
+
+def test_explanation_of_mail_outside_hours_counts_the_opening_day() -> None:
+    """Saturday 5 December 2026 14:49 to Pasuruan: `mailer sla` skips Saturday and Sunday, counts
+    Monday 7 and Tuesday 8 and ends at Tuesday's closing (the issue's example)."""
+    office = load_settings(ROOT / "settings.toml", environ=office_env("pw")).office("3514")
+    lines = deadline(office, wib(2026, 12, 5, 14, 49)).explain()
+    text = "\n".join(lines)
+    assert "dilewati         2026-12-05: Sabtu, tidak ada jam layanan" in text
+    assert "dilewati         2026-12-06: Minggu, tidak ada jam layanan" in text
+    counted = [line for line in lines if line.lstrip().startswith("hari kerja")]
+    assert counted == ["  hari kerja       Senin 2026-12-07", "  hari kerja       Selasa 2026-12-08"]
+    assert text.endswith("tenggat            2026-12-08 15:30 WIB")

@@ -1,10 +1,12 @@
 """The office's promise as a deadline: working days of office time after a request arrives.
 
 The rule (README, "The promise", has examples):
-1. The clock starts at the receipt time in the office's time zone, moved to the next opening
-   when it falls outside office hours or on a day off.
-2. The deadline is the same time of day N working days later (N = the office's
-   `sla_working_days`), clamped to that day's closing time.
+1. A mail received in service hours is due at the same time of day N working days later
+   (N = the office's `sla_working_days`), clamped to that day's closing time.
+2. A mail received outside service hours (evening, night, a day off) counts from the next
+   opening: that working day is day 1, and it is due at the closing of day N. (Monday 20:00,
+   N = 2: due Wednesday at closing, not Thursday at opening: the same office minute, but the
+   public and the managers read the day.)
 3. Working days are the weekdays with office hours, minus Indonesian national holidays and
    joint leave days (cuti bersama) from `holidays`, minus the days the settings add
    (`calendar.add_days_off`, globally for a decree or per office for a closure), plus the
@@ -153,6 +155,18 @@ class Deadline:
         return lines
 
 
+def _days_off_between(office: Office, received: date, start: date) -> list[tuple[date, str]]:
+    """The days off from the day of receipt up to (not including) the clock's first day, with
+    their reasons (the day of receipt only if it was a day off: an evening is no day off)."""
+    found, day = [], received
+    while day < start:
+        reason = day_off_reason(office, day)
+        if reason is not None:
+            found.append((day, reason))
+        day += timedelta(days=1)
+    return found
+
+
 def _hours_text(amount: timedelta) -> str:
     minutes = int(amount.total_seconds() // 60)
     return f"{minutes // 60}:{minutes % 60:02d}"
@@ -162,15 +176,27 @@ def deadline(
     office: Office, received_at: datetime, working_days: int | None = None, paused: Sequence[Span] = ()
 ) -> Deadline:
     """The deadline of a request received at `received_at`, with its reasoning."""
-    start = clock_start(office, received_at)
-    result = Deadline(received_at.astimezone(office.tz), start)
+    received = received_at.astimezone(office.tz)
+    start = clock_start(office, received)
+    result = Deadline(received, start)
+    days = working_days if working_days is not None else office.sla_working_days
     day = start.date()
-    for _ in range(working_days if working_days is not None else office.sla_working_days):
-        day = _next_working_day(office, day, result.skipped)
+    if start == received:  # in service hours: the same time of day, N working days later
+        for _ in range(days):
+            day = _next_working_day(office, day, result.skipped)
+            result.counted.append(day)
+        hours = _hours(office, day)
+        assert hours is not None
+        due = datetime.combine(day, min(start.time().replace(tzinfo=None), hours[1]), office.tz)
+    else:  # outside them: the opening's day is day 1, due at the closing of day N
+        result.skipped.extend(_days_off_between(office, received.date(), day))
         result.counted.append(day)
-    hours = _hours(office, day)
-    assert hours is not None
-    due = datetime.combine(day, min(start.time().replace(tzinfo=None), hours[1]), office.tz)
+        for _ in range(days - 1):
+            day = _next_working_day(office, day, result.skipped)
+            result.counted.append(day)
+        hours = _hours(office, day)
+        assert hours is not None
+        due = datetime.combine(day, hours[1], office.tz)
     for begin, end in paused:
         cost = office_time(office, begin, end)
         result.paused.append((begin.astimezone(office.tz), end.astimezone(office.tz), cost))

@@ -23,6 +23,7 @@ from babel.dates import format_date
 from babel.dates import format_datetime as babel_datetime
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from mailer.decide import sla
 from mailer.decide.rules import OWN_MAILER
 from mailer.model import ParsedMail
 from mailer.settings import WEEKDAYS, Office
@@ -77,6 +78,14 @@ def hours_text(office: Office, lang: str) -> str:
 def promised_date_text(when: datetime, office: Office, lang: str) -> str:
     """ "Rabu, 25 November 2026" in the office's time zone."""
     return _long_date(when.astimezone(office.tz).date(), lang)
+
+
+def deadline_text(due: datetime, office: Office, lang: str) -> str:
+    """A deadline as the public reads it, day and time in the office's time zone:
+    "Selasa, 8 Desember 2026 pukul 15.30 WIB" / "Tuesday, 8 December 2026 at 15:30 WIB"."""
+    local = _local_minute(due, office)
+    clock = f"pukul {local:%H.%M}" if lang == "id" else f"at {local:%H:%M}"
+    return f"{_long_date(local.date(), lang)} {clock} {office.time_zone_label}"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -153,7 +162,9 @@ class Renderer:
             "requester_name": mail.from_.name if mail.from_ else "",
             "subject": " ".join(mail.subject.split()) or "-",
             "reply_subject": reply_subject(mail.subject, lang),
-            "due_text": promised_date_text(due, office, lang),
+            "due_text": deadline_text(due, office, lang),
+            # the clock started at the next opening: the mail says why day 1 is not today
+            "outside_hours": not late and sla.clock_start(office, received) != received,
             "received_text": _long_datetime(_local_minute(received, office), lang)
             + f" {office.time_zone_label}",
             "hours_text": hours_text(office, lang),

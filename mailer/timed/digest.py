@@ -137,8 +137,9 @@ class Line:
     subject: str
     due_at: datetime  # in the office's time zone
     zone_label: str  # the office's WIB / WITA / WIT
-    days_late: int
+    days_late: int  # working days begun since the deadline's day (0: overdue since today)
     overdue: bool
+    due_today: bool  # not yet overdue, and due later today (the office's day)
     officer: str
     excerpt: str
 
@@ -167,6 +168,10 @@ class Digest:
         return sum(s.overdue + s.due_today for s in self.sections)
 
 
+def _local_day(at: datetime, office: Office) -> date:
+    return at.astimezone(office.tz).date()
+
+
 def line(office: Office, t: DueTicket, now: datetime, text: str, days_late: int | None = None) -> Line:
     who = f"{t.requester_name} <{t.requester_email}>" if t.requester_name else t.requester_email
     return Line(
@@ -177,6 +182,7 @@ def line(office: Office, t: DueTicket, now: datetime, text: str, days_late: int 
         zone_label=office.time_zone_label,
         days_late=sla.working_days_late(office, t.due_at, now) if days_late is None else days_late,
         overdue=t.due_at <= now,
+        due_today=now < t.due_at and _local_day(t.due_at, office) == _local_day(now, office),
         officer=t.last_officer or "-",
         excerpt=excerpt(text),
     )
