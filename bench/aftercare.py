@@ -27,7 +27,10 @@ from mailer.daemon import open_database  # noqa: E402
 from mailer.delivery.render import Renderer  # noqa: E402
 from mailer.settings import load_settings  # noqa: E402
 from mailer.timed import closing, monthly  # noqa: E402  (after the path set-up, to run as a script)
-from storage import db, messages, ratings, tickets  # noqa: E402
+from storage import db, ratings  # noqa: E402
+from storage.messages import add_message  # noqa: E402
+from storage.tickets import add_ticket, add_ticket_event  # noqa: E402
+from storage.vocabulary import Direction, MessageKind, Resolution, TicketKind, TicketState  # noqa: E402
 
 
 def fill(engine: object, n: int, start: datetime) -> None:
@@ -36,23 +39,24 @@ def fill(engine: object, n: int, start: datetime) -> None:
         for i in range(n):
             received = start + timedelta(minutes=17 * i % (60 * 24 * 25))
             answered = received + timedelta(hours=3)
-            ticket_id = tickets.add_ticket(
-                s, ref=f"PST-3514-2026-{i + 1:05d}", office_code="3514", state="answered",
-                kind="request", requester_email=f"warga{i}@example.com", requester_name="Warga",
+            ticket_id = add_ticket(
+                s, ref=f"PST-3514-2026-{i + 1:05d}", office_code="3514", state=TicketState.ANSWERED,
+                kind=TicketKind.REQUEST, requester_email=f"warga{i}@example.com", requester_name="Warga",
                 subject=f"Permintaan data {i}", subject_key="", language="id", received_at=received,
                 due_at=received, first_response_at=answered,
-                first_response_by="dewi@bps.go.id", resolution="answered", state_changed_at=answered,
+                first_response_by="dewi@bps.go.id", resolution=Resolution.ANSWERED, state_changed_at=answered,
                 last_message_at=answered, message_count=2, created_at=received,
             )  # fmt: skip
-            messages.add_message(
-                s, office_code="3514", ticket_id=ticket_id, direction="in", kind="request", reason="",
-                message_id=f"m{i}@example.com", dedupe_key=f"k{i}", from_email=f"warga{i}@example.com",
+            add_message(
+                s, office_code="3514", ticket_id=ticket_id, direction=Direction.IN, kind=MessageKind.REQUEST,
+                reason="", message_id=f"m{i}@example.com", dedupe_key=f"k{i}",
+                from_email=f"warga{i}@example.com",
                 subject=f"Permintaan data {i}", stored_at=received, body_text="Mohon data.",
                 raw_sha256="0" * 64, raw=b"x",
             )  # fmt: skip
-            tickets.add_ticket_event(
-                s, ticket_id=ticket_id, message_pk=None, at=answered, event="answered", state="answered",
-                actor="dewi@bps.go.id", detail="",
+            add_ticket_event(
+                s, ticket_id=ticket_id, message_pk=None, at=answered, event="answered",
+                state=TicketState.ANSWERED, actor="dewi@bps.go.id", detail="",
             )  # fmt: skip
             if i % 3 == 0:
                 ratings.save_rating(s, ticket_id, "3514", 1 + i % 4, "reply", "x@example.com", None, answered)
@@ -82,8 +86,8 @@ def main() -> None:
     print(f"tickets                 {args.n}")
     print(f"monthly figures         {t1 - t0:.2f} s  ({args.n / (t1 - t0):,.0f} tickets/s)  {figures.row()}")
     print(f"monthly HTML page       {t2 - t1:.3f} s  ({len(html):,} bytes)")
-    rate = done["closed"] / (t3 - t2)
-    closed = done["closed"]
+    rate = done[closing.Closed.CLOSED] / (t3 - t2)
+    closed = done[closing.Closed.CLOSED]
     print(f"closing pass            {t3 - t2:.2f} s  ({closed} closed and mailed, {rate:,.0f} tickets/s)")
 
 

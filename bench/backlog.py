@@ -53,6 +53,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from storage.vocabulary import OutboxState  # noqa: E402  (after the path set-up)
+
 OUT = ROOT / "bench" / "out"
 GEN = ROOT.parent / "shared" / "tools" / "gen_corpus.py"
 SCRIPT = ROOT / "scripts" / "mailstack.sh"
@@ -663,7 +665,7 @@ def run_daemon(
                 ).fetchall()
             )
             state = {"ingested": ingested, "outbox": outbox}
-            if ingested >= expect["ingested"] and outbox.get("sent", 0) >= expect["outbox_total"]:
+            if ingested >= expect["ingested"] and outbox.get(OutboxState.SENT, 0) >= expect["outbox_total"]:
                 break
             time.sleep(0.05)
     seen = time.time()
@@ -737,7 +739,7 @@ def latency(stack: Stack, db: Path, count: int, warmup: int = 2) -> dict[str, An
                     "select state, created_at, sent_at from outbox where id > ? and envelope_to = ?",
                     (last_id, sender),
                 ).fetchone()
-                if row and row[0] == "sent":
+                if row and row[0] == OutboxState.SENT:
                     break
                 time.sleep(0.005)
             t_seen = time.time()
@@ -747,7 +749,7 @@ def latency(stack: Stack, db: Path, count: int, warmup: int = 2) -> dict[str, An
                     break
                 time.sleep(0.005)
             watch.logout()
-            if not row or row[0] != "sent":
+            if not row or row[0] != OutboxState.SENT:
                 raise RuntimeError(
                     f"latency: no sent ack for {sender} after 30s (row {row}); see {child.log_path}"
                 )
@@ -922,7 +924,7 @@ def cpu_budget(tag: str, r: dict[str, Any], stack: Stack) -> dict[str, float]:
     """Print (and return) the CPU seconds of the run: daemon, its sender process, Postfix and
     Dovecot (measured after the last ack landed), against the two cores' wall time."""
     c = r["counts"]
-    acks = c["outbox"].get("sent", 0)
+    acks = c["outbox"].get(OutboxState.SENT, 0)
     st = cpu_delta(r["stack_cpu0"], stack_cpu(stack))
     cpu = {
         "daemon": r["cpu_s"],

@@ -43,6 +43,7 @@ from mailer.settings import Province, Settings, load_settings  # noqa: E402
 from mailer.timed import digest, escalate  # noqa: E402
 from mailer.timed.sweep import MAX_TICKETS_PER_LEVEL, Sweeper  # noqa: E402
 from storage import db, overview, sweeps  # noqa: E402
+from storage.vocabulary import Direction, MessageKind, NoticeLevel, TicketKind, TicketState  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)  # Wednesday 10:00 WIB
@@ -130,17 +131,18 @@ def build(settings: Settings, path: Path, n: int, open_share: float) -> None:
         else:
             start = NOW - timedelta(days=rng.uniform(31, 3 * 365))
             due = start + timedelta(days=2)
-        state = "open" if is_open else rng.choice(("closed", "closed", "closed", "answered"))
+        closed, answered = TicketState.CLOSED, TicketState.ANSWERED
+        state = TicketState.OPEN if is_open else rng.choice((closed, closed, closed, answered))
         received, due_s = stamp(start), stamp(due)
         tickets.append(
-            (i, f"PST-{office.code}-{start.year}-{i:07d}", office.code, state, "request",
+            (i, f"PST-{office.code}-{start.year}-{i:07d}", office.code, state, TicketKind.REQUEST,
              f"warga{i}@example.com", f"Warga {i}", "Permohonan data kemiskinan",
              "permohonan data kemiskinan", "id", received, due_s, received, 1, received,
              "andi@bps.go.id" if i % 3 == 0 else "")
         )  # fmt: skip
         if is_open:
             messages.append(
-                (office.code, i, "in", "request", "", f"m{i}@example.com", f"mid:{i}",
+                (office.code, i, Direction.IN, MessageKind.REQUEST, "", f"m{i}@example.com", f"mid:{i}",
                  f"warga{i}@example.com", "", office.email, "Permohonan data kemiskinan", received, BODY, "",
                  "0" * 64, b"x")
             )  # fmt: skip
@@ -174,7 +176,7 @@ def find_notices(settings: Settings, sweeper: Sweeper) -> dict[int, int]:
     found = {}
     with db.reading(sweeper.engine) as s:
         for level, rungs in plan.due.items():
-            after = NOW if level == escalate.REMINDER else None
+            after = NOW if level == NoticeLevel.REMINDER else None
             found[level] = len(
                 sweeps.notice_candidates(s, level, escalate.groups(rungs), after, MAX_TICKETS_PER_LEVEL)
             )
@@ -193,10 +195,9 @@ def mark_notified(settings: Settings, engine: object) -> None:
     """Record every notice as sent, as the first sweeps would have (without rendering 100,000 mails)."""
     end = datetime(9999, 1, 1, tzinfo=UTC)
     with db.transaction(engine) as s:  # type: ignore[arg-type]
-        for level in escalate.LEVELS:
-            rows = sweeps.notice_candidates(
-                s, level, [([o.code for o in settings.offices], end)], None, 10**9
-            )
+        for level in NoticeLevel:
+            every = [([o.code for o in settings.offices], end)]
+            rows = sweeps.notice_candidates(s, level, every, None, 10**9)
             sweeps.add_notices(
                 s,
                 [{"ticket_id": t.id, "clock_round": t.clock_round, "level": level, "recipient": "x",
@@ -240,7 +241,7 @@ def main() -> None:
     )
 
     times, levels = timed(lambda: find_notices(settings, sweeper), args.rounds)
-    names = ", ".join(f"{escalate.LEVEL_NAMES[k]} {v:,}" for k, v in sorted(levels.items()))  # type: ignore[attr-defined]
+    names = ", ".join(f"{NoticeLevel(k).label} {v:,}" for k, v in sorted(levels.items()))
     notices_s = statistics.median(times)
     print(f"find notices (plan + 4 level queries, none sent yet, up to {MAX_TICKETS_PER_LEVEL} per level): "
           f"median {notices_s:.3f} s, min {min(times):.3f} s  [{names}]")  # fmt: skip

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from mailer import log
 from mailer.clock import Clock, SystemClock
-from mailer.delivery.outbox import OutboxSender
+from mailer.delivery.outbox import Delivery, OutboxSender
 from mailer.delivery.render import Renderer
 from mailer.delivery.sending import SenderProcess
 from mailer.intake.fetch import MailboxWatcher
@@ -139,7 +139,7 @@ class Daemon:
         while True:
             done = await sender.send_due()
             total.update(done)
-            if not done or "retry_connection" in done:
+            if not done or Delivery.RETRY_CONNECTION in done:
                 break
         await sender.close()
         return total

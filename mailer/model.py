@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from storage.vocabulary import MessageKind
+
 
 @dataclass(frozen=True, slots=True)
 class Address:
@@ -86,22 +88,16 @@ class ParsedMail:
     defects: tuple[str, ...] = ()
 
 
-class MailKind(StrEnum):
-    """What an incoming mail is, as decided by the rules."""
-
-    REQUEST = "request"  # a person writing to the office: gets a ticket and an acknowledgement
-    AUTO_REPLY = "auto_reply"  # out-of-office, vacation, RFC 3834 auto-submitted
-    BOUNCE = "bounce"  # DSN, MAILER-DAEMON, null return path
-    LIST = "list"  # mailing list or bulk mail
-    OWN = "own"  # one of our own acknowledgements, come back
-    FEEDBACK = "feedback"  # an ARF abuse/complaint report (RFC 5965) about mail we sent
+# TODO(lead): drop once the pipeline branch lands (mailer/pipeline/ still says MailKind).
+MailKind = MessageKind  # the rules' verdict is a stored mail kind: one spelling, storage's
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The rules' verdict on one incoming mail: what it is and whether it is acknowledged."""
+    """The rules' verdict on one incoming mail: what it is (one of MessageKind's fetched kinds,
+    REQUEST to FEEDBACK) and whether it is acknowledged."""
 
-    kind: MailKind
+    kind: MessageKind
     reason: str
     acknowledge: bool
     spam: bool = False  # the receiving server's spam filter says spam: its ticket opens closed

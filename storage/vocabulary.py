@@ -1,4 +1,5 @@
-"""The words the tables store, as `StrEnum`s: one spelling each, checked by mypy.
+"""The words the tables store, as `StrEnum`s (the notice level an `IntEnum`): one spelling each,
+checked by mypy.
 
 A member *is* its string (`TicketState.OPEN == "open"`), so rows written before these enums
 read back the same, and SQL compares them as text. Nothing else in the project spells these
@@ -8,13 +9,16 @@ values out: it names the member.
     tickets.kind         TicketKind        request | complaint
     tickets.resolution   Resolution        how it was settled ("" while it is not)
     messages.direction   Direction         in | out
-    messages.kind        MessageKind       what a stored mail is, in or out
+    messages.kind        MessageKind       what a stored mail is: fetched, or sent by the desk
     outbox.state         OutboxState       pending ─▶ sending ─▶ sent | failed, or suppressed
+    notices.level        NoticeLevel       reminder 0 ─▶ office_head 1 ─▶ province_head 2 ─▶ national 3
+
+Operators see an outbox row in a ShownOutboxState (a pending mail already tried is `deferred`).
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 
 class TicketState(StrEnum):
@@ -56,22 +60,25 @@ class Direction(StrEnum):
 
 
 class MessageKind(StrEnum):
-    """What a stored mail is. Incoming kinds come from the rules and the threader; outgoing
-    kinds name what the desk sent (the outbox's kind is its message's kind)."""
+    """What a stored mail is. A fetched mail's kind comes from the rules' verdict (REQUEST to
+    FEEDBACK: mailer.model.Decision), then the threader and the staff check (FOLLOWUP, RATING,
+    STAFF_*); the desk's own mail is named by what it sent (the outbox's kind is its message's
+    kind). Direction: STAFF_ANSWER and the desk's own kinds are `out`, the others `in`."""
 
-    # in
+    # fetched: the rules' verdict
     REQUEST = "request"  # a person's mail that opened a ticket
-    FOLLOWUP = "followup"  # a person's later mail on a ticket
-    RATING = "rating"  # a reply that is only a rating (SKM 1-4)
     AUTO_REPLY = "auto_reply"  # out-of-office, vacation, RFC 3834 auto-submitted
     BOUNCE = "bounce"  # delivery status notification, MAILER-DAEMON, null return path
     LIST = "list"  # mailing list or bulk mail
     OWN = "own"  # one of our own mails, come back
     FEEDBACK = "feedback"  # an ARF abuse/complaint report about mail we sent
-    STAFF_ANSWER = "staff_answer"  # an officer's answer to the public
-    STAFF_NOTE = "staff_note"  # an officer's note to the desk
-    STAFF_COMMAND = "staff_command"  # an officer's command word to the desk (#tunggu, #selesai…)
-    # out
+    # fetched: after threading and the staff check
+    FOLLOWUP = "followup"  # a person's later mail on a ticket
+    RATING = "rating"  # a reply that is only a rating (SKM 1-4)
+    STAFF_ANSWER = "staff_answer"  # an officer's answer to the public (direction out)
+    STAFF_COMMAND = "staff_command"  # an officer's #command, sent only to the office
+    STAFF_NOTE = "staff_note"  # an officer's note to the office, no command
+    # sent by the desk (outbox)
     ACK = "ack"  # acknowledgement of a request or a complaint
     CLOSING = "closing"  # closing mail with a rating request
     NOTICE = "notice"  # reminder or escalation notice to staff and managers
@@ -99,3 +106,18 @@ class ShownOutboxState(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
+
+
+class NoticeLevel(IntEnum):
+    """A rung of the escalation ladder (mailer/timed/escalate.py): notices.level stores the
+    number; `label` names it in the X-PST-Notice header, logs and a digest manager's role."""
+
+    REMINDER = 0  # the office's staff, before the deadline
+    OFFICE_HEAD = 1  # the head of the office, at the deadline
+    PROVINCE_HEAD = 2  # the province's PST head, some working days later
+    NATIONAL = 3  # the national PST head, later still
+
+    @property
+    def label(self) -> str:
+        """ "reminder", "office_head", "province_head", "national"."""
+        return self.name.lower()

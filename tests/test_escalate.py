@@ -21,13 +21,14 @@ from mailer.decide import rules, sla
 from mailer.delivery.render import Renderer
 from mailer.errors import ConfigError
 from mailer.intake.parse import parse
-from mailer.model import FetchedMail, MailKind, Outcome
+from mailer.model import FetchedMail, Outcome
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings, load_settings
 from mailer.timed import escalate
 from mailer.timed.sweep import Sweeper, SweepReport
 from storage import db, tickets
 from storage.tables import MessageRow, OutboxRow, TicketNotice
+from storage.vocabulary import MessageKind, NoticeLevel, TicketState
 from tests.conftest import make_mail, office_env, requester
 
 WIB, WIT = ZoneInfo("Asia/Jakarta"), ZoneInfo("Asia/Jayapura")
@@ -43,10 +44,10 @@ def reached(settings: Settings, code: str, received: datetime, now: datetime) ->
     office = settings.office(code)
     due = sla.due_at(office, received)
     found = set()
-    for level in escalate.LEVELS:
+    for level in NoticeLevel:
         rung = escalate.rung(settings, office, level, now)
         if rung is not None and due <= rung.cutoff and (rung.after is None or due > rung.after):
-            found.add(escalate.LEVEL_NAMES[level])
+            found.add(level.label)
     return found
 
 
@@ -89,21 +90,21 @@ def test_ladder_levels_reached(
 @pytest.mark.parametrize(
     ("code", "level", "now", "working"),
     [
-        ("3514", escalate.OFFICE_HEAD, at("2026-11-23", "07:59"), False),
-        ("3514", escalate.OFFICE_HEAD, at("2026-11-23", "08:00"), True),
-        ("3514", escalate.OFFICE_HEAD, at("2026-11-23", "15:29"), True),
-        ("3514", escalate.OFFICE_HEAD, at("2026-11-23", "15:30"), False),  # Monday closes 15:30
-        ("3514", escalate.OFFICE_HEAD, at("2026-11-27", "15:45"), True),  # Friday closes 16:00
-        ("3514", escalate.OFFICE_HEAD, at("2026-11-23", "23:00"), False),
-        ("3514", escalate.OFFICE_HEAD, at("2026-11-28", "10:00"), False),  # Saturday
-        ("3514", escalate.OFFICE_HEAD, at("2026-12-24", "10:00"), False),  # Christmas joint leave
-        ("3514", escalate.OFFICE_HEAD, at("2026-03-20", "10:00"), False),  # Eid al-Fitr joint leave
-        ("3514", escalate.REMINDER, at("2026-11-28", "10:00"), False),
-        ("8205", escalate.OFFICE_HEAD, at("2026-11-23", "08:00"), True),  # 10:00 WIT
-        ("8205", escalate.OFFICE_HEAD, at("2026-11-23", "14:00"), False),  # 16:00 WIT: closed
-        ("8205", escalate.PROVINCE_HEAD, at("2026-11-23", "14:00"), False),  # Maluku Utara: WIT
-        ("8205", escalate.NATIONAL, at("2026-11-23", "14:00"), True),  # Jakarta: WIB
-        ("8205", escalate.NATIONAL, at("2026-11-23", "07:00", WIT), False),  # 05:00 WIB
+        ("3514", NoticeLevel.OFFICE_HEAD, at("2026-11-23", "07:59"), False),
+        ("3514", NoticeLevel.OFFICE_HEAD, at("2026-11-23", "08:00"), True),
+        ("3514", NoticeLevel.OFFICE_HEAD, at("2026-11-23", "15:29"), True),
+        ("3514", NoticeLevel.OFFICE_HEAD, at("2026-11-23", "15:30"), False),  # Monday closes 15:30
+        ("3514", NoticeLevel.OFFICE_HEAD, at("2026-11-27", "15:45"), True),  # Friday closes 16:00
+        ("3514", NoticeLevel.OFFICE_HEAD, at("2026-11-23", "23:00"), False),
+        ("3514", NoticeLevel.OFFICE_HEAD, at("2026-11-28", "10:00"), False),  # Saturday
+        ("3514", NoticeLevel.OFFICE_HEAD, at("2026-12-24", "10:00"), False),  # Christmas joint leave
+        ("3514", NoticeLevel.OFFICE_HEAD, at("2026-03-20", "10:00"), False),  # Eid al-Fitr joint leave
+        ("3514", NoticeLevel.REMINDER, at("2026-11-28", "10:00"), False),
+        ("8205", NoticeLevel.OFFICE_HEAD, at("2026-11-23", "08:00"), True),  # 10:00 WIT
+        ("8205", NoticeLevel.OFFICE_HEAD, at("2026-11-23", "14:00"), False),  # 16:00 WIT: closed
+        ("8205", NoticeLevel.PROVINCE_HEAD, at("2026-11-23", "14:00"), False),  # Maluku Utara: WIT
+        ("8205", NoticeLevel.NATIONAL, at("2026-11-23", "14:00"), True),  # Jakarta: WIB
+        ("8205", NoticeLevel.NATIONAL, at("2026-11-23", "07:00", WIT), False),  # 05:00 WIB
     ],
 )
 def test_notices_wait_for_the_recipients_working_hours(
@@ -120,9 +121,9 @@ def test_plan_holds_the_wit_office_while_the_wib_one_works(settings: Settings) -
     plan = escalate.plan(settings, at("2026-11-23", "15:00"))
     due = {(r.office.code, r.level) for rungs in plan.due.values() for r in rungs}
     held = {(r.office.code, r.level) for r in plan.held}
-    assert ("3514", escalate.OFFICE_HEAD) in due
-    assert ("8205", escalate.OFFICE_HEAD) in held and ("8205", escalate.PROVINCE_HEAD) in held
-    assert ("8205", escalate.NATIONAL) in due
+    assert ("3514", NoticeLevel.OFFICE_HEAD) in due
+    assert ("8205", NoticeLevel.OFFICE_HEAD) in held and ("8205", NoticeLevel.PROVINCE_HEAD) in held
+    assert ("8205", NoticeLevel.NATIONAL) in due
 
 
 # --- the sweep on SQLite -----------------------------------------------------------------------
@@ -173,10 +174,10 @@ def test_each_level_once_across_sweeps_and_restarts(settings: Settings, engine: 
     sweep(settings, restarted, at("2026-12-02", "11:30"))
     restarted.dispose()
     assert notices(engine) == [
-        (ref, escalate.REMINDER, "bps3514@bps.go.id"),
-        (ref, escalate.OFFICE_HEAD, "placeholder.kepala3514@bps.go.id"),
-        (ref, escalate.PROVINCE_HEAD, "placeholder.kepala.pst3500@bps.go.id"),
-        (ref, escalate.NATIONAL, "placeholder.kepala.pst@bps.go.id"),
+        (ref, NoticeLevel.REMINDER, "bps3514@bps.go.id"),
+        (ref, NoticeLevel.OFFICE_HEAD, "placeholder.kepala3514@bps.go.id"),
+        (ref, NoticeLevel.PROVINCE_HEAD, "placeholder.kepala.pst3500@bps.go.id"),
+        (ref, NoticeLevel.NATIONAL, "placeholder.kepala.pst@bps.go.id"),
     ]
     assert outbox_count(engine, "notice") == 4
 
@@ -188,7 +189,7 @@ def test_a_notice_due_at_night_waits_for_the_next_working_morning(settings: Sett
     sweep(settings, engine, at("2026-11-26", "07:59"))
     assert notices(engine) == []
     sweep(settings, engine, at("2026-11-26", "08:00"))
-    assert [level for _, level, _ in notices(engine)] == [escalate.OFFICE_HEAD]
+    assert [level for _, level, _ in notices(engine)] == [NoticeLevel.OFFICE_HEAD]
 
 
 def test_notices_and_digests_wait_out_the_night_if_sending_slips(settings: Settings, engine: Engine) -> None:
@@ -202,9 +203,9 @@ def test_notices_and_digests_wait_out_the_night_if_sending_slips(settings: Setti
         rows = s.execute(
             select(MessageRow.kind, OutboxRow.quiet_after)
             .join(MessageRow, MessageRow.id == OutboxRow.message_pk)
-            .where(MessageRow.kind != "ack")
+            .where(MessageRow.kind != MessageKind.ACK)
         ).all()
-    assert {kind for kind, _ in rows} == {"notice", "digest"}
+    assert {kind for kind, _ in rows} == {MessageKind.NOTICE, MessageKind.DIGEST}
     assert all(quiet_after == now for _, quiet_after in rows)
 
 
@@ -214,10 +215,10 @@ def test_weekend_and_holiday_hold_notices(settings: Settings, engine: Engine) ->
     for now in (at("2026-12-24", "10:00"), at("2026-12-25", "10:00"), at("2026-12-26", "10:00")):
         sweep(settings, engine, now)
     sweep(settings, engine, at("2026-12-23", "09:00"))  # the reminder, the day before (in hours)
-    assert [level for _, level, _ in notices(engine)] == [escalate.REMINDER]
+    assert [level for _, level, _ in notices(engine)] == [NoticeLevel.REMINDER]
 
 
-@pytest.mark.parametrize("state", ["waiting", "answered", "closed"])
+@pytest.mark.parametrize("state", [TicketState.WAITING, TicketState.ANSWERED, TicketState.CLOSED])
 def test_paused_answered_and_closed_tickets_are_not_escalated(
     settings: Settings, engine: Engine, state: str
 ) -> None:
@@ -244,14 +245,14 @@ def test_notice_is_automatic_and_recognised_as_our_own(settings: Settings, engin
     ref = open_ticket(settings, engine, "3514", MON)
     sweep(settings, engine, at("2026-11-24", "14:00"))
     with db.reading(engine) as s:
-        raw = s.execute(select(MessageRow.raw).where(MessageRow.kind == "notice")).scalar_one()  # type: ignore[arg-type]
+        raw = s.execute(select(MessageRow.raw).where(MessageRow.kind == MessageKind.NOTICE)).scalar_one()  # type: ignore[arg-type]
     mail = email.message_from_bytes(raw, policy=policy.default)
     assert mail["Auto-Submitted"] == "auto-generated"
     assert mail["X-PST-Notice"] == "reminder" and mail["X-PST-Ticket"] == ref
     assert mail["To"].addresses[0].addr_spec == "bps3514@bps.go.id"
     assert ref in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     decision = rules.decide(parse(raw), {o.email for o in settings.offices})
-    assert decision.kind is MailKind.OWN
+    assert decision.kind is MessageKind.OWN
 
 
 def test_escalation_can_be_switched_off(settings: Settings, engine: Engine) -> None:

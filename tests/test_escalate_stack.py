@@ -16,8 +16,10 @@ import pytest
 from mailer.clock import FrozenClock
 from mailer.daemon import Daemon
 from mailer.settings import Settings
-from mailer.timed import escalate
-from storage import db, sweeps, tickets
+from storage import db, tickets
+from storage.sweeps import notices_of
+from storage.tickets import list_tickets
+from storage.vocabulary import NoticeLevel, TicketState
 from tests import mailstack
 from tests.conftest import make_mail, requester
 from tests.test_escalate import MON, at
@@ -95,8 +97,8 @@ def test_reminder_escalations_and_digests_delivered_once_never_at_night(settings
     assert kinds("placeholder.kepala3571@bps.go.id") == []  # nothing to report: no digest
     assert kinds("placeholder.kepala.pst8200@bps.go.id") == []
     with db.reading(db.make_engine(settings.database_url)) as s:
-        found = tickets.list_tickets(s)
-    assert [(t.requester_email, t.state) for t in found] == [(who, "open")]
+        tickets = list_tickets(s)
+    assert [(t.requester_email, t.state) for t in tickets] == [(who, TicketState.OPEN)]
 
 
 def deliver(folder: str, when: datetime, sender: str, to: str, body: str, parent: str) -> str:
@@ -131,7 +133,7 @@ def rounds(settings: Settings) -> tuple[int, list[tuple[int, str]]]:
     with db.reading(db.make_engine(settings.database_url)) as s:
         (ticket,) = tickets.list_tickets(s)
         assert ticket.id is not None
-        sent = [(n.clock_round, escalate.LEVEL_NAMES[n.level]) for n in sweeps.notices_of(s, ticket.id)]
+        sent = [(n.clock_round, NoticeLevel(n.level).label) for n in notices_of(s, ticket.id)]
         return ticket.clock_round, sent
 
 

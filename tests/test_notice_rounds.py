@@ -22,15 +22,16 @@ from mailer.model import FetchedMail, Role
 from mailer.operator import cli
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
-from mailer.timed import digest, escalate
+from mailer.timed import digest
 from mailer.timed.sweep import Sweeper
 from storage import db, sweeps, tickets
 from storage.tables import Ticket, TicketNotice
+from storage.vocabulary import NoticeLevel
 from tests.conftest import make_mail
 from tests.test_escalate import MON, at
 
 OFFICE, OFFICER, RINA = "bps3514@bps.go.id", "dewi.pst@bps.go.id", "rina@example.com"
-R, H, P = escalate.REMINDER, escalate.OFFICE_HEAD, escalate.PROVINCE_HEAD
+R, H, P = NoticeLevel.REMINDER, NoticeLevel.OFFICE_HEAD, NoticeLevel.PROVINCE_HEAD
 _uids = itertools.count(1)
 
 

@@ -19,8 +19,9 @@ from mailer.decide.sla import due_at
 from mailer.decide.threader import ticket_tag
 from mailer.delivery.render import MAX_SUBJECT_CHARS, Outgoing, Renderer, hours_text, one_line
 from mailer.intake.parse import parse
-from mailer.model import MailKind, ParsedMail
+from mailer.model import ParsedMail
 from mailer.settings import Office, OfficeHours, Settings, load_settings
+from storage.vocabulary import MessageKind
 from tests.conftest import OFFICE_CODES, ROOT, make_mail, office_env
 
 RECEIVED = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 09:00 WIB, 11:00 WIT
@@ -168,7 +169,7 @@ def test_ack_is_recognised_as_our_own_when_it_comes_back(
     office = shipped.office(code)
     out, _ = acknowledge(renderer, office, request(office))
     back = parse(out.raw)
-    assert decide(back, {office.email}).kind is MailKind.OWN
+    assert decide(back, {office.email}).kind is MessageKind.OWN
     assert ticket_tag(back.subject, code) == ref(code)
     assert back.headers["x-loop"] == office.email
 

@@ -11,7 +11,7 @@ import pytest
 from mailer.decide.rules import decide
 from mailer.intake.bounces import Recipient, read_report
 from mailer.intake.parse import parse
-from mailer.model import MailKind
+from storage.vocabulary import MessageKind
 from tests.conftest import OFFICE_CODES, make_mail
 
 SAMPLES = Path(__file__).parent / "samples" / "reports"
@@ -93,7 +93,7 @@ def test_read_report(name: str, kind: str, original: str, first: tuple[str, str,
 def test_samples_are_never_acknowledged(name: str) -> None:
     """The rules take every sample for a bounce or a complaint, never a person's request."""
     decision = decide(parse((SAMPLES / name).read_bytes()), OWN)
-    assert decision.kind in (MailKind.BOUNCE, MailKind.FEEDBACK)
+    assert decision.kind in (MessageKind.BOUNCE, MessageKind.FEEDBACK)
     assert not decision.acknowledge
 
 

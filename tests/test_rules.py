@@ -10,8 +10,9 @@ import pytest
 from mailer.decide.rules import acknowledgement_recipient, decide, is_own_message_id, language, spam_verdict
 from mailer.delivery.render import new_message_id
 from mailer.intake.parse import parse
-from mailer.model import Address, MailKind, ParsedMail
+from mailer.model import Address, ParsedMail
 from mailer.settings import Settings
+from storage.vocabulary import MessageKind
 from tests.conftest import OFFICE_CODES, make_mail
 
 SAMPLES = Path(__file__).parent / "samples" / "reports"
@@ -57,159 +58,178 @@ def delivery_status_notification() -> ParsedMail:
 
 
 DECISIONS = [
-    pytest.param(mail(), MailKind.REQUEST, True, id="plain-request"),
+    pytest.param(mail(), MessageKind.REQUEST, True, id="plain-request"),
     pytest.param(
-        mail(("Auto-Submitted", "auto-replied")), MailKind.AUTO_REPLY, False, id="auto-submitted-auto-replied"
+        mail(("Auto-Submitted", "auto-replied")),
+        MessageKind.AUTO_REPLY,
+        False,
+        id="auto-submitted-auto-replied",
     ),
     pytest.param(
         mail(("Auto-Submitted", "auto-generated")),
-        MailKind.AUTO_REPLY,
+        MessageKind.AUTO_REPLY,
         False,
         id="auto-submitted-auto-generated",
     ),
     pytest.param(
         mail(("Auto-Submitted", "auto-replied; owner-email=it@example.com")),
-        MailKind.AUTO_REPLY,
+        MessageKind.AUTO_REPLY,
         False,
         id="auto-submitted-with-parameter",
     ),
-    pytest.param(mail(("Auto-Submitted", "no")), MailKind.REQUEST, True, id="auto-submitted-no"),
-    pytest.param(mail(("Auto-Submitted", "No")), MailKind.REQUEST, True, id="auto-submitted-No-any-case"),
-    pytest.param(mail(("X-Autoreply", "yes")), MailKind.AUTO_REPLY, False, id="x-autoreply"),
-    pytest.param(mail(("X-Autorespond", "Out of office")), MailKind.AUTO_REPLY, False, id="x-autorespond"),
-    pytest.param(mail(("Precedence", "bulk")), MailKind.LIST, False, id="precedence-bulk"),
-    pytest.param(mail(("Precedence", "junk")), MailKind.LIST, False, id="precedence-junk"),
-    pytest.param(mail(("Precedence", "list")), MailKind.LIST, False, id="precedence-list"),
-    pytest.param(mail(("Precedence", "Bulk")), MailKind.LIST, False, id="precedence-Bulk-any-case"),
-    pytest.param(mail(("Precedence", "auto_reply")), MailKind.AUTO_REPLY, False, id="precedence-auto_reply"),
+    pytest.param(mail(("Auto-Submitted", "no")), MessageKind.REQUEST, True, id="auto-submitted-no"),
+    pytest.param(mail(("Auto-Submitted", "No")), MessageKind.REQUEST, True, id="auto-submitted-No-any-case"),
+    pytest.param(mail(("X-Autoreply", "yes")), MessageKind.AUTO_REPLY, False, id="x-autoreply"),
+    pytest.param(mail(("X-Autorespond", "Out of office")), MessageKind.AUTO_REPLY, False, id="x-autorespond"),
+    pytest.param(mail(("Precedence", "bulk")), MessageKind.LIST, False, id="precedence-bulk"),
+    pytest.param(mail(("Precedence", "junk")), MessageKind.LIST, False, id="precedence-junk"),
+    pytest.param(mail(("Precedence", "list")), MessageKind.LIST, False, id="precedence-list"),
+    pytest.param(mail(("Precedence", "Bulk")), MessageKind.LIST, False, id="precedence-Bulk-any-case"),
     pytest.param(
-        mail(("List-Id", "Berita Statistik <berita.example.com>")), MailKind.LIST, False, id="list-id"
-    ),
-    pytest.param(mail(("Return-Path", "<>")), MailKind.BOUNCE, False, id="null-return-path"),
-    pytest.param(
-        mail(("Return-Path", "<rina@example.com>")), MailKind.REQUEST, True, id="ordinary-return-path"
+        mail(("Precedence", "auto_reply")), MessageKind.AUTO_REPLY, False, id="precedence-auto_reply"
     ),
     pytest.param(
-        mail(sender="MAILER-DAEMON@mx.example.com"), MailKind.BOUNCE, False, id="from-mailer-daemon"
+        mail(("List-Id", "Berita Statistik <berita.example.com>")), MessageKind.LIST, False, id="list-id"
     ),
-    pytest.param(mail(sender="postmaster@example.com"), MailKind.BOUNCE, False, id="from-postmaster"),
+    pytest.param(mail(("Return-Path", "<>")), MessageKind.BOUNCE, False, id="null-return-path"),
     pytest.param(
-        delivery_status_notification(), MailKind.BOUNCE, False, id="multipart-report-delivery-status"
+        mail(("Return-Path", "<rina@example.com>")), MessageKind.REQUEST, True, id="ordinary-return-path"
+    ),
+    pytest.param(
+        mail(sender="MAILER-DAEMON@mx.example.com"), MessageKind.BOUNCE, False, id="from-mailer-daemon"
+    ),
+    pytest.param(mail(sender="postmaster@example.com"), MessageKind.BOUNCE, False, id="from-postmaster"),
+    pytest.param(
+        delivery_status_notification(), MessageKind.BOUNCE, False, id="multipart-report-delivery-status"
     ),
     pytest.param(
         mail(subject="Automatic reply: Permohonan data"),
-        MailKind.AUTO_REPLY,
+        MessageKind.AUTO_REPLY,
         False,
         id="subject-automatic-reply",
     ),
     pytest.param(
         mail(subject="Balasan Otomatis: Permohonan data"),
-        MailKind.AUTO_REPLY,
+        MessageKind.AUTO_REPLY,
         False,
         id="subject-balasan-otomatis",
     ),
     pytest.param(
-        mail(subject="Out of Office: Permohonan data"), MailKind.AUTO_REPLY, False, id="subject-out-of-office"
+        mail(subject="Out of Office: Permohonan data"),
+        MessageKind.AUTO_REPLY,
+        False,
+        id="subject-out-of-office",
     ),
     pytest.param(
         mail(subject="Re: Permohonan data (saya balas otomatis?)"),
-        MailKind.REQUEST,
+        MessageKind.REQUEST,
         True,
         id="automatic-words-not-at-start-are-a-request",
     ),
     pytest.param(
         mail(("X-PST-Mailer", "pst-mailer"), ("Auto-Submitted", "auto-replied")),
-        MailKind.OWN,
+        MessageKind.OWN,
         False,
         id="our-own-acknowledgement",
     ),
-    pytest.param(mail(sender="bps3571@bps.go.id"), MailKind.REQUEST, False, id="from-an-office-address"),
+    pytest.param(mail(sender="bps3571@bps.go.id"), MessageKind.REQUEST, False, id="from-an-office-address"),
     pytest.param(
-        mail(sender="BPS8205@BPS.GO.ID"), MailKind.REQUEST, False, id="from-an-office-address-upper-case"
+        mail(sender="BPS8205@BPS.GO.ID"), MessageKind.REQUEST, False, id="from-an-office-address-upper-case"
     ),
     pytest.param(
-        mail(sender="bps3571@example.com"), MailKind.REQUEST, True, id="office-local-part-other-domain"
+        mail(sender="bps3571@example.com"), MessageKind.REQUEST, True, id="office-local-part-other-domain"
     ),
     # Loops and abuse (issue 3): X-Loop, our own Message-IDs, every List-* header, Precedence as
     # written in the wild, X-Auto-Response-Suppress, Exim bounces and ARF complaints.
-    pytest.param(mail(("X-Loop", "bps3514@bps.go.id")), MailKind.OWN, False, id="x-loop-names-an-office"),
+    pytest.param(mail(("X-Loop", "bps3514@bps.go.id")), MessageKind.OWN, False, id="x-loop-names-an-office"),
     pytest.param(
         mail(("X-Loop", "BPS Pasuruan <BPS3514@BPS.GO.ID>")),
-        MailKind.OWN,
+        MessageKind.OWN,
         False,
         id="x-loop-named-upper-case",
     ),
     pytest.param(
         mail(("X-Loop", "helpdesk@example.org"), ("X-Loop", "bps8205@bps.go.id")),
-        MailKind.OWN,
+        MessageKind.OWN,
         False,
         id="x-loop-ours-behind-another-hop",
     ),
     pytest.param(
-        mail(("X-Loop", "helpdesk@example.org")), MailKind.REQUEST, True, id="x-loop-of-someone-else"
+        mail(("X-Loop", "helpdesk@example.org")), MessageKind.REQUEST, True, id="x-loop-of-someone-else"
     ),
-    pytest.param(own_message_id_mail("bps.go.id"), MailKind.OWN, False, id="our-message-id-came-back"),
-    pytest.param(own_message_id_mail("example.com"), MailKind.REQUEST, True, id="our-id-format-other-domain"),
+    pytest.param(own_message_id_mail("bps.go.id"), MessageKind.OWN, False, id="our-message-id-came-back"),
     pytest.param(
-        mail(("List-Post", "<mailto:diskusi@lists.example.org>")), MailKind.LIST, False, id="list-post"
+        own_message_id_mail("example.com"), MessageKind.REQUEST, True, id="our-id-format-other-domain"
+    ),
+    pytest.param(
+        mail(("List-Post", "<mailto:diskusi@lists.example.org>")), MessageKind.LIST, False, id="list-post"
     ),
     pytest.param(
         mail(("List-Unsubscribe", "<mailto:leave@news.example.com>"), ("List-Post", "NO")),
-        MailKind.LIST,
+        MessageKind.LIST,
         False,
         id="list-unsubscribe-with-list-post",
     ),
-    pytest.param(mail(("List-Help", "<mailto:help@l.example.org>")), MailKind.LIST, False, id="list-help"),
+    pytest.param(mail(("List-Help", "<mailto:help@l.example.org>")), MessageKind.LIST, False, id="list-help"),
     pytest.param(
-        mail(("List-Subscribe", "<mailto:join@l.example.org>")), MailKind.LIST, False, id="list-subscribe"
+        mail(("List-Subscribe", "<mailto:join@l.example.org>")), MessageKind.LIST, False, id="list-subscribe"
     ),
-    pytest.param(mail(("List-Owner", "<mailto:owner@l.example.org>")), MailKind.LIST, False, id="list-owner"),
     pytest.param(
-        mail(("List-Archive", "<https://l.example.org/arsip>")), MailKind.LIST, False, id="list-archive"
+        mail(("List-Owner", "<mailto:owner@l.example.org>")), MessageKind.LIST, False, id="list-owner"
+    ),
+    pytest.param(
+        mail(("List-Archive", "<https://l.example.org/arsip>")), MessageKind.LIST, False, id="list-archive"
     ),
     pytest.param(
         mail(("Mailing-List", "contact diskusi-help@l.example.org; run by ezmlm")),
-        MailKind.LIST,
+        MessageKind.LIST,
         False,
         id="ezmlm-mailing-list",
     ),
     pytest.param(
-        mail(("X-Mailing-List", "<diskusi@l.example.org>")), MailKind.LIST, False, id="x-mailing-list"
+        mail(("X-Mailing-List", "<diskusi@l.example.org>")), MessageKind.LIST, False, id="x-mailing-list"
     ),
     pytest.param(
-        mail(("Precedence", "bulk (newsletter)")), MailKind.LIST, False, id="precedence-with-comment"
+        mail(("Precedence", "bulk (newsletter)")), MessageKind.LIST, False, id="precedence-with-comment"
     ),
-    pytest.param(mail(("Precedence", '"junk"')), MailKind.LIST, False, id="precedence-quoted"),
-    pytest.param(mail(("Precedence", "auto-reply")), MailKind.AUTO_REPLY, False, id="precedence-auto-reply"),
-    pytest.param(mail(("Precedence", "autoreply")), MailKind.AUTO_REPLY, False, id="precedence-autoreply"),
-    pytest.param(mail(("Precedence", "first-class")), MailKind.REQUEST, True, id="precedence-first-class"),
+    pytest.param(mail(("Precedence", '"junk"')), MessageKind.LIST, False, id="precedence-quoted"),
     pytest.param(
-        mail(("X-Auto-Response-Suppress", "All")), MailKind.REQUEST, False, id="suppress-all-ticket-no-ack"
+        mail(("Precedence", "auto-reply")), MessageKind.AUTO_REPLY, False, id="precedence-auto-reply"
+    ),
+    pytest.param(mail(("Precedence", "autoreply")), MessageKind.AUTO_REPLY, False, id="precedence-autoreply"),
+    pytest.param(mail(("Precedence", "first-class")), MessageKind.REQUEST, True, id="precedence-first-class"),
+    pytest.param(
+        mail(("X-Auto-Response-Suppress", "All")), MessageKind.REQUEST, False, id="suppress-all-ticket-no-ack"
     ),
     pytest.param(
         mail(("X-Auto-Response-Suppress", "DR, AutoReply")),
-        MailKind.REQUEST,
+        MessageKind.REQUEST,
         False,
         id="suppress-autoreply-ticket-no-ack",
     ),
-    pytest.param(mail(("X-Auto-Response-Suppress", "OOF")), MailKind.REQUEST, True, id="suppress-oof-only"),
     pytest.param(
-        mail(("X-Auto-Response-Suppress", "DR, RN, NRN")), MailKind.REQUEST, True, id="suppress-receipts-only"
+        mail(("X-Auto-Response-Suppress", "OOF")), MessageKind.REQUEST, True, id="suppress-oof-only"
+    ),
+    pytest.param(
+        mail(("X-Auto-Response-Suppress", "DR, RN, NRN")),
+        MessageKind.REQUEST,
+        True,
+        id="suppress-receipts-only",
     ),
     pytest.param(
         mail(("X-Failed-Recipients", "rina@example.com")),
-        MailKind.BOUNCE,
+        MessageKind.BOUNCE,
         False,
         id="exim-x-failed-recipients",
     ),
     pytest.param(
-        parse((SAMPLES / "arf-abuse.eml").read_bytes()), MailKind.FEEDBACK, False, id="arf-feedback-report"
+        parse((SAMPLES / "arf-abuse.eml").read_bytes()), MessageKind.FEEDBACK, False, id="arf-feedback-report"
     ),
 ]
 
 
 @pytest.mark.parametrize(("parsed", "kind", "acknowledge"), DECISIONS)
-def test_decide(parsed: ParsedMail, kind: MailKind, acknowledge: bool) -> None:
+def test_decide(parsed: ParsedMail, kind: MessageKind, acknowledge: bool) -> None:
     """A mail's headers decide its kind and whether it is acknowledged (RFC 3834 loop protection)."""
     decision = decide(parsed, OWN)
     assert (decision.kind, decision.acknowledge) == (kind, acknowledge), decision.reason
@@ -238,7 +258,7 @@ def test_spam_is_a_request_never_acknowledged() -> None:
     """A mail the receiving server's filter marked as spam opens a ticket (kind request, marked
     spam) but gets no acknowledgement: its From is likely forged (no backscatter)."""
     decision = decide(mail(("X-Spam-Flag", "YES")), OWN)
-    assert (decision.kind, decision.acknowledge, decision.spam) == (MailKind.REQUEST, False, True)
+    assert (decision.kind, decision.acknowledge, decision.spam) == (MessageKind.REQUEST, False, True)
     assert "spam filter" in decision.reason
     assert decide(mail(("X-Spam-Flag", "NO")), OWN).spam is False
 
@@ -247,7 +267,7 @@ def test_mail_without_from_is_a_request_nobody_is_told_about() -> None:
     """A person's mail with no usable From is still a request, but there is nobody to acknowledge."""
     parsed = ParsedMail(message_id="x@example.com", subject=REQUEST_SUBJECT, from_=None)
     decision = decide(parsed, OWN)
-    assert (decision.kind, decision.acknowledge) == (MailKind.REQUEST, False)
+    assert (decision.kind, decision.acknowledge) == (MessageKind.REQUEST, False)
 
 
 LANGUAGES = [

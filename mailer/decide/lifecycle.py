@@ -19,18 +19,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from mailer.decide.staff import Command
+from mailer.decide.staff import Action, Command
+from storage.vocabulary import Resolution, TicketState
 
-OPEN, ANSWERED, WAITING, CLOSED = "open", "answered", "waiting", "closed"
+# TODO(lead): drop once the pipeline branch lands (mailer/pipeline/ still says lifecycle.OPEN).
+OPEN, ANSWERED = TicketState.OPEN, TicketState.ANSWERED
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
     """What happens to a ticket: its new state, the event recorded, and side effects."""
 
-    state: str
+    state: TicketState
     event: str  # answered | waiting | resumed | replied | thanked | settled | closed | reopened | note
-    resolution: str | None = None  # None: unchanged; "" clears it
+    resolution: Resolution | None = None  # None: unchanged; Resolution.NONE clears it
     fresh_clock: bool = False  # the SLA clock starts again from this mail
     resume: bool = False  # the paused clock runs again: the deadline moves by the pause
     first_response: bool = False  # counts as the office's answer (first response, if the first)
@@ -40,12 +42,16 @@ class Change:
 def requester_wrote(state: str, thanks: bool) -> Change | None:
     """The requester (or someone on the ticket) wrote again. A reply after an answer reopens the
     ticket with a fresh clock, except a pure thank-you; a reply while waiting resumes it."""
-    if state == ANSWERED:
+    if state == TicketState.ANSWERED:
         if thanks:
-            return Change(ANSWERED, "thanked", detail="a thank-you: the ticket stays answered")
-        return Change(OPEN, "replied", resolution="", fresh_clock=True, detail="the requester wrote again")
-    if state == WAITING:
-        return Change(OPEN, "resumed", resolution="", resume=True, detail="the requester answered")
+            return Change(TicketState.ANSWERED, "thanked", detail="a thank-you: the ticket stays answered")
+        detail = "the requester wrote again"
+        return Change(
+            TicketState.OPEN, "replied", resolution=Resolution.NONE, fresh_clock=True, detail=detail
+        )
+    if state == TicketState.WAITING:
+        detail = "the requester answered"
+        return Change(TicketState.OPEN, "resumed", resolution=Resolution.NONE, resume=True, detail=detail)
     return None  # open: nothing changes; closed: the threader decides (reopen or a new ticket)
 
 
@@ -53,39 +59,43 @@ def requester_reopened() -> Change:
     """The requester wrote on a closed ticket within `threading.reopen_days` (the threader
     decided): it opens again with a fresh clock."""
     detail = "the requester wrote again within the reopen window"
-    return Change(OPEN, "reopened", resolution="", fresh_clock=True, detail=detail)
+    return Change(TicketState.OPEN, "reopened", resolution=Resolution.NONE, fresh_clock=True, detail=detail)
 
 
 def staff_answered(state: str) -> Change:
     """An officer's answer reached the requester: the clock stops."""
-    return Change(ANSWERED, "answered", resolution="answered", first_response=True)
+    return Change(TicketState.ANSWERED, "answered", resolution=Resolution.ANSWERED, first_response=True)
 
 
 def staff_command(state: str, command: Command) -> Change:
     """An officer's command word, sent only to the office."""
     detail = f"#{command.word}"
-    if command.action == "close":
-        return Change(CLOSED, "closed", resolution=command.resolution, detail=detail)
-    if command.action == "wait":
-        return Change(WAITING, "waiting", detail=detail)
-    if command.action == "settle":
-        return Change(ANSWERED, "settled", resolution=command.resolution, detail=detail)
-    if command.action == "reopen":
-        return Change(OPEN, "reopened", resolution="", fresh_clock=True, detail=detail)
-    return Change(state, "note", detail=detail)
+    if command.action is Action.CLOSE:
+        return Change(TicketState.CLOSED, "closed", resolution=command.resolution, detail=detail)
+    if command.action is Action.WAIT:
+        return Change(TicketState.WAITING, "waiting", detail=detail)
+    if command.action is Action.SETTLE:
+        return Change(TicketState.ANSWERED, "settled", resolution=command.resolution, detail=detail)
+    if command.action is Action.REOPEN:
+        return Change(
+            TicketState.OPEN, "reopened", resolution=Resolution.NONE, fresh_clock=True, detail=detail
+        )
+    return Change(TicketState(state), "note", detail=detail)
 
 
 def staff_comment(state: str) -> Change:
     """Staff talking inside the office about the ticket (a reply to a reminder or an escalation
     notice, #catatan): recorded, nothing changes."""
-    return Change(state, "note", detail="a reply to a notice")
+    return Change(TicketState(state), "note", detail="a reply to a notice")
 
 
 def staff_note(state: str) -> Change:
     """An officer wrote to the office in the ticket's conversation without a command: per the
     issue, that too is the office answering (the officer answered elsewhere and filed it)."""
     detail = "sent to the office"
-    return Change(ANSWERED, "answered", resolution="answered", first_response=True, detail=detail)
+    return Change(
+        TicketState.ANSWERED, "answered", resolution=Resolution.ANSWERED, first_response=True, detail=detail
+    )
 
 
 # Events after which the clock counts afresh from the event's time: each starts a new round
@@ -112,7 +122,7 @@ def clock_basis(
         if event in FRESH_CLOCK_EVENTS:
             start, waiting_since = at, None
             paused = []
-        elif state == WAITING:
+        elif state == TicketState.WAITING:
             waiting_since = waiting_since or at
         elif waiting_since is not None:
             paused.append((waiting_since, at))

@@ -29,7 +29,8 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-from mailer.model import Decision, MailKind, ParsedMail
+from mailer.model import Decision, ParsedMail
+from storage.vocabulary import MessageKind
 
 OWN_MAILER = "pst-mailer"  # value of our X-PST-Mailer header
 OWN_MESSAGE_ID = re.compile(r"^pst\.[0-9a-f]{32}@([^@\s]+)$")  # render.new_message_id, no brackets
@@ -154,31 +155,33 @@ def decide(mail: ParsedMail, own_addresses: Collection[str]) -> Decision:
     sender = mail.from_.email if mail.from_ else ""
     own = _own_reason(mail, own_addresses)
     if own:
-        return Decision(MailKind.OWN, own, False)
+        return Decision(MessageKind.OWN, own, False)
     if is_feedback_report(mail):
-        return Decision(MailKind.FEEDBACK, "multipart/report feedback report (ARF complaint)", False)
+        return Decision(MessageKind.FEEDBACK, "multipart/report feedback report (ARF complaint)", False)
     bounce = _bounce_reason(mail, sender)
     if bounce:
-        return Decision(MailKind.BOUNCE, bounce, False)
+        return Decision(MessageKind.BOUNCE, bounce, False)
     auto = _auto_reason(mail)
     if auto:
-        return Decision(MailKind.AUTO_REPLY, auto, False)
+        return Decision(MessageKind.AUTO_REPLY, auto, False)
     listed = _list_reason(mail)
     if listed:
-        return Decision(MailKind.LIST, listed, False)
+        return Decision(MessageKind.LIST, listed, False)
     if not sender:
-        return Decision(MailKind.REQUEST, "no usable From address: nobody to acknowledge", False)
+        return Decision(MessageKind.REQUEST, "no usable From address: nobody to acknowledge", False)
     if sender in own_addresses:
-        return Decision(MailKind.REQUEST, "sent from an office address of this desk: not acknowledged", False)
+        return Decision(
+            MessageKind.REQUEST, "sent from an office address of this desk: not acknowledged", False
+        )
     spam = spam_verdict(h)
     if spam:
         return Decision(
-            MailKind.REQUEST, f"{spam} (the receiving server's spam filter): not acknowledged", False, True
+            MessageKind.REQUEST, f"{spam} (the receiving server's spam filter): not acknowledged", False, True
         )
     if _suppress(h) & {"all", "autoreply"}:
         reason = "X-Auto-Response-Suppress: the sender asks for no automatic reply"
-        return Decision(MailKind.REQUEST, reason, False)
-    return Decision(MailKind.REQUEST, "a person's mail", True)
+        return Decision(MessageKind.REQUEST, reason, False)
+    return Decision(MessageKind.REQUEST, "a person's mail", True)
 
 
 def spam_verdict(h: dict[str, str]) -> str:

@@ -20,12 +20,14 @@ import re
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from enum import StrEnum
 
 import authres
 
 from mailer.decide.trim import trim
 from mailer.model import ParsedMail, Role
 from mailer.settings import Office, StaffSettings
+from storage.vocabulary import Resolution
 
 _FEATURES = authres.all_features()
 
@@ -42,34 +44,44 @@ class Officer:
         return f"{self.email} ({self.how})"
 
 
+class Action(StrEnum):
+    """What a command word does to a ticket (lifecycle.staff_command)."""
+
+    CLOSE = "close"
+    WAIT = "wait"
+    SETTLE = "settle"  # answered without a reply, with how it was settled
+    NOTE = "note"
+    REOPEN = "reopen"
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
     """What an officer asked: the word as written, and what it does to the ticket."""
 
     word: str
-    action: str  # close | wait | settle | note | reopen
-    resolution: str  # closed | answered | thanks | spam | duplicate | "" (no change)
+    action: Action
+    resolution: Resolution  # Resolution.NONE: no change
 
 
 # Command words, Indonesian first; each also in English. A command starts with "#".
-COMMANDS: dict[str, tuple[str, str]] = {
-    "selesai": ("close", "closed"),
-    "tutup": ("close", "closed"),
-    "close": ("close", "closed"),
-    "tunggu": ("wait", ""),
-    "menunggu": ("wait", ""),
-    "wait": ("wait", ""),
-    "terjawab": ("settle", "answered"),
-    "answered": ("settle", "answered"),
-    "terimakasih": ("settle", "thanks"),
-    "thanks": ("settle", "thanks"),
-    "spam": ("settle", "spam"),
-    "duplikat": ("settle", "duplicate"),
-    "duplicate": ("settle", "duplicate"),
-    "catatan": ("note", ""),
-    "note": ("note", ""),
-    "buka": ("reopen", ""),
-    "reopen": ("reopen", ""),
+COMMANDS: dict[str, tuple[Action, Resolution]] = {
+    "selesai": (Action.CLOSE, Resolution.CLOSED),
+    "tutup": (Action.CLOSE, Resolution.CLOSED),
+    "close": (Action.CLOSE, Resolution.CLOSED),
+    "tunggu": (Action.WAIT, Resolution.NONE),
+    "menunggu": (Action.WAIT, Resolution.NONE),
+    "wait": (Action.WAIT, Resolution.NONE),
+    "terjawab": (Action.SETTLE, Resolution.ANSWERED),
+    "answered": (Action.SETTLE, Resolution.ANSWERED),
+    "terimakasih": (Action.SETTLE, Resolution.THANKS),
+    "thanks": (Action.SETTLE, Resolution.THANKS),
+    "spam": (Action.SETTLE, Resolution.SPAM),
+    "duplikat": (Action.SETTLE, Resolution.DUPLICATE),
+    "duplicate": (Action.SETTLE, Resolution.DUPLICATE),
+    "catatan": (Action.NOTE, Resolution.NONE),
+    "note": (Action.NOTE, Resolution.NONE),
+    "buka": (Action.REOPEN, Resolution.NONE),
+    "reopen": (Action.REOPEN, Resolution.NONE),
 }
 _COMMAND = re.compile(r"(?:^|\s)#([a-z]+)\b", re.IGNORECASE)
 _TICKET_REF = re.compile(r"\bPST-\d{4}-\d{4}-\d{5,}\b")

@@ -25,6 +25,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine
@@ -37,7 +38,8 @@ from mailer.delivery.smtp import Submitter
 from mailer.errors import PermanentError, RecipientDeferred, TransientError
 from mailer.settings import Office, OutboxSettings
 from storage import db, messages, outbox
-from storage.vocabulary import NOT_TO_ANSWER, Direction, MessageKind
+from storage.outbox import OutboxItem, advance_outbox, hold_outbox, outbox_hindrance, suppress_outbox
+from storage.vocabulary import NOT_TO_ANSWER, Direction, MessageKind, OutboxState, ShownOutboxState
 
 if TYPE_CHECKING:  # not at run time: the sender process does without jinja2 and babel
     from mailer.delivery.render import Outgoing
@@ -47,11 +49,29 @@ _IDLE_WAIT_S = 5.0
 T = TypeVar("T")
 
 
+class Taken(StrEnum):
+    """What claiming a due mail came to (advance_outbox, then why not)."""
+
+    SENDING = OutboxState.SENDING  # in flight: submit it
+    SUPPRESSED = OutboxState.SUPPRESSED  # never to go (the reason in last_error)
+    HELD = "held"  # still pending, until the quiet hours end
+    SKIPPED = "skipped"  # no longer pending: another sender or an operator had it
+
+
+class Delivery(StrEnum):
+    """What submitting one mail came to. With Taken's, the keys of a round's counts."""
+
+    SENT = OutboxState.SENT  # accepted; recorded sent by the lane's next commit
+    FAILED = OutboxState.FAILED  # refused for good, or out of attempts
+    DEFERRED = ShownOutboxState.DEFERRED  # pending again: the recipient's server said later
+    RETRY_CONNECTION = "retry_connection"  # pending again: the server is in trouble, the round stops
+
+
 def enqueue(
     s: Session,
     office: Office,
     ticket_id: int | None,
-    kind: str,
+    kind: MessageKind,
     reason: str,
     out: Outgoing,
     now: datetime,
@@ -66,7 +86,7 @@ def enqueue(
         office_code=office.code,
         ticket_id=ticket_id,
         direction=Direction.OUT,
-        kind=MessageKind(kind),
+        kind=kind,
         reason=reason,
         message_id=out.message_id,
         dedupe_key=f"out:{out.message_id}",
@@ -118,7 +138,7 @@ class OutboxSender:
         """Run a storage function in its own transaction, off the event loop."""
         return await asyncio.to_thread(self._tx, fn, *args)
 
-    def _advance_tx(self, sent_id: int | None, item: outbox.OutboxItem | None) -> tuple[str, str]:
+    def _advance_tx(self, sent_id: int | None, item: OutboxItem | None) -> tuple[Taken, str]:
         with db.statements(self.engine) as conn:
             now = self.clock.now()
             hold = (
@@ -127,21 +147,21 @@ class OutboxSender:
                 else quiet.hold_until(item.quiet_after, now, self.office.tz, self.quiet_hours)
             )
             sending_id = item.id if item is not None and hold is None else None
-            if outbox.advance_outbox(conn, sent_id, sending_id, now) or item is None:
-                return "sending", ""
-            found = outbox.outbox_hindrance(conn, item.id)
+            if advance_outbox(conn, sent_id, sending_id, now) or item is None:
+                return Taken.SENDING, ""
+            found = outbox_hindrance(conn, item.id)
             reason = suppression_reason(found) if found is not None else ""
-            if reason and outbox.suppress_outbox(conn, item.id, reason):
-                return "suppressed", reason
-            if hold is not None and found is not None and found.state == "pending":
-                outbox.hold_outbox(conn, item.id, hold)
-                return "held", hold.astimezone(self.office.tz).isoformat(timespec="minutes")
-            return "skipped", found.state if found is not None else "gone"
+            if reason and suppress_outbox(conn, item.id, reason):
+                return Taken.SUPPRESSED, reason
+            if hold is not None and found is not None and found.state == OutboxState.PENDING:
+                hold_outbox(conn, item.id, hold)
+                return Taken.HELD, hold.astimezone(self.office.tz).isoformat(timespec="minutes")
+            return Taken.SKIPPED, found.state if found is not None else "gone"
 
-    async def _advance(self, sent_id: int | None, item: outbox.OutboxItem | None) -> tuple[str, str]:
+    async def _advance(self, sent_id: int | None, item: OutboxItem | None) -> tuple[Taken, str]:
         """Record `sent_id` sent and take `item`, in one commit, off the loop. Returns what
-        became of `item`: ("sending", "") in flight, submit it; ("suppressed", why) never to
-        go; ("held", until) for the end of the quiet hours; ("skipped", state) taken elsewhere."""
+        became of `item` (Taken): (SENDING, "") in flight, submit it; (SUPPRESSED, why) never
+        to go; (HELD, until) for the end of the quiet hours; (SKIPPED, state) taken elsewhere."""
         return await asyncio.to_thread(self._advance_tx, sent_id, item)
 
     async def resume(self) -> None:
@@ -176,31 +196,31 @@ class OutboxSender:
             item = queue.get_nowait()
             taken, detail = await self._advance(sent_id, item)
             sent_id = None
-            if taken != "sending":
+            if taken is not Taken.SENDING:
                 self._not_taken(item, taken, detail)
                 done[taken] += 1
                 continue
             result = await self._deliver(submitter, item)
             done[result] += 1
-            sent_id = item.id if result == "sent" else None
-            if result == "retry_connection":
+            sent_id = item.id if result is Delivery.SENT else None
+            if result is Delivery.RETRY_CONNECTION:
                 break  # the server is in trouble: the rest waits for the next round
         if sent_id is not None:
             await self._advance(sent_id, None)
         return done
 
-    def _not_taken(self, item: outbox.OutboxItem, taken: str, detail: str) -> None:
+    def _not_taken(self, item: OutboxItem, taken: Taken, detail: str) -> None:
         log = self._log.bind(
             outbox_id=item.id, ticket=item.ticket_ref, message_id=item.message_id, to=item.envelope_to
         )
-        if taken == "suppressed":
+        if taken is Taken.SUPPRESSED:
             log.warning("mail_suppressed", reason=detail)
-        elif taken == "held":
+        elif taken is Taken.HELD:
             log.info("mail_held", until=detail, reason="quiet hours: it arrived long ago, not sent at night")
         else:
             log.info("mail_not_taken", state=detail)
 
-    async def _deliver(self, submitter: Submitter, item: outbox.OutboxItem) -> str:
+    async def _deliver(self, submitter: Submitter, item: OutboxItem) -> Delivery:
         log = self._log.bind(
             outbox_id=item.id, ticket=item.ticket_ref, message_id=item.message_id, to=item.envelope_to
         )
@@ -209,7 +229,7 @@ class OutboxSender:
         except PermanentError as exc:
             await self._db(outbox.mark_failed, item.id, str(exc), self.clock.now())
             log.error("mail_failed", reason=str(exc), attempts=item.attempts + 1)
-            return "failed"
+            return Delivery.FAILED
         except TransientError as exc:
             attempts = item.attempts + 1
             if attempts >= self.settings.max_attempts:
@@ -217,14 +237,14 @@ class OutboxSender:
                     outbox.mark_failed, item.id, f"gave up after {attempts} attempts: {exc}", self.clock.now()
                 )
                 log.error("mail_failed", reason=str(exc), attempts=attempts)
-                return "failed"
+                return Delivery.FAILED
             delay = min(self.settings.retry_min_s * 2 ** (attempts - 1), self.settings.retry_max_s)
             retry_at = self.clock.now() + timedelta(seconds=delay)
             await self._db(outbox.mark_retry, item.id, str(exc), retry_at)
             log.warning("mail_deferred", reason=str(exc), attempts=attempts, retry_in_s=delay)
-            return "deferred" if isinstance(exc, RecipientDeferred) else "retry_connection"
+            return Delivery.DEFERRED if isinstance(exc, RecipientDeferred) else Delivery.RETRY_CONNECTION
         log.info("mail_sent", reply=reply.strip()[:120])  # recorded `sent` by the caller's next commit
-        return "sent"
+        return Delivery.SENT
 
     async def _wait(self, stop: asyncio.Event) -> None:
         try:
@@ -258,7 +278,7 @@ class OutboxSender:
             except Exception as exc:
                 self._log.error("outbox_round_failed", reason=f"{type(exc).__name__}: {exc}", exc_info=exc)
                 done = Counter()
-            if not done or "retry_connection" in done:
+            if not done or Delivery.RETRY_CONNECTION in done:
                 await self._wait(stop)
         await self.close()
         self._log.info("outbox_stopped")
@@ -271,7 +291,7 @@ class OutboxSender:
 def suppression_reason(found: outbox.Hindrance) -> str:
     """Why a queued mail must not go at all (a flag on its recipient, its requester's ticket
     settled as spam or duplicate), or "" when nothing stops it."""
-    if found.state != "pending":
+    if found.state != OutboxState.PENDING:
         return ""
     if found.flag:
         since = f" since {found.flag_since:%Y-%m-%d %H:%M} UTC" if found.flag_since else ""

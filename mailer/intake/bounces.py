@@ -35,6 +35,7 @@ _QMAIL = re.compile(r"Hi\. This is the qmail-send program", re.IGNORECASE)
 _QMAIL_RCPT = re.compile(r"^<([^<>\s]+@[^<>\s]+)>:[ \t]*$", re.MULTILINE)
 _MAX_RECIPIENTS = 100
 _NOT_COMPLAINTS = {"not-spam"}
+FAILED = "failed"  # RFC 3464 Action of a permanent failure (a DSN's word, not the outbox's state)
 _DELAY = re.compile(
     r"delayed|will (?:be )?retr|still trying|not yet been delivered|temporar|tertunda", re.IGNORECASE
 )
@@ -53,7 +54,7 @@ class Recipient:
     @property
     def permanent(self) -> bool:
         """A permanent failure: Action failed, or (no Action) a 5.x.x status."""
-        return self.action == "failed" if self.action else self.status.startswith("5.")
+        return self.action == FAILED if self.action else self.status.startswith("5.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,7 @@ class Report:
         if self.kind == "arf":
             return f"complaint (ARF feedback-type {self.feedback_type or 'unknown'})"
         first = (self.failed or self.recipients or (Recipient(""),))[0]
-        words = [self.kind, first.action or "failed", first.status]
+        words = [self.kind, first.action or FAILED, first.status]
         text = " ".join(w for w in words if w)
         return f"{text} ({first.diagnostic})" if first.diagnostic else text
 
@@ -209,10 +210,10 @@ def _non_standard(msg: Message, raw: bytes, original: tuple[str | None, tuple[st
         message_id = quoted[1] if quoted else None
     if not failed and message_id is None:
         return None
-    recipients = tuple(Recipient(a, action="failed", status="5.0.0") for a in dict.fromkeys(failed))
+    recipients = tuple(Recipient(a, action=FAILED, status="5.0.0") for a in dict.fromkeys(failed))
     status = _STATUS.search(text)
     if not recipients and status is not None and status[1] == "5" and not _DELAY.search(text):
-        recipients = (Recipient("", action="failed", status=status[0]),)
+        recipients = (Recipient("", action=FAILED, status=status[0]),)
     return Report("bounce", recipients[:_MAX_RECIPIENTS], message_id, original[1])
 
 

@@ -22,6 +22,7 @@ from mailer import log
 from mailer.errors import ConfigError
 from mailer.operator import cli_daemon, cli_managers, cli_operator, cli_tickets
 from mailer.settings import Settings, load_settings
+from storage.vocabulary import TicketState
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 
@@ -57,7 +58,7 @@ def _ticket_commands(sub: Any) -> None:
     """`tickets`, `show REF`, `search WORDS`, `sla REF` (cli_tickets)."""
     tickets = sub.add_parser("tickets", help="list tickets, newest first")
     tickets.add_argument("--office", help="office code, e.g. 3514")
-    tickets.add_argument("--state", help="open | answered | waiting | closed")
+    tickets.add_argument("--state", help=" | ".join(TicketState))
     tickets.add_argument("--limit", type=int, default=50)
     tickets.set_defaults(handler=lambda s, a: cli_tickets.list_tickets(s, a.office, a.state, a.limit))
     show = sub.add_parser("show", help="one ticket with its messages")

@@ -9,6 +9,7 @@ from email import message_from_bytes, policy
 from typing import TYPE_CHECKING
 
 from mailer.settings import Office, Settings
+from storage.vocabulary import NoticeLevel, TicketKind, TicketState
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -22,7 +23,6 @@ def list_tickets(settings: Settings, office: str | None, state: str | None, limi
     from storage import db
     from storage.flags import address_flags
     from storage.tickets import list_tickets
-    from storage.vocabulary import TicketState
 
     engine = db.make_engine(settings.database_url)
     db.migrate(engine)
@@ -63,7 +63,6 @@ def show_ticket(settings: Settings, ref: str, raw: bool, full: bool = False) -> 
     (`raw`: its source; `full`: its whole text); 1 when there is no such ticket."""
     from mailer.clock import SystemClock
     from mailer.decide import lifecycle
-    from mailer.timed import escalate
     from storage import db
     from storage.conversations import ticket_links, ticket_participants
     from storage.flags import address_flags
@@ -125,7 +124,7 @@ def show_ticket(settings: Settings, ref: str, raw: bool, full: bool = False) -> 
         print(f"  {e.at.astimezone(tz):%Y-%m-%d %H:%M}  {e.event:<9} -> {e.state:<8} {e.actor}{detail}")
     for n in notices:
         print(
-            f"  notice    : round {n.clock_round} {escalate.LEVEL_NAMES[n.level]:<13} "
+            f"  notice    : round {n.clock_round} {NoticeLevel(n.level).label:<13} "
             f"{n.created_at.astimezone(tz):%Y-%m-%d %H:%M} to {n.recipient} "
             f"(deadline {n.due_at.astimezone(tz):%Y-%m-%d %H:%M})"
         )
@@ -211,7 +210,6 @@ def explain_sla(settings: Settings, ref: str) -> int:
     from mailer.decide import lifecycle, sla
     from storage import db
     from storage.tickets import ticket_by_ref, ticket_clock, ticket_kind
-    from storage.vocabulary import TicketKind
 
     engine = db.make_engine(settings.database_url)
     db.migrate(engine)
@@ -237,8 +235,8 @@ def explain_sla(settings: Settings, ref: str) -> int:
         )
     for line in found.explain():
         print(line)
-    if ticket.state == lifecycle.WAITING:
+    if ticket.state == TicketState.WAITING:
         print("(sedang menunggu pemohon: tenggat bergeser selama penundaan)")
-    elif ticket.state != lifecycle.OPEN:
+    elif ticket.state != TicketState.OPEN:
         print(f"(status {ticket.state}: waktu layanan tidak berjalan)")
     return 0

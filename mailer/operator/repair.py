@@ -40,6 +40,7 @@ from storage import db
 from storage.dead_letters import dead_letter, dead_letters, note_dead_letter_retry, resolve_dead_letter
 from storage.messages import stored_mail_ticket
 from storage.outbox import delivery, release_failed_delivery
+from storage.vocabulary import OutboxState
 
 logger = log.get(__name__)
 
@@ -175,7 +176,7 @@ def retry_delivery(engine: Engine, clock: Clock, outbox_id: int) -> tuple[bool, 
     if found is None:
         return False, f"no delivery {outbox_id}"
     if not done:
-        if found.state == "sent":
+        if found.state == OutboxState.SENT:
             when = f" {found.sent_at:%Y-%m-%d %H:%M} UTC" if found.sent_at else ""
             return False, f"delivery {outbox_id} was sent{when}: sending it again would be a duplicate"
         return False, f"delivery {outbox_id} is {found.state}, not failed: the outbox still handles it"

@@ -21,7 +21,10 @@ from storage.cursors import mailbox_cursors
 from storage.dead_letters import DeadLetterLine, dead_letter_counts
 from storage.outbox import Delivery
 from storage.tables import DeadLetter
-from storage.vocabulary import ShownOutboxState
+from storage.vocabulary import OutboxState, ShownOutboxState, TicketState
+
+OVERDUE = "overdue"  # ticket_overview's count of the open tickets past their deadline
+TICKET_COUNTS = (TicketState.OPEN, OVERDUE, TicketState.WAITING, TicketState.ANSWERED, TicketState.CLOSED)
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,10 @@ def collect(s: Session, settings: Settings, now: datetime, office: str | None = 
         st.outbox[row.state] = row.total
         st.late += row.late
         st.failed_recent += row.recent_failures
-        if row.state in ("pending", "deferred") and row.oldest_created_at is not None:
+        if (
+            row.state in (ShownOutboxState.PENDING, ShownOutboxState.DEFERRED)
+            and row.oldest_created_at is not None
+        ):
             old = st.oldest_waiting_at
             st.oldest_waiting_at = row.oldest_created_at if old is None else min(old, row.oldest_created_at)
     for code, (unresolved, resolved) in dead_letter_counts(s).items():
@@ -151,8 +157,9 @@ def text(statuses: list[OfficeStatus], settings: Settings, now: datetime) -> lis
         lines.append(f"  dead     {st.dead_letters} not resolved{resolved}")
         t = st.tickets
         lines.append(
-            f"  tickets  open {t.get('open', 0)} (overdue {t.get('overdue', 0)}), "
-            f"waiting {t.get('waiting', 0)}, answered {t.get('answered', 0)}, closed {t.get('closed', 0)}"
+            f"  tickets  open {t.get(TicketState.OPEN, 0)} (overdue {t.get(OVERDUE, 0)}), "
+            f"waiting {t.get(TicketState.WAITING, 0)}, answered {t.get(TicketState.ANSWERED, 0)}, "
+            f"closed {t.get(TicketState.CLOSED, 0)}"
         )
     problems = [(st.code, why) for st in statuses for why in st.attention(settings)]
     lines.append("")
@@ -190,9 +197,7 @@ def as_json(statuses: list[OfficeStatus], settings: Settings, now: datetime) -> 
             "failed_recent": st.failed_recent,
             "dead_letters": st.dead_letters,
             "dead_letters_resolved": st.dead_letters_resolved,
-            "tickets": {
-                k: st.tickets.get(k, 0) for k in ("open", "overdue", "waiting", "answered", "closed")
-            },
+            "tickets": {k: st.tickets.get(k, 0) for k in TICKET_COUNTS},
             "attention": st.attention(settings),
         }
         for st in statuses
@@ -246,7 +251,8 @@ def delivery_lines(rows: list[Delivery], now: datetime) -> list[str]:
         f"{'NEXT/DONE (UTC)':<16}  TO / LAST ERROR"
     ]
     for d in rows:
-        when = d.sent_at if d.state == "sent" else d.failed_at if d.state == "failed" else d.next_attempt_at
+        sent, failed = d.state == OutboxState.SENT, d.state == OutboxState.FAILED
+        when = d.sent_at if sent else d.failed_at if failed else d.next_attempt_at
         stamp = f"{when:%Y-%m-%d %H:%M}" if when else "-"
         error = f" / {d.last_error.splitlines()[0][:80]}" if d.last_error else ""
         lines.append(

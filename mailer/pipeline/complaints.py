@@ -27,7 +27,7 @@ from mailer.settings import Office
 from storage.messages import ticket_history_texts
 from storage.outbox import defer_outbox
 from storage.tickets import add_ticket_event, complaint_facts, make_complaint, ticket_kind
-from storage.vocabulary import MessageKind, TicketKind
+from storage.vocabulary import MessageKind, TicketKind, TicketState
 
 logger = log.get(__name__)
 
@@ -60,7 +60,7 @@ def step_complaint_followup(p: Setup, read: Reading, tx: Attempt, s: Session) ->
     sender = read.mail.from_.email if read.mail.from_ else ""
     add_ticket_event(
         s, ticket_id=ticket.id, message_pk=tx.message_pk, at=read.received_at, event="complaint",
-        state=state, actor=sender, detail=tx.complaint,
+        state=TicketState(state), actor=sender, detail=tx.complaint,
     )  # fmt: skip
     tx.complaint_in_conversation, tx.due, tx.language = True, due, facts.language
 

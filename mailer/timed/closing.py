@@ -16,6 +16,7 @@ import secrets
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -37,11 +38,20 @@ from mailer.delivery.render import (
 )
 from mailer.settings import Office, Settings
 from storage import db, messages, sweeps, tickets
-from storage.vocabulary import NOT_TO_ANSWER, TicketState
+from storage.sweeps import close_quiet_ticket
+from storage.vocabulary import NOT_TO_ANSWER, MessageKind, TicketState
 
 logger = log.get(__name__)
 ACTOR = "pst-mailer"  # who closed it, in the ticket's history
 BATCH = 100  # tickets listed per query
+
+
+class Closed(StrEnum):
+    """What closing one quiet ticket came to (the keys of close_quiet's counts)."""
+
+    CLOSED = TicketState.CLOSED  # closed, its closing mail queued
+    WITHOUT_MAIL = "closed_without_mail"  # closed; no mail (settled as spam/duplicate, or the guard)
+    SKIPPED = "skipped"  # no longer answered and quiet: left as it is
 
 
 def own_addresses(settings: Settings) -> frozenset[str]:
@@ -92,12 +102,12 @@ def close_one(
     office: Office,
     ticket: sweeps.QuietTicket,
     now: datetime,
-) -> tuple[str, str]:
+) -> tuple[Closed, str]:
     """Close one quiet ticket and queue its closing mail (the caller's transaction).
-    Returns (result, reason): closed | closed_without_mail (reason: the guard's) | skipped."""
+    Returns (result, reason): CLOSED | WITHOUT_MAIL (reason: why no mail) | SKIPPED."""
     cutoff = now - timedelta(days=office.closing_after_days)
-    if not sweeps.close_quiet_ticket(s, ticket.id, now, cutoff):
-        return "skipped", "no longer answered and quiet"
+    if not close_quiet_ticket(s, ticket.id, now, cutoff):
+        return Closed.SKIPPED, "no longer answered and quiet"
     detail = f"no reply from the requester for {_days_text(office.closing_after_days)} days"
     tickets.add_ticket_event(
         s,
@@ -110,10 +120,10 @@ def close_one(
         detail=detail,
     )
     if ticket.resolution in NOT_TO_ANSWER:  # settled as spam or duplicate: no more mail to them
-        return "closed_without_mail", f"settled as {ticket.resolution}: no closing mail, no rating request"
+        return Closed.WITHOUT_MAIL, f"settled as {ticket.resolution}: no closing mail, no rating request"
     refused = guard.refusal(s, office.code, ticket.requester_email, own_addresses(settings))
     if refused:
-        return "closed_without_mail", refused
+        return Closed.WITHOUT_MAIL, refused
     # Outlook files it in the conversation of the requester's latest mail from Outlook, if any
     latest = messages.latest_outlook_mail(s, ticket.id)
     hints = outlook_hints(latest) if latest is not None else NO_HINTS
@@ -122,10 +132,9 @@ def close_one(
         renderer, settings, office, ticket, messages.ticket_message_ids(s, ticket.id), now, outlook
     )
     # queued in office hours; should the sending slip into the night, it waits for the morning
-    enqueue(
-        s, office, ticket.id, "closing", "closing notice with a rating request", out, now, quiet_after=now
-    )
-    return "closed", ""
+    why = "closing notice with a rating request"
+    enqueue(s, office, ticket.id, MessageKind.CLOSING, why, out, now, quiet_after=now)
+    return Closed.CLOSED, ""
 
 
 def _quiet(engine: Engine, office: Office, cutoff: datetime) -> Iterator[sweeps.QuietTicket]:
@@ -153,9 +162,9 @@ def close_quiet(settings: Settings, engine: Engine, renderer: Renderer, clock: C
                 result, reason = close_one(s, settings, renderer, office, ticket, now)
             done[result] += 1
             context = {"office": office.code, "mailbox": office.imap.username, "ticket": ticket.ref}
-            if result == "closed":
+            if result is Closed.CLOSED:
                 logger.info("ticket_closed_quiet", **context, after_days=office.closing_after_days)
-            elif result == "closed_without_mail":
+            elif result is Closed.WITHOUT_MAIL:
                 logger.info("ticket_closed_quiet", **context, after_days=office.closing_after_days)
                 logger.warning("closing_mail_withheld", **context, reason=reason)
     return done

@@ -16,11 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from storage.repo import DueTicket
+
 from mailer.decide import sla
 from mailer.settings import Office, Settings
 from mailer.timed import escalate
 from mailer.timed.escalate import Person
-from storage.sweeps import DueTicket
+from storage.vocabulary import NoticeLevel
 
 EXCERPT_CHARS = 120
 _GREETING = re.compile(
@@ -42,7 +44,7 @@ class Manager:
     """Someone who gets a digest: who, which offices, and which office's mailbox sends it."""
 
     person: Person
-    role: str  # office_head | province_head | national
+    role: str  # the label of the level they are told at: office_head | province_head | national
     offices: tuple[Office, ...]
 
     @property
@@ -55,9 +57,11 @@ def managers(settings: Settings) -> list[Manager]:
     """Every manager of the settings, one per address (an address named twice covers both)."""
     found: dict[str, Manager] = {}
 
-    def add(person: Person | None, role: str, offices: tuple[Office, ...]) -> None:
-        if person is None or not offices:
+    def add(level: NoticeLevel, offices: tuple[Office, ...]) -> None:
+        person = escalate.recipient(settings, offices[0], level) if offices else None
+        if person is None:
             return
+        role = level.label
         old = found.get(person.address)
         if old is None:
             found[person.address] = Manager(person, role, offices)
@@ -66,12 +70,12 @@ def managers(settings: Settings) -> list[Manager]:
             found[person.address] = Manager(old.person, old.role, old.offices + more)
 
     for office in settings.offices:
-        add(escalate.recipient(settings, office, escalate.OFFICE_HEAD), "office_head", (office,))
+        add(NoticeLevel.OFFICE_HEAD, (office,))
     for code in settings.provinces:
         offices = tuple(o for o in settings.offices if o.province_code == code)
         if offices:
-            add(escalate.recipient(settings, offices[0], escalate.PROVINCE_HEAD), "province_head", offices)
-    add(escalate.recipient(settings, settings.offices[0], escalate.NATIONAL), "national", settings.offices)
+            add(NoticeLevel.PROVINCE_HEAD, offices)
+    add(NoticeLevel.NATIONAL, settings.offices)
     return list(found.values())
 
 

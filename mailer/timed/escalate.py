@@ -1,7 +1,7 @@
 """Who is told about a late ticket, and when. Pure: `now` and the settings are parameters; the
 sweep (sweep.py) runs the queries and queues the mail.
 
-The ladder of an open ticket, in working time of its office (sla.shift_working_days):
+The ladder of an open ticket (NoticeLevel), in working time of its office (sla.shift_working_days):
 
     level 0  reminder      the office's staff (its mailbox)   share of the time used (0.75)
     level 1  office_head   offices.X.head                     at the deadline
@@ -29,15 +29,8 @@ from datetime import datetime
 
 from mailer.decide import sla
 from mailer.settings import Office, OfficeHours, Settings
+from storage.vocabulary import NoticeLevel
 
-REMINDER, OFFICE_HEAD, PROVINCE_HEAD, NATIONAL = 0, 1, 2, 3
-LEVELS = (REMINDER, OFFICE_HEAD, PROVINCE_HEAD, NATIONAL)
-LEVEL_NAMES = {
-    REMINDER: "reminder",
-    OFFICE_HEAD: "office_head",
-    PROVINCE_HEAD: "province_head",
-    NATIONAL: "national",
-}
 NATIONAL_CODE = "0000"  # the national level's calendar, in sla's terms
 
 
@@ -56,7 +49,7 @@ class Rung:
     """One level of one office on one sweep: who is told, and which deadlines reached it (at or
     before `cutoff`; for the reminder also after `after`, i.e. not yet due)."""
 
-    level: int
+    level: NoticeLevel
     office: Office
     recipient: Person
     cutoff: datetime
@@ -79,13 +72,13 @@ def calendar_of(
     )
 
 
-def recipient(settings: Settings, office: Office, level: int) -> Person | None:
+def recipient(settings: Settings, office: Office, level: NoticeLevel) -> Person | None:
     """Who gets `level` about a ticket of `office`, or None when the settings name nobody."""
-    if level == REMINDER:
+    if level == NoticeLevel.REMINDER:
         return Person(office.email, f"Petugas PST {office.name}", office)
-    if level == OFFICE_HEAD:
+    if level == NoticeLevel.OFFICE_HEAD:
         return Person(office.head, f"Kepala {office.name}", office) if office.head else None
-    if level == PROVINCE_HEAD:
+    if level == NoticeLevel.PROVINCE_HEAD:
         p = settings.provinces.get(office.province_code)
         if p is None or not p.head or p.hours is None:
             return None
@@ -105,18 +98,18 @@ def reminder_share(settings: Settings, office: Office) -> float:
     )
 
 
-def rung(settings: Settings, office: Office, level: int, now: datetime) -> Rung | None:
+def rung(settings: Settings, office: Office, level: NoticeLevel, now: datetime) -> Rung | None:
     """The level's recipient and cutoff for `office` at `now`; None when nobody gets it."""
     person = recipient(settings, office, level)
     if person is None:
         return None
     e = settings.escalation
-    if level == REMINDER:
+    if level == NoticeLevel.REMINDER:
         ahead = (1 - reminder_share(settings, office)) * office.sla_working_days
         return Rung(level, office, person, sla.shift_working_days(office, now, ahead), after=now)
-    if level == OFFICE_HEAD:
+    if level == NoticeLevel.OFFICE_HEAD:
         return Rung(level, office, person, now)
-    days = e.level2_after_working_days if level == PROVINCE_HEAD else e.level3_after_working_days
+    days = e.level2_after_working_days if level == NoticeLevel.PROVINCE_HEAD else e.level3_after_working_days
     return Rung(level, office, person, sla.shift_working_days(office, now, -days))
 
 
@@ -130,7 +123,7 @@ class Plan:
     """What one sweep looks for: per level, the rungs whose recipient is at work; and the rungs
     held because their recipient is not (they are looked at again by a later sweep)."""
 
-    due: dict[int, list[Rung]] = dataclasses.field(default_factory=dict)
+    due: dict[NoticeLevel, list[Rung]] = dataclasses.field(default_factory=dict)
     held: list[Rung] = dataclasses.field(default_factory=list)
 
 
@@ -140,7 +133,7 @@ def plan(settings: Settings, now: datetime, offices: Iterable[Office] | None = N
     if not settings.escalation.enabled:
         return result
     for office in settings.offices if offices is None else offices:
-        for level in LEVELS:
+        for level in NoticeLevel:
             found = rung(settings, office, level, now)
             if found is None:
                 continue

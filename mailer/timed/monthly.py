@@ -38,9 +38,10 @@ from mailer.delivery.outbox import enqueue
 from mailer.delivery.render import Renderer
 from mailer.settings import Office, Settings
 from storage import db, monthly_report, outbox, ratings
+from storage.vocabulary import MessageKind, Resolution, TicketKind, TicketState
 
 logger = log.get(__name__)
-LEFT_OUT = ("spam", "duplicate")  # resolutions that were never a consultation
+LEFT_OUT = (Resolution.SPAM, Resolution.DUPLICATE)  # resolutions that were never a consultation
 CSV_COLUMNS = (
     "office", "name", "month", "requests", "complaints", "answered_within", "answered_within_pct",
     "first_response_median_h", "first_response_p90_h", "open_backlog", "ratings", "rating_average",
@@ -134,14 +135,14 @@ def compute(s: Session, office: Office, month: str) -> OfficeMonth:
     for t in monthly_report.tickets_received_before(s, office.code, end):
         assert t.id is not None
         history = histories.get(t.id, [])
-        state = history[-1][2] if history else lifecycle.OPEN
+        state = history[-1][2] if history else TicketState.OPEN
         if t.resolution in LEFT_OUT:
             continue
-        if state in (lifecycle.OPEN, lifecycle.WAITING):
+        if state in (TicketState.OPEN, TicketState.WAITING):
             out.backlog += 1
         if t.received_at < start:
             continue
-        complaint = t.kind == "complaint"
+        complaint = t.kind == TicketKind.COMPLAINT
         day = t.received_at.astimezone(office.tz).day
         requests, complaints = out.daily.get(day, (0, 0))
         out.daily[day] = (requests + (not complaint), complaints + complaint)
@@ -201,7 +202,8 @@ def daily_chart(m: OfficeMonth, days_in_month: int) -> Markup:
         requests, complaints = m.daily.get(day, (0, 0))
         x = _PAD + (day - 1) * bar + 1
         base: float = _H - _PAD
-        for count, colour, kind in ((requests, "#0b4f8a", "request"), (complaints, "#c0392b", "complaint")):
+        bars = ((requests, "#0b4f8a", TicketKind.REQUEST), (complaints, "#c0392b", TicketKind.COMPLAINT))
+        for count, colour, kind in bars:
             if count:
                 height = count * scale
                 base -= height
@@ -274,7 +276,8 @@ def queue_report(
         return "refused", refused
     context = report_context([compute(s, office, month)], f"Laporan bulanan PST {office.name}")
     out = renderer.compose(office, "report", "id", context, head, None, now)
-    outbox_id = enqueue(s, office, None, "report", f"monthly report {month}", out, now, quiet_after=now)
+    why = f"monthly report {month}"
+    outbox_id = enqueue(s, office, None, MessageKind.REPORT, why, out, now, quiet_after=now)
     opening = sla.clock_start(office, now)
     if opening > now:
         outbox.defer_outbox(s, outbox_id, opening)

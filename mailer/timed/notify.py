@@ -17,16 +17,16 @@ from babel.dates import format_datetime as babel_datetime
 from mailer.decide.rules import OWN_MAILER
 from mailer.delivery.render import Outgoing, Renderer, build_mime, new_message_id
 from mailer.settings import Office
-from mailer.timed import escalate
 from mailer.timed.digest import Digest, Line
 from mailer.timed.escalate import Person
+from storage.vocabulary import MessageKind, NoticeLevel
 
 LANG = "id"
 TITLES = {
-    escalate.REMINDER: "Pengingat",
-    escalate.OFFICE_HEAD: "Eskalasi",
-    escalate.PROVINCE_HEAD: "Eskalasi tingkat provinsi",
-    escalate.NATIONAL: "Eskalasi tingkat nasional",
+    NoticeLevel.REMINDER: "Pengingat",
+    NoticeLevel.OFFICE_HEAD: "Eskalasi",
+    NoticeLevel.PROVINCE_HEAD: "Eskalasi tingkat provinsi",
+    NoticeLevel.NATIONAL: "Eskalasi tingkat nasional",
 }
 
 
@@ -41,14 +41,14 @@ def due_text(line: Line) -> str:
     return f"{babel_datetime(line.due_at, 'EEE, d MMM y HH.mm', locale=LANG)} {line.zone_label}"
 
 
-def _intro(level: int, office: Office, share: float, days: int, count: int) -> str:
+def _intro(level: NoticeLevel, office: Office, share: float, days: int, count: int) -> str:
     them = "Tiket berikut" if count > 1 else "Tiket ini"
-    if level == escalate.REMINDER:
+    if level is NoticeLevel.REMINDER:
         return (
             f"{them} sudah memakai {round(share * 100)}% waktu layanannya ({office.sla_working_days} "
             "hari kerja) dan belum dijawab. Mohon dijawab sebelum tenggat."
         )
-    if level == escalate.OFFICE_HEAD:
+    if level is NoticeLevel.OFFICE_HEAD:
         return (
             f"{them} telah melewati tenggat standar pelayanan {office.name} ({office.sla_working_days} "
             "hari kerja setelah email diterima) dan belum dijawab. Mohon arahan agar segera dijawab."
@@ -81,7 +81,7 @@ def _headers(
 def notice(
     renderer: Renderer,
     office: Office,
-    level: int,
+    level: NoticeLevel,
     to: Person,
     lines: list[Line],
     now: datetime,
@@ -103,7 +103,7 @@ def notice(
     subject, text, html = renderer.render("notice", LANG, context)
     message_id = new_message_id(office)
     ticket = lines[0].ref if len(lines) == 1 else None
-    headers = _headers(office, to, subject, now, message_id, escalate.LEVEL_NAMES[level], ticket)
+    headers = _headers(office, to, subject, now, message_id, level.label, ticket)
     return Outgoing(message_id, office.email, to.address, subject, text, build_mime(headers, text, html))
 
 
@@ -130,6 +130,6 @@ def digest_mail(renderer: Renderer, digest: Digest, now: datetime) -> Outgoing:
     manager, sender = digest.manager, digest.manager.sender
     subject, text, html = digest_parts(renderer, digest, now)
     message_id = new_message_id(sender)
-    headers = _headers(sender, manager.person, subject, now, message_id, "digest", None)
+    headers = _headers(sender, manager.person, subject, now, message_id, MessageKind.DIGEST, None)
     raw = build_mime(headers, text, html)
     return Outgoing(message_id, sender.email, manager.person.address, subject, text, raw)

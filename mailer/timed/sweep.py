@@ -28,6 +28,8 @@ from mailer.delivery.render import Renderer
 from mailer.settings import Office, Settings
 from mailer.timed import digest, escalate, notify
 from storage import db, sweeps
+from storage.sweeps import add_digest, add_notices, notice_candidates
+from storage.vocabulary import MessageKind, NoticeLevel
 
 logger = log.get(__name__)
 MAX_TICKETS_PER_LEVEL = 500  # per sweep; the rest goes a sweep later
@@ -67,18 +69,19 @@ class Sweeper:
         return report
 
     def _notices(
-        self, s: Session, level: int, rungs: list[escalate.Rung], now: datetime, report: SweepReport
+        self, s: Session, level: NoticeLevel, rungs: list[escalate.Rung], now: datetime, report: SweepReport
     ) -> None:
-        after = now if level == escalate.REMINDER else None
-        found = sweeps.notice_candidates(s, level, escalate.groups(rungs), after, MAX_TICKETS_PER_LEVEL)
+        after = now if level is NoticeLevel.REMINDER else None
+        found = notice_candidates(s, level, escalate.groups(rungs), after, MAX_TICKETS_PER_LEVEL)
         if not found:
             return
         texts = sweeps.request_texts(s, [t.id for t in found])
         by_office: dict[str, list[sweeps.DueTicket]] = defaultdict(list)
         for ticket in found:
             by_office[ticket.office_code].append(ticket)
-        e, name = self.settings.escalation, escalate.LEVEL_NAMES[level]
-        days = e.level2_after_working_days if level == escalate.PROVINCE_HEAD else e.level3_after_working_days
+        e, name = self.settings.escalation, level.label
+        province = level is NoticeLevel.PROVINCE_HEAD
+        days = e.level2_after_working_days if province else e.level3_after_working_days
         for rung in rungs:
             office, tickets = rung.office, by_office.get(rung.office.code, [])
             if not tickets:
@@ -87,8 +90,8 @@ class Sweeper:
             share = escalate.reminder_share(self.settings, office)
             out = notify.notice(self.renderer, office, level, rung.recipient, lines, now, share, days)
             single = tickets[0].id if len(tickets) == 1 else None
-            outbox_id = enqueue(s, office, single, "notice", name, out, now, quiet_after=now)
-            sweeps.add_notices(
+            outbox_id = enqueue(s, office, single, MessageKind.NOTICE, name, out, now, quiet_after=now)
+            add_notices(
                 s,
                 [
                     {"ticket_id": t.id, "clock_round": t.clock_round, "level": level,
@@ -154,8 +157,8 @@ class Sweeper:
             logger.info("digest_empty", **context, role=manager.role)
             return
         out = notify.digest_mail(self.renderer, found, now)
-        outbox_id = enqueue(s, sender, None, "digest", manager.role, out, now, quiet_after=now)
-        sweeps.add_digest(s, address, day, found.total, outbox_id, now)
+        outbox_id = enqueue(s, sender, None, MessageKind.DIGEST, manager.role, out, now, quiet_after=now)
+        add_digest(s, address, day, found.total, outbox_id, now)
         report.digests += 1
         report.queued[sender.code] += 1
         logger.info("digest_queued", **context, role=manager.role, tickets=found.total, outbox_id=outbox_id)
