@@ -88,10 +88,6 @@ class ParsedMail:
     defects: tuple[str, ...] = ()
 
 
-# TODO(lead): drop once the pipeline branch lands (mailer/pipeline/ still says MailKind).
-MailKind = MessageKind  # the rules' verdict is a stored mail kind: one spelling, storage's
-
-
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The rules' verdict on one incoming mail: what it is (one of MessageKind's fetched kinds,

@@ -24,8 +24,7 @@ from storage.vocabulary import (
 
 ROOT = Path(__file__).resolve().parent.parent
 MAILER = ROOT / "mailer"
-# TODO(lead): include once the pipeline branch lands
-EXCLUDED = (MAILER / "pipeline",)
+EXCLUDED: tuple[Path, ...] = ()
 
 STATES = {*TicketState, *OutboxState, *ShownOutboxState}
 KINDS = {*MessageKind, *TicketKind}

@@ -22,9 +22,6 @@ from datetime import datetime
 from mailer.decide.staff import Action, Command
 from storage.vocabulary import Resolution, TicketState
 
-# TODO(lead): drop once the pipeline branch lands (mailer/pipeline/ still says lifecycle.OPEN).
-OPEN, ANSWERED = TicketState.OPEN, TicketState.ANSWERED
-
 
 @dataclass(frozen=True, slots=True)
 class Change:

@@ -22,7 +22,7 @@ from mailer import log
 from mailer.errors import ConfigError
 from mailer.operator import cli_daemon, cli_managers, cli_operator, cli_tickets
 from mailer.settings import Settings, load_settings
-from storage.vocabulary import TicketState
+from storage.vocabulary import ShownOutboxState, TicketState
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 
@@ -144,8 +144,7 @@ def _operator_commands(sub: Any) -> None:
     dismiss.set_defaults(handler=lambda s, a: cli_operator.dismiss_dead_letter(s, a.office, a.id, a.reason))
     outbox = sub.add_parser("outbox", help="deliveries, newest first; retry a failed one")
     outbox.add_argument("--office", help="office code, e.g. 3514")
-    states = ("pending", "deferred", "sending", "sent", "failed", "suppressed")  # vocabulary.ShownOutboxState
-    outbox.add_argument("--state", choices=states)
+    outbox.add_argument("--state", choices=[state.value for state in ShownOutboxState])
     outbox.add_argument("--limit", type=int, default=50)
     outbox.set_defaults(handler=lambda s, a: cli_operator.list_deliveries(s, a.office, a.state, a.limit))
     outbox_sub = outbox.add_subparsers(dest="action")

@@ -9,7 +9,7 @@ from email import message_from_bytes, policy
 from typing import TYPE_CHECKING
 
 from mailer.settings import Office, Settings
-from storage.vocabulary import NoticeLevel, TicketKind, TicketState
+from storage.vocabulary import Direction, NoticeLevel, OutboxState, TicketKind, TicketState
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -38,12 +38,12 @@ def list_tickets(settings: Settings, office: str | None, state: str | None, limi
         flag = flags.get((t.office_code, t.requester_email))
         marker = f" [{flag.flag.upper()}]" if flag else ""
         home = offices.get(t.office_code)
-        late = "!" if t.state == "open" and t.due_at < now else " "
+        late = "!" if t.state == TicketState.OPEN and t.due_at < now else " "
         print(
             f"{t.ref:<22} {t.state:<9} {_local(t.received_at, home)} {_local(t.due_at, home)}{late}"
             f"{t.message_count:>4}  {t.requester_email}{marker} / {t.subject[:60]}"
         )
-    if any(t.state == "open" and t.due_at < now for t in rows):
+    if any(t.state == TicketState.OPEN and t.due_at < now for t in rows):
         print("!: open past its deadline (it escalates; `mailer sla REF` explains the deadline)")
     if any(flags.get((t.office_code, t.requester_email)) for t in rows):
         print("[BOUNCING]: our mail to that address failed for good; [COMPLAINED]: it reported our mail")
@@ -135,7 +135,7 @@ def show_ticket(settings: Settings, ref: str, raw: bool, full: bool = False) -> 
                 f"{flag.reason}; no automatic mail goes to it"
             )
     for m, outbox in messages:
-        arrow = "->" if m.direction == "out" else "<=" if m.kind.startswith("staff") else "<-"
+        arrow = "->" if m.direction == Direction.OUT else "<=" if m.kind.startswith("staff") else "<-"
         delivery = delivery_text(outbox, tz, now) if outbox else ""
         stamp = f"{m.stored_at.astimezone(tz):%Y-%m-%d %H:%M}"
         print(f"\n{arrow} {m.kind} #{m.id} {stamp}  {m.from_email} -> {m.to_emails}{delivery}")
@@ -154,7 +154,7 @@ def delivery_text(outbox: OutboxRow, tz: tzinfo | None, now: datetime) -> str:
     """ "  [sent]", "  [pending, due 2026-11-24 06:00]" (held: the quiet hours, office hours),
     "  [failed, 550 …]"."""
     notes = [outbox.state]
-    if outbox.state == "pending" and outbox.next_attempt_at > now:
+    if outbox.state == OutboxState.PENDING and outbox.next_attempt_at > now:
         notes.append(f"due {outbox.next_attempt_at.astimezone(tz):%Y-%m-%d %H:%M}")
     if outbox.last_error:
         notes.append(outbox.last_error)
@@ -179,7 +179,7 @@ def _message_text(m: MessageRow, full: bool) -> str:
     """What a person wrote (the trimmed text), or with `full` the whole decoded text; our own
     outgoing mail is shown whole."""
     body = m.body_text.strip()
-    if full or m.direction == "out" or m.body_trimmed.strip() == body:
+    if full or m.direction == Direction.OUT or m.body_trimmed.strip() == body:
         return body
     if not m.body_trimmed.strip():
         return "(nothing of their own above the quoted text; --full shows it all)"

@@ -13,7 +13,6 @@ from sqlmodel import Session
 
 from mailer import log
 from mailer.decide import rating
-from mailer.model import MailKind
 from mailer.pipeline.context import Attempt, Reading, Setup
 from storage.conversations import ticket_participants
 from storage.ratings import save_rating
@@ -26,7 +25,7 @@ logger = log.get(__name__)
 def step_rating(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     """A rating of a ticket: the marker in the subject, or a score in a reply to our closing mail."""
     mail, office = read.mail, read.office
-    if read.decision is None or read.decision.kind is not MailKind.REQUEST or tx.officer is not None:
+    if read.decision is None or read.decision.kind is not MessageKind.REQUEST or tx.officer is not None:
         return
     marked = rating.subject_rating(mail.subject, office.code)
     score = marked.score if marked is not None else rating.reply_score(read.written)

@@ -24,8 +24,9 @@ from mailer.decide.threader import outlook_hints
 from mailer.decide.trim import trim
 from mailer.intake import bounces
 from mailer.intake.parse import parse
-from mailer.model import MailKind, ParsedMail
+from mailer.model import ParsedMail
 from mailer.pipeline.context import Reading, Setup
+from storage.vocabulary import MessageKind
 
 
 def dedupe_key(message_id: str | None, raw: bytes, mail: ParsedMail) -> str:
@@ -64,7 +65,7 @@ def step_classify(p: Setup, read: Reading) -> Reading:
 
 def step_identify(p: Setup, read: Reading) -> Reading:
     """Is it an officer's mail (Sent folder, office account, staff address), and a command?"""
-    if read.decision is None or read.decision.kind is not MailKind.REQUEST:
+    if read.decision is None or read.decision.kind is not MessageKind.REQUEST:
         return read  # auto-replies, bounces, our own mail: nobody's answer
     fetched = read.fetched
     officer, why = staff.identify(read.mail, fetched.raw, read.office, fetched.role, p.own_addresses)
@@ -77,7 +78,7 @@ def step_identify(p: Setup, read: Reading) -> Reading:
 
 def step_report(p: Setup, read: Reading) -> Reading:
     """A bounce or complaint: read what it says about which of our mails (pure)."""
-    if read.decision is not None and read.decision.kind in (MailKind.BOUNCE, MailKind.FEEDBACK):
+    if read.decision is not None and read.decision.kind in (MessageKind.BOUNCE, MessageKind.FEEDBACK):
         return replace(read, report=bounces.read_report(read.fetched.raw))
     return read
 
@@ -85,7 +86,7 @@ def step_report(p: Setup, read: Reading) -> Reading:
 def step_complaint(p: Setup, read: Reading) -> Reading:
     """Is a person's mail a complaint about the service? (Decided for every mail; it matters
     when the mail opens a new ticket, or as a follow-up that turns its ticket into one.)"""
-    if read.decision is None or read.decision.kind is not MailKind.REQUEST or read.officer is not None:
+    if read.decision is None or read.decision.kind is not MessageKind.REQUEST or read.officer is not None:
         return read
     if read.decision.spam:
         return read  # spam in complaint words is not forwarded to the head of office

@@ -19,13 +19,13 @@ from sqlmodel import Session
 
 from mailer import log
 from mailer.decide import lifecycle
-from mailer.model import MailKind, Role
+from mailer.model import Role
 from mailer.pipeline.context import Attempt, Reading, Setup
 from storage.conversations import add_staff
 from storage.early_answers import add_early_answer, attach_early_answer, early_answers_citing
 from storage.sent_mail import queued_mail
 from storage.tickets import add_ticket_event, change_ticket, note_ticket_message
-from storage.vocabulary import TicketState
+from storage.vocabulary import MessageKind, TicketState
 
 logger = log.get(__name__)
 _MAX_CITED = 20  # Message-IDs noted per early answer: In-Reply-To, then the newest References
@@ -41,7 +41,7 @@ def own_copy(read: Reading, tx: Attempt, s: Session) -> str:
     if ours is not None:
         tx.ticket = ours.ticket
         return f"our own {ours.kind} (its Message-ID is in our outbox)"
-    return read.decision.reason if read.decision.kind is MailKind.OWN else ""
+    return read.decision.reason if read.decision.kind is MessageKind.OWN else ""
 
 
 def step_early_answer(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:

@@ -18,7 +18,6 @@ from sqlmodel import Session
 from mailer.decide import lifecycle, rules, sla, staff
 from mailer.decide.threader import normalise_subject, people_on
 from mailer.intake.attachments import attachment_rows
-from mailer.model import MailKind
 from mailer.pipeline import complaints
 from mailer.pipeline.context import Attempt, Reading, Setup
 from storage import cursors
@@ -44,14 +43,14 @@ NOTICE_KINDS = (MessageKind.NOTICE, MessageKind.DIGEST)
 def step_store(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     mail, decision, office = read.mail, read.decision, read.office
     assert decision is not None
-    if tx.ticket is None and decision.kind is MailKind.REQUEST and tx.officer is None:
+    if tx.ticket is None and decision.kind is MessageKind.REQUEST and tx.officer is None:
         tx.ticket, tx.new_ticket = _open_ticket(s, read, tx), True
     kind, direction = MessageKind(decision.kind), Direction.IN
     if tx.officer is not None:
         kind, direction = _staff_kind(read, tx, p.own_addresses)
     elif tx.rating is not None:
         kind = MessageKind.RATING
-    elif decision.kind is MailKind.REQUEST and not tx.new_ticket:
+    elif decision.kind is MessageKind.REQUEST and not tx.new_ticket:
         kind = MessageKind.FOLLOWUP
     tx.message_pk = add_message(
         s,
@@ -173,9 +172,9 @@ def step_lifecycle(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
         else:
             change = lifecycle.staff_note(ticket.state)
         actor = officer.email
-    elif decision.kind is MailKind.REQUEST and tx.reopen:
+    elif decision.kind is MessageKind.REQUEST and tx.reopen:
         change, actor = lifecycle.requester_reopened(), mail.from_.email if mail.from_ else ""
-    elif decision.kind is MailKind.REQUEST:
+    elif decision.kind is MessageKind.REQUEST:
         thanks = ticket.state == TicketState.ANSWERED and staff.is_thanks(mail.text)
         found = lifecycle.requester_wrote(ticket.state, thanks)
         if found is None:

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from mailer.decide import rules, staff
 from mailer.decide.threader import Admission, ThreadMatch, admit, find_ticket, people_on, within_reopen_window
 from mailer.intake import bounces
-from mailer.model import MailKind, Role
+from mailer.model import Role
 from mailer.pipeline import sent_folder
 from mailer.pipeline.context import Attempt, Duplicate, Reading, Setup
 from storage.conversations import linked_ticket_of, ticket_participants
@@ -28,7 +28,7 @@ from storage.flags import clear_address_flag, flag_address
 from storage.messages import message_exists
 from storage.sent_mail import OutgoingRef, latest_outgoing_to, outgoing_by_message_id
 from storage.tickets import ticket_by_ref, ticket_closed_at
-from storage.vocabulary import TicketState
+from storage.vocabulary import MessageKind, TicketState
 
 BOUNCE_MATCH_WINDOW = timedelta(days=30)  # a bounce without our Message-ID: our mail to it since
 
@@ -59,7 +59,7 @@ def step_thread(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
             tx.officer, tx.command = None, None  # a colleague's new question: a request like anyone's
         return
     assert read.decision is not None
-    automatic = read.decision.kind is not MailKind.REQUEST
+    automatic = read.decision.kind is not MessageKind.REQUEST
     sender = mail.from_.email if mail.from_ else ""
     participants = ticket_participants(s, match.ticket.id)
     if tx.officer is not None:  # the office's staff are on every ticket of the office
@@ -89,7 +89,7 @@ def step_flags(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     failed for good (bouncing) or complained; a person writing again lifts their bouncing flag."""
     decision, office = read.decision, read.office
     assert decision is not None
-    if decision.kind is MailKind.REQUEST and read.mail.from_ is not None:
+    if decision.kind is MessageKind.REQUEST and read.mail.from_ is not None:
         if clear_address_flag(s, office.code, read.mail.from_.email, "bouncing"):
             tx.unflagged.append(read.mail.from_.email)
         return

@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from storage.repo import DueTicket
-
 from mailer.decide import sla
 from mailer.settings import Office, Settings
 from mailer.timed import escalate
 from mailer.timed.escalate import Person
+from storage.sweeps import DueTicket
 from storage.vocabulary import NoticeLevel
 
 EXCERPT_CHARS = 120
