@@ -198,3 +198,12 @@ def only_ticket(settings: Settings) -> Ticket:
         s.expunge(ticket)
     engine.dispose()
     return ticket
+
+
+@pytest.fixture(autouse=True)
+def keep_logging_setup() -> Iterator[None]:
+    """A test that calls cli.main() points logging at its captured output: put the old set-up
+    back afterwards, so that later tests do not log into a closed file."""
+    old = structlog.get_config()
+    yield
+    structlog.configure(**old)

@@ -6,14 +6,12 @@ from __future__ import annotations
 import dataclasses
 import email
 import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-import structlog
 from sqlalchemy import Engine, select
 
 from mailer.clock import FrozenClock
@@ -34,14 +32,6 @@ OFFICE = "bps3514@bps.go.id"
 OFFICER = "dewi.pst@bps.go.id"
 RINA = "rina@example.com"
 HEAD = "kepala3514@bps.go.id"
-
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    """cli.main() points logging at this test's captured stderr: put the old setup back."""
-    old = structlog.get_config()
-    yield
-    structlog.configure(**old)
 
 
 @pytest.fixture

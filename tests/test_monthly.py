@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import structlog
 from sqlalchemy import Engine, select
 
 from mailer.clock import FrozenClock
@@ -24,14 +22,6 @@ from storage.tables import MessageRow, OutboxRow
 
 WIB = ZoneInfo("Asia/Jakarta")
 HEAD = "kepala3514@bps.go.id"
-
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    """cli.main() points logging at this test's captured stderr: put the old setup back."""
-    old = structlog.get_config()
-    yield
-    structlog.configure(**old)
 
 
 def wib(month: int, day: int, hour: int, minute: int = 0) -> datetime:

@@ -7,11 +7,9 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 from mailer.operator import cli
 from mailer.settings import Settings
@@ -27,14 +25,6 @@ CHROMIUM_FLAGS = (
     "--no-first-run",
     "--disable-quic",
 )
-
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    """cli.main() points logging at this test's captured stderr: put the old setup back."""
-    old = structlog.get_config()
-    yield
-    structlog.configure(**old)
 
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

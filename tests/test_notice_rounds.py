@@ -6,11 +6,9 @@ SQLite, and the migration of notices sent before rounds existed."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-import structlog
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, select, text
@@ -33,14 +31,6 @@ from tests.test_escalate import MON, at
 OFFICE, OFFICER, RINA = "bps3514@bps.go.id", "dewi.pst@bps.go.id", "rina@example.com"
 R, H, P = NoticeLevel.REMINDER, NoticeLevel.OFFICE_HEAD, NoticeLevel.PROVINCE_HEAD
 _uids = itertools.count(1)
-
-
-@pytest.fixture(autouse=True)
-def keep_logging() -> Iterator[None]:
-    """cli.main() points logging at this test's captured stderr: put the old setup back."""
-    old = structlog.get_config()
-    yield
-    structlog.configure(**old)
 
 
 @pytest.mark.parametrize(

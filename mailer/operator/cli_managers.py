@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from mailer.operator.terminal import out
 from mailer.settings import Office, Settings
 
 if TYPE_CHECKING:
@@ -41,32 +42,32 @@ def monthly_report(
         monthly.parse_month(month)
         offices = monthly.select_offices(settings, office, province)
     except ValueError as exc:
-        print(f"mailer: {exc}", file=sys.stderr)
+        out(f"mailer: {exc}", file=sys.stderr)
         return 2
     except KeyError as exc:
-        print(f"mailer: no office or province {exc} in the settings", file=sys.stderr)
+        out(f"mailer: no office or province {exc} in the settings", file=sys.stderr)
         return 2
     engine = db.make_engine(settings.database_url)
     db.migrate(engine)
     with db.reading(engine) as s:
         months = [monthly.compute(s, o, month) for o in offices]
     columns = [c for c in monthly.CSV_COLUMNS if c not in ("name", "month")]
-    print(f"{month}  " + " ".join(c for c in columns))
+    out(f"{month}  " + " ".join(c for c in columns))
     for m in months:
         row = m.row()
-        print(f"{month}  " + " ".join(f"{row[c] or '-':>{len(c)}}" for c in columns))
+        out(f"{month}  " + " ".join(f"{row[c] or '-':>{len(c)}}" for c in columns))
     renderer = Renderer()
     if csv:
         monthly.write_csv(Path(csv), months)
-        print(f"CSV: {csv}")
+        out(f"CSV: {csv}")
     if html:
         title = "Laporan bulanan PST" if len(months) != 1 else f"Laporan bulanan PST {months[0].name}"
         Path(html).write_text(monthly.render(renderer, months, title)[2], encoding="utf-8")
-        print(f"HTML: {html}")
+        out(f"HTML: {html}")
     if send:
         clock = SystemClock()
         for code, result, reason in monthly.send(settings, engine, renderer, clock, month, offices):
-            print(f"{code}: {result}{': ' + reason if reason else ''}")
+            out(f"{code}: {result}{': ' + reason if reason else ''}")
         if settings.outbox.enabled:
             asyncio.run(_send_queued(settings, engine, clock, offices, OutboxSender))
     engine.dispose()
@@ -98,18 +99,18 @@ def preview_digest(
     from storage import db
 
     if not preview:
-        print("mailer: digest renders only with --preview (the daemon sends the digests)", file=sys.stderr)
+        out("mailer: digest renders only with --preview (the daemon sends the digests)", file=sys.stderr)
         return 2
     manager = digest.manager_by_address(settings, address)
     if manager is None:
         known = ", ".join(m.person.address for m in digest.managers(settings)) or "none"
-        print(f"mailer: {address} is no manager in {settings.file} (managers: {known})", file=sys.stderr)
+        out(f"mailer: {address} is no manager in {settings.file} (managers: {known})", file=sys.stderr)
         return 2
     tz = manager.person.calendar.tz
     try:
         now = datetime.fromisoformat(at) if at else SystemClock().now()
     except ValueError:
-        print(f"mailer: --at {at!r} is not an ISO 8601 date and time", file=sys.stderr)
+        out(f"mailer: --at {at!r} is not an ISO 8601 date and time", file=sys.stderr)
         return 2
     now = now.replace(tzinfo=tz) if now.tzinfo is None else now
     engine = db.make_engine(settings.database_url)
@@ -121,14 +122,14 @@ def preview_digest(
         )
     subject, text, html = notify.digest_parts(renderer, found, now)
     if found.total == 0 and not settings.digest.send_empty:
-        print(
+        out(
             "(nothing to report: the daemon would send no digest; digest.send_empty = false)", file=sys.stderr
         )
     if html_file:
         with open(html_file, "w", encoding="utf-8") as f:
             f.write(html)
-        print(f"{subject}\n-> {html_file}")
+        out(f"{subject}\n-> {html_file}")
         return 0
-    print(f"To: {manager.person.address}\nSubject: {subject}\n")
-    print(text)
+    out(f"To: {manager.person.address}\nSubject: {subject}\n")
+    out(text)
     return 0

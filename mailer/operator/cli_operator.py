@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from mailer.operator.terminal import out
 from mailer.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def _database(settings: Settings) -> Iterator[Engine]:
 def _unknown_office(settings: Settings, office: str | None) -> bool:
     """True (said on stderr) when `office` is given and is none of the settings' offices."""
     if office and office not in {o.code for o in settings.offices}:
-        print(f"mailer: no office {office} in {settings.file}", file=sys.stderr)
+        out(f"mailer: no office {office} in {settings.file}", file=sys.stderr)
         return True
     return False
 
@@ -56,7 +57,7 @@ def show_status(settings: Settings, office: str | None, as_json: bool) -> int:
         lines = [json.dumps(status.as_json(found, settings, now), indent=2)]
     else:
         lines = status.text(found, settings, now)
-    print("\n".join(lines))
+    out("\n".join(lines))
     return 1 if any(st.attention(settings) for st in found) else 0
 
 
@@ -72,7 +73,7 @@ def list_dead_letters(settings: Settings, office: str | None, resolved: bool) ->
     with _database(settings) as engine, db.reading(engine) as s:
         now = SystemClock().now()
         lines = status.dead_letter_lines(dead_letters(s, office, resolved=resolved), now)
-    print("\n".join(lines))
+    out("\n".join(lines))
     return 0
 
 
@@ -90,13 +91,13 @@ def show_dead_letter(settings: Settings, office: str | None, dead_id: int, raw: 
         now = SystemClock().now()
         dead = dead_letter(s, dead_id)
     if dead is None:
-        print(f"mailer: no dead letter {dead_id}", file=sys.stderr)
+        out(f"mailer: no dead letter {dead_id}", file=sys.stderr)
         return 1
     if raw:
         sys.stdout.buffer.write(dead.raw)
         sys.stdout.flush()
         return 0
-    print("\n".join(status.dead_letter_detail(dead, now)))
+    out("\n".join(status.dead_letter_detail(dead, now)))
     return 0
 
 
@@ -115,7 +116,7 @@ def retry_dead_letters(settings: Settings, office: str | None, dead_id: int | No
         else:
             assert dead_id is not None  # argparse: ID or --all
             done = [repair.retry_dead_letter(settings, engine, clock, dead_id)]
-    print("\n".join([r.line() for r in done] or ["(no dead letter to retry)"]))
+    out("\n".join([r.line() for r in done] or ["(no dead letter to retry)"]))
     return 0 if all(r.result == "resolved" for r in done) else 1
 
 
@@ -128,7 +129,7 @@ def dismiss_dead_letter(settings: Settings, office: str | None, dead_id: int, re
         return 2
     with _database(settings) as engine:
         ok, said = repair.dismiss_dead_letter(engine, SystemClock(), dead_id, reason)
-    print(said)
+    out(said)
     return 0 if ok else 1
 
 
@@ -146,7 +147,7 @@ def list_deliveries(settings: Settings, office: str | None, state: str | None, l
         now = SystemClock().now()
         shown = ShownOutboxState(state) if state else None
         lines = status.delivery_lines(deliveries(s, office, shown, limit), now)
-    print("\n".join(lines))
+    out("\n".join(lines))
     return 0
 
 
@@ -159,5 +160,5 @@ def retry_delivery(settings: Settings, office: str | None, outbox_id: int) -> in
         return 2
     with _database(settings) as engine:
         ok, said = repair.retry_delivery(engine, SystemClock(), outbox_id)
-    print(said)
+    out(said)
     return 0 if ok else 1

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from typing import TYPE_CHECKING
 
+from mailer.operator.terminal import out
 from mailer.settings import Office, Settings
 from storage.vocabulary import Direction, NoticeLevel, OutboxState, TicketKind, TicketState
 
@@ -33,21 +34,21 @@ def list_tickets(settings: Settings, office: str | None, state: str | None, limi
     now = datetime.now(UTC)
     offices = {o.code: o for o in settings.offices}
     header = f"{'REFERENCE':<22} {'STATE':<9} {'RECEIVED':<20} {'DUE':<20} {'MSGS':>4}"
-    print(f"{header}  REQUESTER / SUBJECT   (office local time)")
+    out(f"{header}  REQUESTER / SUBJECT   (office local time)")
     for t in rows:
         flag = flags.get((t.office_code, t.requester_email))
         marker = f" [{flag.flag.upper()}]" if flag else ""
         home = offices.get(t.office_code)
         late = "!" if t.state == TicketState.OPEN and t.due_at < now else " "
-        print(
+        out(
             f"{t.ref:<22} {t.state:<9} {_local(t.received_at, home)} {_local(t.due_at, home)}{late}"
             f"{t.message_count:>4}  {t.requester_email}{marker} / {t.subject[:60]}"
         )
     if any(t.state == TicketState.OPEN and t.due_at < now for t in rows):
-        print("!: open past its deadline (it escalates; `mailer sla REF` explains the deadline)")
+        out("!: open past its deadline (it escalates; `mailer sla REF` explains the deadline)")
     if any(flags.get((t.office_code, t.requester_email)) for t in rows):
-        print("[BOUNCING]: our mail to that address failed for good; [COMPLAINED]: it reported our mail")
-    print(f"({len(rows)} ticket{'s' if len(rows) != 1 else ''})")
+        out("[BOUNCING]: our mail to that address failed for good; [COMPLAINED]: it reported our mail")
+    out(f"({len(rows)} ticket{'s' if len(rows) != 1 else ''})")
     return 0
 
 
@@ -84,53 +85,53 @@ def show_ticket(settings: Settings, ref: str, raw: bool, full: bool = False) -> 
         rated = rating_of(s, found[0].id) if found and found[0].id else None
         notices = notices_of(s, found[0].id) if found and found[0].id else []
     if found is None:
-        print(f"mailer: no ticket {ref}", file=sys.stderr)
+        out(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
     t, messages = found
     office = settings.office(t.office_code) if t.office_code in {o.code for o in settings.offices} else None
     tz = office.tz if office else None
     now = SystemClock().now()
-    print(f"{t.ref}  [{t.state}]  {t.kind}, language {t.language}")
-    print(f"  office    : {t.office_code} {office.name if office else ''}")
-    print(f"  requester : {t.requester_name} <{t.requester_email}>")
-    print(f"  subject   : {t.subject}")
-    print(f"  received  : {t.received_at.astimezone(tz):%Y-%m-%d %H:%M %Z}")
+    out(f"{t.ref}  [{t.state}]  {t.kind}, language {t.language}")
+    out(f"  office    : {t.office_code} {office.name if office else ''}")
+    out(f"  requester : {t.requester_name} <{t.requester_email}>")
+    out(f"  subject   : {t.subject}")
+    out(f"  received  : {t.received_at.astimezone(tz):%Y-%m-%d %H:%M %Z}")
     again = ""
     if t.clock_round > 1:
         again = f"  (clock round {t.clock_round}: restarted by a reply or a reopening)"
-    print(f"  due       : {t.due_at.astimezone(tz):%Y-%m-%d %H:%M %Z}{again}")
-    print(f"  people    : {', '.join(f'{email} ({role})' for email, role in sorted(people.items()))}")
+    out(f"  due       : {t.due_at.astimezone(tz):%Y-%m-%d %H:%M %Z}{again}")
+    out(f"  people    : {', '.join(f'{email} ({role})' for email, role in sorted(people.items()))}")
     for direction, other, reason in links:
         arrow = "opened from" if direction == "from" else "followed by"
-        print(f"  link      : {arrow} {other} ({reason.replace('_', ' ')})")
+        out(f"  link      : {arrow} {other} ({reason.replace('_', ' ')})")
     if t.first_response_at is not None:
-        print(
+        out(
             f"  answered  : {t.first_response_at.astimezone(tz):%Y-%m-%d %H:%M %Z} by {t.first_response_by}"
         )
     if t.resolution:
-        print(
+        out(
             f"  settled   : {t.resolution}" + (f" (last officer {t.last_officer})" if t.last_officer else "")
         )
     if rated is not None:
         times = f", {rated.count} ratings received, the latest kept" if rated.count > 1 else ""
         when = f"{rated.rated_at.astimezone(tz):%Y-%m-%d %H:%M}"
-        print(f"  rating    : {rated.score}/4 by {rated.how} from {rated.rater}, {when}{times}")
+        out(f"  rating    : {rated.score}/4 by {rated.how} from {rated.rater}, {when}{times}")
     clock_round = 1
     for e in history:
         detail = f"  {e.detail}" if e.detail else ""
         if e.event in lifecycle.FRESH_CLOCK_EVENTS:
             clock_round += 1
             detail += f"  [clock round {clock_round}: a fresh deadline, notices start again]"
-        print(f"  {e.at.astimezone(tz):%Y-%m-%d %H:%M}  {e.event:<9} -> {e.state:<8} {e.actor}{detail}")
+        out(f"  {e.at.astimezone(tz):%Y-%m-%d %H:%M}  {e.event:<9} -> {e.state:<8} {e.actor}{detail}")
     for n in notices:
-        print(
+        out(
             f"  notice    : round {n.clock_round} {NoticeLevel(n.level).label:<13} "
             f"{n.created_at.astimezone(tz):%Y-%m-%d %H:%M} to {n.recipient} "
             f"(deadline {n.due_at.astimezone(tz):%Y-%m-%d %H:%M})"
         )
     for (_office, address), flag in flags.items():
         if address == t.requester_email or flag.ticket_id == t.id:
-            print(
+            out(
                 f"  !! {address} is {flag.flag.upper()} since {flag.since.astimezone(tz):%Y-%m-%d %H:%M}: "
                 f"{flag.reason}; no automatic mail goes to it"
             )
@@ -138,15 +139,15 @@ def show_ticket(settings: Settings, ref: str, raw: bool, full: bool = False) -> 
         arrow = "->" if m.direction == Direction.OUT else "<=" if m.kind.startswith("staff") else "<-"
         delivery = delivery_text(outbox, tz, now) if outbox else ""
         stamp = f"{m.stored_at.astimezone(tz):%Y-%m-%d %H:%M}"
-        print(f"\n{arrow} {m.kind} #{m.id} {stamp}  {m.from_email} -> {m.to_emails}{delivery}")
-        print(f"   Subject: {m.subject}")
-        print(f"   Message-ID: <{m.message_id}>")
+        out(f"\n{arrow} {m.kind} #{m.id} {stamp}  {m.from_email} -> {m.to_emails}{delivery}")
+        out(f"   Subject: {m.subject}")
+        out(f"   Message-ID: <{m.message_id}>")
         for line in _attachment_lines(files.get(m.id or 0, [])):
-            print(f"   {line}")
+            out(f"   {line}")
         if raw:
-            print(message_from_bytes(m.raw, policy=policy.compat32).as_string())
+            out(message_from_bytes(m.raw, policy=policy.compat32).as_string())
         else:
-            print("   " + "\n   ".join(_message_text(m, full).splitlines()[:40]))
+            out("   " + "\n   ".join(_message_text(m, full).splitlines()[:40]))
     return 0
 
 
@@ -197,9 +198,9 @@ def search(settings: Settings, words: str, office: str | None, limit: int) -> in
         hits = search_tickets(s, words, office=office, limit=limit)
     for hit in hits:
         closed = f"{hit.closed_at:%Y-%m-%d}" if hit.closed_at else "?"
-        print(f"{hit.ref:<22} closed {closed}  {hit.subject[:70]}")
-        print(f"    {hit.snippet[:160]}")
-    print(f"({len(hits)} closed ticket{'s' if len(hits) != 1 else ''} found for: {words})")
+        out(f"{hit.ref:<22} closed {closed}  {hit.subject[:70]}")
+        out(f"    {hit.snippet[:160]}")
+    out(f"({len(hits)} closed ticket{'s' if len(hits) != 1 else ''} found for: {words})")
     return 0 if hits else 1
 
 
@@ -218,25 +219,25 @@ def explain_sla(settings: Settings, ref: str) -> int:
         clock = ticket_clock(s, ticket.id) if ticket is not None else None
         kind = ticket_kind(s, ticket.id) if ticket is not None else "request"
     if ticket is None or clock is None:
-        print(f"mailer: no ticket {ref}", file=sys.stderr)
+        out(f"mailer: no ticket {ref}", file=sys.stderr)
         return 1
     office = settings.office(ref.split("-")[1])
     now = SystemClock().now()
     start, paused = lifecycle.clock_basis(*clock, now)
     days = office.complaint_sla_working_days if kind == TicketKind.COMPLAINT else office.sla_working_days
     found = sla.deadline(office, start, working_days=days, paused=paused)
-    print(f"{ref}  [{ticket.state}]  {office.name}, {days} hari kerja, {office.time_zone}")
+    out(f"{ref}  [{ticket.state}]  {office.name}, {days} hari kerja, {office.time_zone}")
     if start != clock[0]:
         since = f"{start.astimezone(office.tz):%Y-%m-%d %H:%M %Z}"
-        print(
+        out(
             f"(putaran ke-{lifecycle.clock_round(clock[1])}: waktu dihitung ulang sejak {since}, pemohon "
             "menulis lagi setelah dijawab atau tiket dibuka kembali; pengingat dan eskalasi berlaku "
             "lagi untuk tenggat ini)"
         )
     for line in found.explain():
-        print(line)
+        out(line)
     if ticket.state == TicketState.WAITING:
-        print("(sedang menunggu pemohon: tenggat bergeser selama penundaan)")
+        out("(sedang menunggu pemohon: tenggat bergeser selama penundaan)")
     elif ticket.state != TicketState.OPEN:
-        print(f"(status {ticket.state}: waktu layanan tidak berjalan)")
+        out(f"(status {ticket.state}: waktu layanan tidak berjalan)")
     return 0
