@@ -146,6 +146,8 @@ def prepare() -> None:
     text = (ROOT / "settings.toml").read_text(encoding="utf-8")
     text = text.replace('path = "var/pst-mailer.sqlite3"', f'path = "{DEMO / "pst-mailer.sqlite3"}"')
     text = text.replace('format = "auto"', 'format = "console"')
+    # the loopback Postfix writes no Authentication-Results: officers' mail is taken on its From
+    text = text.replace("require_authentication = true", "require_authentication = false")
     (DEMO / "settings.toml").write_text(text, encoding="utf-8")
     for code in OFFICES:
         os.environ[f"PST_MAIL_PASSWORD_{code}"] = PASSWORD

@@ -410,7 +410,7 @@ BAD_SETTINGS = [
         id="staff-addresses-not-a-list",
     ),
     pytest.param(
-        (("require_authentication = false", "require_authentication = true"),),
+        (('authserv_ids = ["mx.bps.go.id"]', "authserv_ids = []"),),
         None,
         "offices.3571.staff.authserv_ids",
         "require_authentication needs the authserv-id",

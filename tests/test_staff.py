@@ -13,13 +13,14 @@ import structlog
 from sqlalchemy import Engine, select
 
 from mailer.clock import FrozenClock
+from mailer.daemon import open_database
 from mailer.decide import staff
 from mailer.delivery.render import Renderer
 from mailer.intake.parse import parse
 from mailer.model import Address, FetchedMail, Outcome, ParsedMail, Role
 from mailer.operator import cli
 from mailer.pipeline.driver import Pipeline
-from mailer.settings import Settings, StaffSettings
+from mailer.settings import Settings, StaffSettings, load_settings
 from storage import db, messages, tickets
 from storage.tables import MessageRow, OutboxRow, Ticket, TicketEvent
 from tests.conftest import ROOT, make_mail, office_env
@@ -452,3 +453,26 @@ def test_reply_to_a_notice_is_not_the_answer(pipe: Pipeline, engine: Engine, clo
     command_mail(pipe, "pst.notice1@bps.go.id", "Tolong segera dijawab, terima kasih.")
     assert ticket(engine).state == "open"
     assert history(engine) == ["note"]
+
+
+@pytest.mark.parametrize("sender", [OFFICER, "bps3514@bps.go.id"])
+def test_shipped_settings_refuse_forged_staff_commands(
+    tmp_path: Path, clock: FrozenClock, sender: str
+) -> None:
+    """settings.toml as shipped: `#tutup` and `#spam` from an unauthenticated bps.go.id address
+    (or the office's own) close or settle nothing, and a forged answer does not stop the clock."""
+    shipped = load_settings(ROOT / "settings.toml", environ=office_env("pw"))
+    assert all(o.staff.require_authentication and o.staff.authserv_ids for o in shipped.offices)
+    shipped = dataclasses.replace(shipped, database_url=f"sqlite:///{tmp_path / 'pst.sqlite3'}")
+    engine = open_database(shipped, clock)
+    pipe = Pipeline(shipped, engine, Renderer(), clock)
+    mid = request(pipe)
+    ref = ticket(engine).ref
+    for body in (f"#tutup {ref}", f"#spam {ref}"):
+        raw, _ = make_mail(sender, to=OFFICE, subject=f"#tutup {ref}", body=body, headers=reply_to(mid))
+        pipe.process(fetched(raw))
+    answer(pipe, mid)
+    with db.reading(engine) as s:
+        (t,) = [found for found in tickets.list_tickets(s) if found.ref == ref]
+    assert (t.state, t.resolution, t.first_response_at) == ("open", "", None)
+    engine.dispose()

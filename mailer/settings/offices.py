@@ -133,7 +133,7 @@ def _staff(r: TableReader) -> StaffSettings:
     for i, domain in enumerate(domains):
         if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain):
             raise r.fail(f"domains[{i}]", f"not a domain name: {domain!r}")
-    required = r.flag("require_authentication", False)
+    required = r.flag("require_authentication", True)  # safe unless the file says otherwise
     ids = tuple(x.lower() for x in r.strings("authserv_ids"))
     if required and not ids:
         raise r.fail(
