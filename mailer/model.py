@@ -5,11 +5,26 @@ Plain frozen dataclasses: no I/O, no database, safe to build in tests by hand.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from storage.vocabulary import MessageKind
+
+_REF = re.compile(r"\s*PST-(\d{4})-(\d{4})-0*(\d{1,9})\s*", re.IGNORECASE)
+
+
+def ticket_ref(office_code: str, year: int, seq: int) -> str:
+    """A ticket's reference: "PST-3514-2026-00042" (office, year, sequence of the office's year)."""
+    return f"PST-{office_code}-{year}-{seq:05d}"
+
+
+def canonical_ref(text: str) -> str | None:
+    """The reference a person meant: "pst-3514-2026-42 " → "PST-3514-2026-00042"; None when the
+    text is no reference at all."""
+    found = _REF.fullmatch(text)
+    return ticket_ref(found[1], int(found[2]), int(found[3])) if found else None
 
 
 @dataclass(frozen=True, slots=True)

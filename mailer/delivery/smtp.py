@@ -40,6 +40,12 @@ class Submitter:
             raise TransientError(f"cannot connect to SMTP {s.host}:{s.port}: {exc}") from exc
         return smtp
 
+    async def probe(self) -> None:
+        """Connect and log in once, then leave (`mailer check-config --connect`). Raises as
+        `send` would."""
+        smtp = await self._connect()
+        await _quietly_close(smtp)
+
     async def send(self, envelope_from: str, envelope_to: str, raw: bytes) -> str:
         """Submit one mail; returns the server's reply. Raises TransientError or PermanentError."""
         if self._smtp is None or not self._smtp.is_connected:

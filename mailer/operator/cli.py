@@ -20,6 +20,7 @@ from typing import Any
 
 from mailer import log
 from mailer.errors import ConfigError
+from mailer.model import canonical_ref
 from mailer.operator import cli_daemon, cli_managers, cli_operator, cli_tickets
 from mailer.settings import Settings, load_settings
 from storage.vocabulary import ShownOutboxState, TicketState
@@ -51,14 +52,17 @@ def _daemon_commands(sub: Any) -> None:
     once = sub.add_parser("once", help="one full pass: fetch every mailbox, send what is due, exit")
     once.set_defaults(handler=lambda s, a: cli_daemon.run(s, forever=False))
     check = sub.add_parser("check-config", help="validate the settings and exit")
-    check.set_defaults(handler=lambda s, a: cli_daemon.check_config(s))
+    check.add_argument(
+        "--connect", action="store_true", help="also log in to every IMAP and SMTP server; 1 if one fails"
+    )
+    check.set_defaults(handler=lambda s, a: cli_daemon.check_config(s, a.connect))
 
 
 def _ticket_commands(sub: Any) -> None:
     """`tickets`, `show REF`, `search WORDS`, `sla REF` (cli_tickets)."""
     tickets = sub.add_parser("tickets", help="list tickets, newest first")
     tickets.add_argument("--office", help="office code, e.g. 3514")
-    tickets.add_argument("--state", help=" | ".join(TicketState))
+    tickets.add_argument("--state", choices=[state.value for state in TicketState])
     tickets.add_argument("--limit", type=int, default=50)
     tickets.set_defaults(handler=lambda s, a: cli_tickets.list_tickets(s, a.office, a.state, a.limit))
     show = sub.add_parser("show", help="one ticket with its messages")
@@ -156,16 +160,56 @@ def _operator_commands(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     """Run the command in `argv` (default: the process's arguments) and return its exit code.
     `settings`: run with these instead of loading the `--settings` file (tests, embedding)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if settings is None:
         try:
             settings = load_settings(args.settings)
         except ConfigError as exc:
             print(f"mailer: configuration error: {exc}", file=sys.stderr)
             return 2
+    wrong = _wrong_argument(settings, args)
+    if wrong:
+        print(f"mailer {args.command}: {wrong}", file=sys.stderr)
+        return 2
     log.configure(settings.log_format, settings.log_level)
     handler: Handler = args.handler
-    return handler(settings, args)
+    try:
+        code = handler(settings, args)
+        sys.stdout.flush()  # a pipe closed early fails here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # `mailer show … | head`: the reader left; stop quietly (no traceback), as `git log` does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13  # SIGPIPE's exit status
+
+
+def _wrong_argument(settings: Settings, args: argparse.Namespace) -> str:
+    """Why an office, province or ticket reference given is none the desk knows ("" when all
+    are fine); a reference is taken in any case and without its leading zeros
+    (`pst-3514-2026-42`). Rewrites `args.ref` to its canonical form."""
+    offices = sorted(o.code for o in settings.offices)
+    office = getattr(args, "office", None)
+    if office and office not in offices:
+        return f"no office {office} in {settings.file} (valid: {_few(offices)})"
+    provinces = sorted({o.province_code for o in settings.offices})
+    province = getattr(args, "province", None)
+    if province and province not in provinces:
+        return f"no province {province} in {settings.file} (valid: {_few(provinces)})"
+    ref = getattr(args, "ref", None)
+    if ref is not None:
+        canonical = canonical_ref(ref)
+        if canonical is None:
+            return f"{ref!r} is not a ticket reference (like PST-3514-2026-00042)"
+        args.ref = canonical
+    return ""
+
+
+def _few(codes: Sequence[str], shown: int = 12) -> str:
+    """ "3514, 3571" or, for a registry of hundreds, the first dozen and how many more."""
+    more = f" … and {len(codes) - shown} more" if len(codes) > shown else ""
+    return ", ".join(codes[:shown]) + more
 
 
 if __name__ == "__main__":

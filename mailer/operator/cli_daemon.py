@@ -11,8 +11,12 @@ from collections import Counter
 from mailer.settings import Settings
 
 
-def check_config(settings: Settings) -> int:
-    """`mailer check-config`: the settings loaded (a wrong one never gets here), summarised; 0."""
+def check_config(settings: Settings, connect: bool = False) -> int:
+    """`mailer check-config [--connect]`: the settings loaded (a wrong one never gets here),
+    summarised, with a warning for each placeholder value; with `connect`, a login to every
+    server. 0, or 1 when a server failed."""
+    from mailer.operator import probe
+
     print(f"{settings.file}: OK")
     print(f"  database: {settings.database_url.split('@')[-1]}")
     for o in settings.offices:
@@ -21,7 +25,18 @@ def check_config(settings: Settings) -> int:
             f"IMAP {o.imap.tls}://{o.imap.host}:{o.imap.port}/{o.imap.folder}, "
             f"SMTP {o.smtp.tls}://{o.smtp.host}:{o.smtp.port}"
         )
-    return 0
+    for value in probe.placeholders(settings.file):
+        print(f"  warning: placeholder, replace it before real mail goes there: {value}")
+    if not connect:
+        return 0
+    failed = 0
+    for p in probe.connect_all(settings):
+        offices = ", ".join(p.offices)
+        print(f"  {p.kind} {p.where} ({offices}): {'FAILED: ' + p.problem if p.problem else 'OK'}")
+        failed += bool(p.problem)
+    if failed:
+        print(f"{failed} server login{'s' if failed != 1 else ''} failed")
+    return 1 if failed else 0
 
 
 def run(settings: Settings, forever: bool) -> int:

@@ -32,14 +32,6 @@ def _database(settings: Settings) -> Iterator[Engine]:
         engine.dispose()
 
 
-def _unknown_office(settings: Settings, office: str | None) -> bool:
-    """True (said on stderr) when `office` is given and is none of the settings' offices."""
-    if office and office not in {o.code for o in settings.offices}:
-        out(f"mailer: no office {office} in {settings.file}", file=sys.stderr)
-        return True
-    return False
-
-
 def show_status(settings: Settings, office: str | None, as_json: bool) -> int:
     """`mailer status [--json]`: each office at a glance; 1 when something needs attention."""
     import json
@@ -48,8 +40,6 @@ def show_status(settings: Settings, office: str | None, as_json: bool) -> int:
     from mailer.operator import status
     from storage import db
 
-    if _unknown_office(settings, office):
-        return 2
     with _database(settings) as engine, db.reading(engine) as s:
         now = SystemClock().now()
         found = status.collect(s, settings, now, office)
@@ -68,8 +58,6 @@ def list_dead_letters(settings: Settings, office: str | None, resolved: bool) ->
     from storage import db
     from storage.dead_letters import dead_letters
 
-    if _unknown_office(settings, office):
-        return 2
     with _database(settings) as engine, db.reading(engine) as s:
         now = SystemClock().now()
         lines = status.dead_letter_lines(dead_letters(s, office, resolved=resolved), now)
@@ -85,8 +73,6 @@ def show_dead_letter(settings: Settings, office: str | None, dead_id: int, raw: 
     from storage import db
     from storage.dead_letters import dead_letter
 
-    if _unknown_office(settings, office):
-        return 2
     with _database(settings) as engine, db.reading(engine) as s:
         now = SystemClock().now()
         dead = dead_letter(s, dead_id)
@@ -107,8 +93,6 @@ def retry_dead_letters(settings: Settings, office: str | None, dead_id: int | No
     from mailer.clock import SystemClock
     from mailer.operator import repair
 
-    if _unknown_office(settings, office):
-        return 2
     clock = SystemClock()
     with _database(settings) as engine:
         if every:
@@ -125,8 +109,6 @@ def dismiss_dead_letter(settings: Settings, office: str | None, dead_id: int, re
     from mailer.clock import SystemClock
     from mailer.operator import repair
 
-    if _unknown_office(settings, office):
-        return 2
     with _database(settings) as engine:
         ok, said = repair.dismiss_dead_letter(engine, SystemClock(), dead_id, reason)
     out(said)
@@ -141,12 +123,11 @@ def list_deliveries(settings: Settings, office: str | None, state: str | None, l
     from storage.outbox import deliveries
     from storage.vocabulary import ShownOutboxState
 
-    if _unknown_office(settings, office):
-        return 2
     with _database(settings) as engine, db.reading(engine) as s:
         now = SystemClock().now()
         shown = ShownOutboxState(state) if state else None
-        lines = status.delivery_lines(deliveries(s, office, shown, limit), now)
+        zones = {o.code: (o.tz, o.time_zone_label) for o in settings.offices}
+        lines = status.delivery_lines(deliveries(s, office, shown, limit), now, zones)
     out("\n".join(lines))
     return 0
 
@@ -156,8 +137,6 @@ def retry_delivery(settings: Settings, office: str | None, outbox_id: int) -> in
     from mailer.clock import SystemClock
     from mailer.operator import repair
 
-    if _unknown_office(settings, office):
-        return 2
     with _database(settings) as engine:
         ok, said = repair.retry_delivery(engine, SystemClock(), outbox_id)
     out(said)

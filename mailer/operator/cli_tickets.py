@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from mailer.operator.terminal import out
 from mailer.settings import Office, Settings
-from storage.vocabulary import Direction, NoticeLevel, OutboxState, TicketKind, TicketState
+from storage.vocabulary import Direction, MessageKind, NoticeLevel, OutboxState, TicketKind, TicketState
 
 if TYPE_CHECKING:
     from datetime import tzinfo
@@ -177,10 +177,11 @@ def _attachment_lines(files: list[AttachmentRow]) -> list[str]:
 
 
 def _message_text(m: MessageRow, full: bool) -> str:
-    """What a person wrote (the trimmed text), or with `full` the whole decoded text; our own
-    outgoing mail is shown whole."""
+    """What a person wrote (the trimmed text: an officer's answer without the request it
+    quotes), or with `full` the whole decoded text; the desk's own mail is shown whole."""
     body = m.body_text.strip()
-    if full or m.direction == Direction.OUT or m.body_trimmed.strip() == body:
+    ours = m.direction == Direction.OUT and m.kind != MessageKind.STAFF_ANSWER
+    if full or ours or m.body_trimmed.strip() == body:
         return body
     if not m.body_trimmed.strip():
         return "(nothing of their own above the quoted text; --full shows it all)"

@@ -9,8 +9,9 @@ longer than `status.pending_late_after_s` and still not sent.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlmodel import Session
@@ -243,21 +244,25 @@ def dead_letter_detail(d: DeadLetter, now: datetime) -> list[str]:
     return lines
 
 
-def delivery_lines(rows: list[Delivery], now: datetime) -> list[str]:
+def delivery_lines(
+    rows: list[Delivery], now: datetime, zones: Mapping[str, tuple[tzinfo, str]]
+) -> list[str]:
     """`mailer outbox`: one line each (id, office, ticket, kind, to, state, attempts, next
-    attempt or when it ended, last error), then a count."""
+    attempt or when it ended in the office's local time as `mailer tickets` shows it, last
+    error), then a count. `zones`: each office's time zone and its label (WIB); UTC otherwise."""
     lines = [
         f"{'ID':>6} {'OFFICE':<6} {'TICKET':<21} {'KIND':<8} {'STATE':<8} {'TRIES':>5} "
-        f"{'NEXT/DONE (UTC)':<16}  TO / LAST ERROR"
+        f"{'NEXT/DONE (local)':<20}  TO / LAST ERROR"
     ]
     for d in rows:
         sent, failed = d.state == OutboxState.SENT, d.state == OutboxState.FAILED
         when = d.sent_at if sent else d.failed_at if failed else d.next_attempt_at
-        stamp = f"{when:%Y-%m-%d %H:%M}" if when else "-"
+        tz, label = zones.get(d.office_code, (UTC, "UTC"))
+        stamp = f"{when.astimezone(tz):%Y-%m-%d %H:%M} {label}" if when else "-"
         error = f" / {d.last_error.splitlines()[0][:80]}" if d.last_error else ""
         lines.append(
             f"{d.id:>6} {d.office_code:<6} {d.ticket_ref or '-':<21} {d.kind:<8} {d.state:<8} "
-            f"{d.attempts:>5} {stamp:<16}  {d.envelope_to}{error}"
+            f"{d.attempts:>5} {stamp:<20}  {d.envelope_to}{error}"
         )
     lines.append(f"({len(rows)} deliver{'ies' if len(rows) != 1 else 'y'})")
     return lines

@@ -18,6 +18,7 @@ from sqlmodel import Session
 from mailer.decide import lifecycle, rules, sla, staff
 from mailer.decide.threader import normalise_subject, people_on
 from mailer.intake.attachments import attachment_rows
+from mailer.model import ticket_ref
 from mailer.pipeline import complaints
 from mailer.pipeline.context import Attempt, Reading, Setup
 from storage import cursors
@@ -108,7 +109,7 @@ def _staff_kind(read: Reading, tx: Attempt, own: frozenset[str]) -> tuple[Messag
 def _open_ticket(s: Session, read: Reading, tx: Attempt) -> TicketRef:
     office, mail, now = read.office, read.mail, read.now
     year = now.astimezone(office.tz).year
-    ref = f"PST-{office.code}-{year}-{next_ticket_seq(s, office.code, year):05d}"
+    ref = ticket_ref(office.code, year, next_ticket_seq(s, office.code, year))
     requester = rules.acknowledgement_recipient(mail) or ""
     tx.language = rules.language(mail)
     days = office.complaint_sla_working_days if tx.complaint else None
