@@ -2,7 +2,8 @@
 
 The index (migration 0010) is an FTS5 table on SQLite and a tsvector table on PostgreSQL; a
 ticket's subject and what the people wrote (requests, follow-ups, officers' answers and notes)
-are indexed when it closes (storage.tickets.close_ticket, change_ticket).
+are indexed when it closes, whatever closes it (storage.tickets.close_ticket, change_ticket,
+storage.sweeps.close_quiet_ticket; migration 0016 indexed those the sweep closed before).
 """
 
 from __future__ import annotations

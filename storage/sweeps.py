@@ -15,6 +15,7 @@ from sqlalchemy import and_, case, exists, func, insert, or_, select, update
 from sqlmodel import Session, col
 
 from storage.prepared import rowcount, table_of
+from storage.search import index_ticket_text
 from storage.tables import DigestRow, MessageRow, Ticket, TicketNotice
 from storage.vocabulary import Direction, MessageKind, TicketState
 
@@ -226,7 +227,8 @@ def quiet_answered_tickets(s: Session, office: str, cutoff: datetime, limit: int
 
 def close_quiet_ticket(s: Session, ticket_id: int, at: datetime, cutoff: datetime) -> bool:
     """Close a ticket if it is still answered and quiet since `cutoff` (a reply may have come in
-    since it was listed); its resolution is kept. Returns whether it was closed."""
+    since it was listed); its resolution is kept, its text put in the search index. Returns
+    whether it was closed."""
     done = s.execute(
         update(Ticket)
         .where(
@@ -237,4 +239,7 @@ def close_quiet_ticket(s: Session, ticket_id: int, at: datetime, cutoff: datetim
         )
         .values(state=TicketState.CLOSED, state_changed_at=at, closed_at=at)
     )
-    return rowcount(done) == 1
+    if rowcount(done) != 1:
+        return False
+    index_ticket_text(s, ticket_id)
+    return True
