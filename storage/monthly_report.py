@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlmodel import Session, col
 
 from storage.tables import ReportDelivery, Ticket, TicketEvent
@@ -19,6 +19,13 @@ def tickets_received_before(s: Session, office: str, until: datetime) -> list[Ti
         .order_by(col(Ticket.id))
     )
     return list(s.execute(query).scalars())
+
+
+def first_received_at(s: Session, office: str) -> datetime | None:
+    """When the office's first mail that the desk holds was received; None before any."""
+    return s.execute(
+        select(func.min(col(Ticket.received_at))).where(col(Ticket.office_code) == office)
+    ).scalar()
 
 
 def ticket_histories(s: Session, office: str, until: datetime) -> dict[int, list[tuple[datetime, str, str]]]:

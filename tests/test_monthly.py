@@ -224,3 +224,32 @@ def test_cli_send_queues_once_per_recipient(
     out = capsys.readouterr().out
     assert "3514: queued" in out and "3514: already_sent" in out
     assert len(reports(engine)) == 1
+
+
+def test_no_report_for_a_month_before_the_office_s_first_mail(settings: Settings, engine: Engine) -> None:
+    """A desk whose first mail came on 3 Dec mails no November report on 1 Dec (nor later), and
+    on the first working day of January it mails December's."""
+    settings, renderer = with_head(settings), Renderer()
+    clock = FrozenClock(datetime(2026, 12, 1, 2, 0, tzinfo=UTC))  # Tue 1 Dec 09:00 WIB
+    assert monthly.send_due(settings, engine, renderer, clock) == {}
+    with db.transaction(engine) as s:
+        add(s, 1, wib(12, 3, 9))
+    assert monthly.send_due(settings, engine, renderer, clock) == {}
+    assert reports(engine) == []
+    clock.set(datetime(2027, 1, 4, 2, 0, tzinfo=UTC))  # Mon 4 Jan 2027: 1 Jan a holiday, 2-3 a weekend
+    assert monthly.send_due(settings, engine, renderer, clock) == {"report_queued": 1}
+
+
+def test_report_send_of_a_month_before_the_first_mail_says_why(
+    settings: Settings, engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report --send` for October, when the first mail came in November, queues nothing and says why."""
+    settings = dataclasses.replace(
+        with_head(settings), outbox=dataclasses.replace(settings.outbox, enabled=False)
+    )
+    with db.transaction(engine) as s:
+        add(s, 1, wib(11, 2, 9))
+    assert cli.main(["report", "--month", "2026-10", "--office", "3514", "--send"], settings=settings) == 0
+    out = capsys.readouterr().out
+    assert "3514: before_first_mail" in out and "the first on 2026-11-02" in out
+    assert reports(engine) == []

@@ -264,10 +264,13 @@ def queue_report(
     s: Session, renderer: Renderer, settings: Settings, office: Office, month: str, now: datetime
 ) -> tuple[str, str]:
     """Queue one office's report for its head, once per month (the caller's transaction).
-    Returns (result, reason): queued | already_sent | no_head | refused."""
+    Returns (result, reason): queued | already_sent | no_head | before_first_mail | refused."""
     head = office.head
     if not head:
         return "no_head", f"offices.{office.code}.head is not set"
+    early = before_first_mail(s, office, month)
+    if early:
+        return "before_first_mail", early
     if monthly_report.report_delivered(s, month, head, office.code):
         return "already_sent", f"{month} report already sent to {head}"
     own = frozenset(o.email for o in settings.offices)
@@ -283,6 +286,16 @@ def queue_report(
         outbox.defer_outbox(s, outbox_id, opening)
     monthly_report.add_report_delivery(s, month, head, office.code, outbox_id, now)
     return "queued", ""
+
+
+def before_first_mail(s: Session, office: Office, month: str) -> str:
+    """Why there is no report of `month` for the office: the month ended before the first mail
+    the desk holds for it (a desk started in December reports no November); "" otherwise."""
+    first = monthly_report.first_received_at(s, office.code)
+    if first is not None and first < month_bounds(office, month)[1]:
+        return ""
+    seen = f"the first on {first.astimezone(office.tz):%Y-%m-%d}" if first else "none yet"
+    return f"{month} ended before the office's first mail ({seen})"
 
 
 def send(
@@ -310,7 +323,8 @@ def first_working_day(office: Office, day: date) -> bool:
 
 def send_due(settings: Settings, engine: Engine, renderer: Renderer, clock: Clock) -> Counter[str]:
     """The periodic check: on an office's first working day of the month, in office hours,
-    last month's report goes to its head (once: report_deliveries)."""
+    last month's report goes to its head (once: report_deliveries; none for a month that
+    ended before the office's first mail)."""
     now, done = clock.now(), Counter[str]()
     due = []
     for office in settings.offices:
@@ -321,6 +335,8 @@ def send_due(settings: Settings, engine: Engine, renderer: Renderer, clock: Cloc
         with db.reading(engine) as s:
             if monthly_report.report_delivered(s, month, office.head, office.code):
                 continue
+            if before_first_mail(s, office, month):
+                continue  # quietly: this check runs all day on the first working day
         for _, result, _ in send(settings, engine, renderer, clock, month, [office]):
             done[f"report_{result}"] += 1
     return done
