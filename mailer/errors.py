@@ -3,6 +3,8 @@
 - ConfigError: stop the start, say file, key and reason.
 - TransientError: retry later with backoff (server down, timeout, 4xx).
 - PermanentError: record and move on (5xx, refused recipient, a mail that cannot be handled).
+  - LoginRefused: the server refused our login: no mail's fault; the mail waits, the operator
+    is told (`mailer status`), the connection is tried again only after the longest backoff.
 - MailError: one mail broke one step; it goes to the dead letters and the others go on.
 """
 
@@ -33,6 +35,11 @@ class RecipientDeferred(TransientError):
 
 class PermanentError(MailerError):
     """Trying again will not help: the server refused for good (5xx) or the input is unusable."""
+
+
+class LoginRefused(PermanentError):
+    """The server refused the office's login (a wrong password, a locked account): permanent
+    for the connection until someone acts, but no mail's failure."""
 
 
 class MailError(MailerError):

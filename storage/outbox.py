@@ -216,6 +216,16 @@ def mark_retry(s: Session, outbox_id: int, error: str, next_attempt_at: datetime
     )
 
 
+def postpone_outbox(s: Session, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
+    """Make a mail due again at `next_attempt_at` without counting an attempt: it was not the
+    mail that failed (the server refused our login)."""
+    s.execute(
+        update(OutboxRow)
+        .where(col(OutboxRow.id) == outbox_id)
+        .values(state=OutboxState.PENDING, last_error=error, next_attempt_at=next_attempt_at)
+    )
+
+
 def mark_failed(s: Session, outbox_id: int, error: str, now: datetime) -> None:
     """Count a last attempt of a mail and record it failed for good, with why."""
     s.execute(

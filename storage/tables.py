@@ -77,6 +77,19 @@ class MailboxCursor(SQLModel, table=True):
     updated_at: datetime = utc_column()
 
 
+class ConnectionHealth(SQLModel, table=True):
+    """Each connection a daemon keeps for an office, as it last went: a mailbox folder
+    ("imap:inbox", "imap:sent") or its SMTP server ("smtp"). `mailer status` alerts on it."""
+
+    __tablename__ = "connection_health"
+    office_code: str = Field(primary_key=True, foreign_key="offices.code", max_length=8)
+    channel: str = Field(primary_key=True, max_length=40)
+    last_ok_at: datetime | None = utc_column(nullable=True)  # the last session that worked
+    failing_since: datetime | None = utc_column(nullable=True)  # first failure after the last success
+    last_error: str = text_column()
+    last_error_at: datetime | None = utc_column(nullable=True)
+
+
 class TicketCounter(SQLModel, table=True):
     """Last sequence number handed out per office and year (PST-3514-2026-00042)."""
 

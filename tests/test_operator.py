@@ -136,6 +136,9 @@ def test_status_exits_1_when_a_due_mail_is_not_sent(
         "uidvalidity": 7,
         "last_uid": 1,
         "advanced_at": office["mailboxes"][0]["advanced_at"],
+        "worked_at": None,  # ingested by hand: no daemon session noted
+        "failing_since": None,
+        "last_error": None,
     }
 
 

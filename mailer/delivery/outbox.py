@@ -35,9 +35,10 @@ from mailer import log
 from mailer.clock import Clock
 from mailer.decide import quiet
 from mailer.delivery.smtp import Submitter
-from mailer.errors import PermanentError, RecipientDeferred, TransientError
+from mailer.errors import LoginRefused, PermanentError, RecipientDeferred, TransientError
 from mailer.settings import Office, OutboxSettings
-from storage import db, messages, outbox
+from storage import db, health, messages, outbox
+from storage.health import SMTP_CHANNEL
 from storage.outbox import OutboxItem, advance_outbox, hold_outbox, outbox_hindrance, suppress_outbox
 from storage.vocabulary import NOT_TO_ANSWER, Direction, MessageKind, OutboxState, ShownOutboxState
 
@@ -129,6 +130,7 @@ class OutboxSender:
         self.submitters = [Submitter(office.smtp) for _ in range(settings.connections)]
         self.wake = asyncio.Event()
         self._log = logger.bind(office=office.code, mailbox=office.imap.username)
+        self._ok_noted_at: datetime | None = None
 
     def _tx(self, fn: Callable[..., T], *args: Any) -> T:
         with db.transaction(self.engine) as s:
@@ -226,6 +228,13 @@ class OutboxSender:
         )
         try:
             reply = await submitter.send(item.envelope_from, item.envelope_to, item.raw)
+        except LoginRefused as exc:  # not the mail's fault: it waits, uncounted, the operator is told
+            retry_at = self.clock.now() + timedelta(seconds=self.settings.retry_max_s)
+            await self._db(outbox.postpone_outbox, item.id, str(exc), retry_at)
+            await self._db(health.record_failure, self.office.code, SMTP_CHANNEL, str(exc), self.clock.now())
+            self._ok_noted_at = None
+            log.error("smtp_login_refused", reason=str(exc), retry_in_s=self.settings.retry_max_s)
+            return Delivery.RETRY_CONNECTION
         except PermanentError as exc:
             await self._db(outbox.mark_failed, item.id, str(exc), self.clock.now())
             log.error("mail_failed", reason=str(exc), attempts=item.attempts + 1)
@@ -244,7 +253,16 @@ class OutboxSender:
             log.warning("mail_deferred", reason=str(exc), attempts=attempts, retry_in_s=delay)
             return Delivery.DEFERRED if isinstance(exc, RecipientDeferred) else Delivery.RETRY_CONNECTION
         log.info("mail_sent", reply=reply.strip()[:120])  # recorded `sent` by the caller's next commit
+        await self._note_ok()
         return Delivery.SENT
+
+    async def _note_ok(self) -> None:
+        """Note that the SMTP server works (at most once a minute, at once after a failure)."""
+        now = self.clock.now()
+        if self._ok_noted_at is not None and now - self._ok_noted_at < health.NOTE_EVERY:
+            return
+        self._ok_noted_at = now
+        await self._db(health.record_ok, self.office.code, SMTP_CHANNEL, now)
 
     async def _wait(self, stop: asyncio.Event) -> None:
         try:

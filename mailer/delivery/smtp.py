@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import aiosmtplib
 
-from mailer.errors import PermanentError, RecipientDeferred, TransientError
+from mailer.errors import LoginRefused, PermanentError, RecipientDeferred, TransientError
 from mailer.settings import SmtpSettings
 from mailer.tls import tls_context
 
@@ -34,7 +34,7 @@ class Submitter:
                 await smtp.login(s.username, s.password.value)
         except aiosmtplib.SMTPAuthenticationError as exc:
             await _quietly_close(smtp)
-            raise PermanentError(f"SMTP login refused for {s.username}: {exc.code} {exc.message}") from exc
+            raise LoginRefused(f"SMTP login refused for {s.username}: {exc.code} {exc.message}") from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             await _quietly_close(smtp)
             raise TransientError(f"cannot connect to SMTP {s.host}:{s.port}: {exc}") from exc

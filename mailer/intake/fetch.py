@@ -6,6 +6,8 @@ account's Sent folder (officers answering from the shared mailbox); each has its
 The blocking IMAP and database work runs in the mailbox's own worker thread (one connection,
 one thread); the asyncio side only supervises: reconnect with backoff, clean stop. A mailbox
 that fails (bad password, server down) logs why and retries on its own; the others go on.
+Each session's outcome is noted in connection_health (`mailer status` alerts on a mailbox that
+has not worked for a while): a failure at once, a success at most once a minute.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -27,7 +30,7 @@ from mailer.errors import PermanentError
 from mailer.intake.imap import MailboxClient
 from mailer.model import FetchedMail, Outcome, Role
 from mailer.settings import DaemonSettings, Office
-from storage import cursors, db
+from storage import cursors, db, health
 
 logger = log.get(__name__)
 T = TypeVar("T")
@@ -76,6 +79,8 @@ class MailboxWatcher:
         name = f"imap-{office.code}" if role is Role.INBOX else f"imap-{office.code}-{role}"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._log = logger.bind(office=office.code, mailbox=folder)
+        self.channel = f"imap:{role}"
+        self._ok_noted_at: datetime | None = None
 
     # --- blocking work, in the mailbox thread --------------------------------------------
 
@@ -125,7 +130,26 @@ class MailboxWatcher:
                 break
         if uids:
             self._log.info("mailbox_synced", **{str(k): v for k, v in done.items()})
+        self.note_ok()
         return done
+
+    def note_ok(self) -> None:
+        """Note that this mailbox works (written at most once a minute, at once after a failure)."""
+        now = self.clock.now()
+        if self._ok_noted_at is not None and now - self._ok_noted_at < health.NOTE_EVERY:
+            return
+        with db.transaction(self.engine) as s:
+            health.record_ok(s, self.office.code, self.channel, now)
+        self._ok_noted_at = now
+
+    def note_failure(self, reason: str) -> None:
+        """Note why this mailbox failed (kept for `mailer status`; a database down too is only logged)."""
+        self._ok_noted_at = None
+        try:
+            with db.transaction(self.engine) as s:
+                health.record_failure(s, self.office.code, self.channel, reason, self.clock.now())
+        except Exception as exc:  # the database may be the trouble: the log has the reason
+            self._log.warning("health_not_recorded", reason=f"{type(exc).__name__}: {exc}")
 
     def _read_empty(self, uidvalidity: int) -> None:
         """A folder read for the first time (or after a UIDVALIDITY change) and found empty: its
@@ -152,10 +176,13 @@ class MailboxWatcher:
         return await loop.run_in_executor(self._executor, bound)
 
     async def run_once(self) -> Counter[str]:
-        """Connect, catch up, disconnect. Raises what the connection raised."""
+        """Connect, catch up, disconnect. Raises what the connection raised (noted first)."""
         try:
             await self._call(self.connect)
             return await self._call(self.sync)
+        except Exception as exc:
+            await self._call(self.note_failure, f"{type(exc).__name__}: {exc}")
+            raise
         finally:
             await self._call(self.client.close)
             self.caught_up.set()  # caught up or failed: nobody waits on it any longer
@@ -173,13 +200,15 @@ class MailboxWatcher:
                     await self._call(self.sync)
                     self.caught_up.set()
                     await self._call(self.wait)
+                    await self._call(self.note_ok)  # IDLE or NOOP answered: still working
             except PermanentError as exc:
                 self._log.error("mailbox_failed", reason=str(exc), retry_in_s=self.daemon.reconnect_max_s)
+                await self._call(self.note_failure, str(exc))
                 backoff = self.daemon.reconnect_max_s
             except Exception as exc:
-                self._log.warning(
-                    "mailbox_disconnected", reason=f"{type(exc).__name__}: {exc}", retry_in_s=backoff
-                )
+                reason = f"{type(exc).__name__}: {exc}"
+                self._log.warning("mailbox_disconnected", reason=reason, retry_in_s=backoff)
+                await self._call(self.note_failure, reason)
             finally:
                 await self._call(self.client.close)
             if not stop.is_set():

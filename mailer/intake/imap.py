@@ -18,7 +18,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import SENT
 
-from mailer.errors import ConfigError, PermanentError, TransientError
+from mailer.errors import ConfigError, LoginRefused, PermanentError, TransientError
 from mailer.settings import ImapSettings
 from mailer.tls import tls_context
 
@@ -78,7 +78,7 @@ class MailboxClient:
             return self.examine()
         except LoginError as exc:
             _quietly_close(client)
-            raise PermanentError(f"login refused for {s.username}: {_text(exc)}") from exc
+            raise LoginRefused(f"login refused for {s.username}: {_text(exc)}") from exc
         except ssl.SSLError as exc:
             _quietly_close(client)
             raise PermanentError(f"TLS failed with {s.host}:{s.port}: {exc}") from exc

@@ -23,7 +23,7 @@ from mailer.errors import ConfigError
 from mailer.model import canonical_ref
 from mailer.operator import cli_daemon, cli_managers, cli_operator, cli_tickets
 from mailer.settings import Settings, load_settings
-from storage.vocabulary import ShownOutboxState, TicketState
+from storage.vocabulary import MessageKind, ShownOutboxState, TicketState
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 
@@ -152,9 +152,18 @@ def _operator_commands(sub: Any) -> None:
     outbox.add_argument("--limit", type=int, default=50)
     outbox.set_defaults(handler=lambda s, a: cli_operator.list_deliveries(s, a.office, a.state, a.limit))
     outbox_sub = outbox.add_subparsers(dest="action")
-    again = outbox_sub.add_parser("retry", help="put a failed delivery back in the queue (logged)")
-    again.add_argument("id", type=int)
-    again.set_defaults(handler=lambda s, a: cli_operator.retry_delivery(s, a.office, a.id))
+    again = outbox_sub.add_parser("retry", help="put failed deliveries back in the queue (logged)")
+    chosen = again.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("id", type=int, nargs="?")
+    chosen.add_argument("--all", action="store_true", dest="every", help="every one failed since --since")
+    again.add_argument(
+        "--since",
+        help="with --all: failed since this time, ISO 8601, office time if no offset (default: 24 h ago)",
+    )
+    again.add_argument("--kind", choices=[k.value for k in MessageKind], help="with --all: of this kind only")
+    again.set_defaults(
+        handler=lambda s, a: cli_operator.retry_deliveries(s, a.office, a.id, a.every, a.since, a.kind)
+    )
 
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:

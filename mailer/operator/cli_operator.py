@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from mailer.operator.terminal import out
@@ -48,7 +49,7 @@ def show_status(settings: Settings, office: str | None, as_json: bool) -> int:
     else:
         lines = status.text(found, settings, now)
     out("\n".join(lines))
-    return 1 if any(st.attention(settings) for st in found) else 0
+    return 1 if any(st.attention(settings, now) for st in found) else 0
 
 
 def list_dead_letters(settings: Settings, office: str | None, resolved: bool) -> int:
@@ -132,12 +133,50 @@ def list_deliveries(settings: Settings, office: str | None, state: str | None, l
     return 0
 
 
-def retry_delivery(settings: Settings, office: str | None, outbox_id: int) -> int:
-    """`mailer outbox retry ID`: a failed delivery back in the queue; 1 if refused (e.g. sent)."""
+def retry_deliveries(
+    settings: Settings,
+    office: str | None,
+    outbox_id: int | None,
+    every: bool,
+    since: str | None,
+    kind: str | None,
+) -> int:
+    """`mailer outbox retry ID` (1 if refused, e.g. already sent) or `retry --all [--since T]
+    [--kind K]`: every delivery failed since T (default: the last 24 h) back in the queue; 0."""
+    from datetime import timedelta
+
     from mailer.clock import SystemClock
     from mailer.operator import repair
 
+    clock = SystemClock()
     with _database(settings) as engine:
-        ok, said = repair.retry_delivery(engine, SystemClock(), outbox_id)
-    out(said)
-    return 0 if ok else 1
+        if not every:
+            assert outbox_id is not None
+            ok, said = repair.retry_delivery(engine, clock, outbox_id)
+            out(said)
+            return 0 if ok else 1
+        start = clock.now() - timedelta(hours=24)
+        if since:
+            parsed = _when(settings, office, since)
+            if parsed is None:
+                example = "2026-12-04 or 2026-12-04T08:00"
+                out(
+                    f"mailer outbox retry: --since {since!r} is no ISO 8601 time ({example})", file=sys.stderr
+                )
+                return 2
+            start = parsed
+        count, lines = repair.retry_failed_since(engine, clock, start, office, kind)
+    out("\n".join([*lines, f"({count} deliver{'ies' if count != 1 else 'y'} back in the queue)"]))
+    return 0
+
+
+def _when(settings: Settings, office: str | None, text: str) -> datetime | None:
+    """An ISO 8601 time; without an offset, in the office's zone (the first office's without --office)."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if at.tzinfo is None:
+        home = settings.office(office) if office else settings.offices[0]
+        at = at.replace(tzinfo=home.tz)
+    return at

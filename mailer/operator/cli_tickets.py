@@ -105,13 +105,9 @@ def show_ticket(settings: Settings, ref: str, raw: bool, full: bool = False) -> 
         arrow = "opened from" if direction == "from" else "followed by"
         out(f"  link      : {arrow} {other} ({reason.replace('_', ' ')})")
     if t.first_response_at is not None:
-        out(
-            f"  answered  : {t.first_response_at.astimezone(tz):%Y-%m-%d %H:%M %Z} by {t.first_response_by}"
-        )
+        out(f"  answered  : {t.first_response_at.astimezone(tz):%Y-%m-%d %H:%M %Z} by {t.first_response_by}")
     if t.resolution:
-        out(
-            f"  settled   : {t.resolution}" + (f" (last officer {t.last_officer})" if t.last_officer else "")
-        )
+        out(f"  settled   : {t.resolution}" + (f" (last officer {t.last_officer})" if t.last_officer else ""))
     if rated is not None:
         times = f", {rated.count} ratings received, the latest kept" if rated.count > 1 else ""
         when = f"{rated.rated_at.astimezone(tz):%Y-%m-%d %H:%M}"

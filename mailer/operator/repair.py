@@ -25,6 +25,7 @@ import getpass
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -39,8 +40,8 @@ from mailer.settings import Settings
 from storage import db
 from storage.dead_letters import dead_letter, dead_letters, note_dead_letter_retry, resolve_dead_letter
 from storage.messages import stored_mail_ticket
-from storage.outbox import delivery, release_failed_delivery
-from storage.vocabulary import OutboxState
+from storage.outbox import deliveries, delivery, release_failed_delivery
+from storage.vocabulary import OutboxState, ShownOutboxState
 
 logger = log.get(__name__)
 
@@ -168,6 +169,9 @@ def dismiss_dead_letter(engine: Engine, clock: Clock, dead_letter_id: int, reaso
     )
 
 
+RETRY_ALL_AT_MOST = 10_000  # deliveries put back by one `outbox retry --all`
+
+
 def retry_delivery(engine: Engine, clock: Clock, outbox_id: int) -> tuple[bool, str]:
     """Put a failed delivery back in the queue: (done, what to tell the operator)."""
     with db.transaction(engine) as s:
@@ -193,3 +197,15 @@ def retry_delivery(engine: Engine, clock: Clock, outbox_id: int) -> tuple[bool, 
         f"delivery {outbox_id} to {found.envelope_to} is pending again "
         f"(was: {found.last_error or 'failed'}); `mailer run` sends it (or the next `mailer once`)"
     )
+
+
+def retry_failed_since(
+    engine: Engine, clock: Clock, since: datetime, office: str | None, kind: str | None
+) -> tuple[int, list[str]]:
+    """Put back every delivery that failed since `since` (of one office, of one kind: ack,
+    notice, …): (how many, one line each for the operator). A mail sent meanwhile is left."""
+    with db.reading(engine) as s:
+        failed = deliveries(s, office, ShownOutboxState.FAILED, RETRY_ALL_AT_MOST)
+    chosen = [d for d in failed if d.failed_at and d.failed_at >= since and kind in (None, d.kind)]
+    said = [retry_delivery(engine, clock, d.id) for d in sorted(chosen, key=lambda d: d.id)]
+    return sum(ok for ok, _ in said), [line for _, line in said]

@@ -9,8 +9,8 @@ longer than `status.pending_late_after_s` and still not sent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -20,6 +20,7 @@ from mailer.settings import Settings
 from storage import overview
 from storage.cursors import mailbox_cursors
 from storage.dead_letters import DeadLetterLine, dead_letter_counts
+from storage.health import SMTP_CHANNEL, connection_health
 from storage.outbox import Delivery
 from storage.tables import DeadLetter
 from storage.vocabulary import OutboxState, ShownOutboxState, TicketState
@@ -36,6 +37,23 @@ class Mailbox:
     uidvalidity: int | None = None
     last_uid: int | None = None
     advanced_at: datetime | None = None  # when the cursor last moved (a mail was done)
+    health: Health | None = None  # how its sessions went (None: the daemon has not tried it)
+
+
+@dataclass(frozen=True)
+class Health:
+    """A connection's last working session and, while it fails, since when and why."""
+
+    worked_at: datetime | None
+    failing_since: datetime | None
+    error: str
+
+    def line(self, now: datetime) -> str:
+        """ "worked 2m ago" or "FAILING for 1h 5m (worked 3h ago): login refused …"."""
+        worked = f"worked {_age(self.worked_at, now)} ago" if self.worked_at else "never worked"
+        if self.failing_since is None:
+            return worked
+        return f"FAILING for {_age(self.failing_since, now)} ({worked}): {self.error.splitlines()[0][:160]}"
 
 
 @dataclass
@@ -52,10 +70,26 @@ class OfficeStatus:
     dead_letters: int = 0  # not yet resolved
     dead_letters_resolved: int = 0
     tickets: dict[str, int] = field(default_factory=dict)  # state -> count, and "overdue"
+    smtp: Health | None = None  # the SMTP server's sessions (None: nothing sent yet)
 
-    def attention(self, settings: Settings) -> list[str]:
+    def attention(self, settings: Settings, now: datetime) -> list[str]:
         """Why this office needs an operator, one line each ([] when all is well)."""
         found = []
+        silent_s = settings.status.mailbox_silent_after_s
+        for m in self.mailboxes:
+            h = m.health
+            if h is None:
+                continue
+            last = h.worked_at
+            if last is None or (now - last).total_seconds() > silent_s:
+                since = f"for {_age(last, now)}" if last else "ever"
+                why = f": {h.error.splitlines()[0][:160]}" if h.failing_since and h.error else ""
+                found.append(f"mailbox {m.folder} not read {since}{why}")
+        if self.smtp is not None and self.smtp.failing_since is not None:
+            found.append(
+                f"SMTP login refused for {_age(self.smtp.failing_since, now)}, mail waits: "
+                f"{self.smtp.error.splitlines()[0][:160]}"
+            )
         if self.dead_letters:
             found.append(
                 f"{self.dead_letters} dead letter(s) not resolved: mailer dead-letters --office {self.code}"
@@ -84,9 +118,19 @@ def collect(s: Session, settings: Settings, now: datetime, office: str | None = 
         cursors.setdefault(c.office_code, []).append(
             Mailbox(c.folder, c.uidvalidity, c.last_uid, c.updated_at)
         )
+    sessions = {(h.office_code, h.channel): Health(h.last_ok_at, h.failing_since, h.last_error)
+                for h in connection_health(s)}  # fmt: skip
     for o in settings.offices:
         if o.code in found:
-            found[o.code].mailboxes = _mailboxes(o.imap.folder, o.imap.sent_folder, cursors.get(o.code, []))
+            boxes = _mailboxes(o.imap.folder, o.imap.sent_folder, cursors.get(o.code, []))
+            found[o.code].mailboxes = [
+                replace(
+                    m,
+                    health=sessions.get((o.code, "imap:inbox" if m.folder == o.imap.folder else "imap:sent")),
+                )
+                for m in boxes
+            ]
+            found[o.code].smtp = sessions.get((o.code, SMTP_CHANNEL))
     for row in overview.outbox_overview(s, late_before, failed_since):
         st = found.get(row.office_code)
         if st is None:
@@ -142,13 +186,16 @@ def text(statuses: list[OfficeStatus], settings: Settings, now: datetime) -> lis
     for st in statuses:
         lines.append(f"\n{st.code} {st.name}")
         for m in st.mailboxes:
+            session = f"; {m.health.line(now)}" if m.health else ""
             if m.last_uid is None:
-                lines.append(f"  mailbox  {m.folder:<14} not read yet")
+                lines.append(f"  mailbox  {m.folder:<14} not read yet{session}")
             else:
                 lines.append(
                     f"  mailbox  {m.folder:<14} UIDVALIDITY {m.uidvalidity} last UID {m.last_uid}, "
-                    f"advanced {_age(m.advanced_at, now)} ago"
+                    f"advanced {_age(m.advanced_at, now)} ago{session}"
                 )
+        if st.smtp is not None:
+            lines.append(f"  smtp     {st.smtp.line(now)}")
         counts = ", ".join(
             f"{state} {st.outbox[state]}" for state in ShownOutboxState if st.outbox.get(state)
         )
@@ -162,7 +209,7 @@ def text(statuses: list[OfficeStatus], settings: Settings, now: datetime) -> lis
             f"waiting {t.get(TicketState.WAITING, 0)}, answered {t.get(TicketState.ANSWERED, 0)}, "
             f"closed {t.get(TicketState.CLOSED, 0)}"
         )
-    problems = [(st.code, why) for st in statuses for why in st.attention(settings)]
+    problems = [(st.code, why) for st in statuses for why in st.attention(settings, now)]
     lines.append("")
     lines.extend(f"ATTENTION {code}: {why}" for code, why in problems)
     if not problems:
@@ -189,9 +236,11 @@ def as_json(statuses: list[OfficeStatus], settings: Settings, now: datetime) -> 
                     "uidvalidity": m.uidvalidity,
                     "last_uid": m.last_uid,
                     "advanced_at": iso(m.advanced_at),
+                    **_health_json(m.health, iso),
                 }
                 for m in st.mailboxes
             ],
+            "smtp": _health_json(st.smtp, iso),
             "outbox": {state: st.outbox.get(state, 0) for state in ShownOutboxState},
             "oldest_waiting_age_s": age_s(st.oldest_waiting_at),
             "late": st.late,
@@ -199,11 +248,22 @@ def as_json(statuses: list[OfficeStatus], settings: Settings, now: datetime) -> 
             "dead_letters": st.dead_letters,
             "dead_letters_resolved": st.dead_letters_resolved,
             "tickets": {k: st.tickets.get(k, 0) for k in TICKET_COUNTS},
-            "attention": st.attention(settings),
+            "attention": st.attention(settings, now),
         }
         for st in statuses
     ]
     return {"at": now.isoformat(), "ok": not any(o["attention"] for o in offices), "offices": offices}
+
+
+def _health_json(h: Health | None, iso: Callable[[datetime | None], str | None]) -> dict[str, Any]:
+    """{"worked_at", "failing_since", "last_error"} (all None before the daemon tried)."""
+    if h is None:
+        return {"worked_at": None, "failing_since": None, "last_error": None}
+    return {
+        "worked_at": iso(h.worked_at),
+        "failing_since": iso(h.failing_since),
+        "last_error": h.error or None,
+    }
 
 
 def dead_letter_lines(rows: list[DeadLetterLine], now: datetime) -> list[str]:
@@ -244,9 +304,7 @@ def dead_letter_detail(d: DeadLetter, now: datetime) -> list[str]:
     return lines
 
 
-def delivery_lines(
-    rows: list[Delivery], now: datetime, zones: Mapping[str, tuple[tzinfo, str]]
-) -> list[str]:
+def delivery_lines(rows: list[Delivery], now: datetime, zones: Mapping[str, tuple[tzinfo, str]]) -> list[str]:
     """`mailer outbox`: one line each (id, office, ticket, kind, to, state, attempts, next
     attempt or when it ended in the office's local time as `mailer tickets` shows it, last
     error), then a count. `zones`: each office's time zone and its label (WIB); UTC otherwise."""

@@ -88,12 +88,13 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
     offices = read_closing(root.table("closing", required=False), offices_table, offices)
     check_unique(offices_table, offices)
     provinces = read_province_heads(root.table("provinces"), provinces)
+    daemon = read_daemon(root.table("daemon", required=False))
     settings = Settings(
         file=file,
         database_url=_database_url(storage, file.parent),
         log_format=log.choice("format", ("auto", "json", "console"), "auto"),
         log_level=log.choice("level", ("debug", "info", "warning", "error"), "info"),
-        daemon=read_daemon(root.table("daemon", required=False)),
+        daemon=daemon,
         outbox=read_outbox(root.table("outbox", required=False)),
         offices=offices,
         provinces=provinces,
@@ -105,7 +106,7 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
         national=read_national(root.table("national", required=False)),
         calendar=calendar,
         report=read_report(root.table("report", required=False)),
-        status=read_status(root.table("status", required=False)),
+        status=read_status(root.table("status", required=False), daemon),
     )
     for reader in (storage, log, offices_table, root):
         reader.done()

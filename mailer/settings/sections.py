@@ -84,6 +84,8 @@ class StatusSettings:
 
     pending_late_after_s: float = 1800.0  # a mail due this long and still not sent: the sender is stuck
     failed_within_h: float = 24.0  # a delivery that failed for good within this many hours
+    # a mailbox whose last working session is older than this (or failing this long)
+    mailbox_silent_after_s: float = 1800.0
 
 
 def read_daemon(r: TableReader) -> DaemonSettings:
@@ -175,5 +177,15 @@ def read_report(r: TableReader) -> ReportSettings:
     return r.fill(ReportSettings)
 
 
-def read_status(r: TableReader) -> StatusSettings:
-    return r.fill(StatusSettings)
+def read_status(r: TableReader, daemon: DaemonSettings) -> StatusSettings:
+    """[status]; a working mailbox notes itself after every IDLE round or poll, so it is not
+    "silent" before the longest of those and a minute more have passed."""
+    silent = r.number("mailbox_silent_after_s", StatusSettings.mailbox_silent_after_s)
+    least = max(daemon.idle_timeout_s, daemon.poll_interval_s) + 60
+    if silent < least:
+        raise r.fail(
+            "mailbox_silent_after_s",
+            f"must be at least daemon.idle_timeout_s / poll_interval_s + 60 ({least:g} s), "
+            f"or a working mailbox would look silent; got {silent:g}",
+        )
+    return r.fill(StatusSettings, mailbox_silent_after_s=silent)
