@@ -12,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # The versions installed are those of constraints.txt (what the tests passed with), within the
 # ranges of pyproject.toml; scripts/lock.sh says how to move to newer ones and rewrites the file.
-if ! .venv/bin/python -c "import mailer.operator.cli, imapclient, aiosmtplib, sqlmodel, alembic, structlog, babel, holidays, authres, tnefparse, compressed_rtf, striprtf, pytest, pytest_timeout" 2>/dev/null \
+if ! .venv/bin/python -c "import mailer.operator.cli, prometheus_client, imapclient, aiosmtplib, sqlmodel, alembic, structlog, babel, holidays, authres, tnefparse, compressed_rtf, striprtf, pytest, pytest_timeout" 2>/dev/null \
    || [ pyproject.toml -nt .venv/.installed ] || [ constraints.txt -nt .venv/.installed ]; then
     echo "setup: installing the project into .venv" >&2
     PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt)
@@ -21,6 +21,13 @@ if ! .venv/bin/python -c "import mailer.operator.cli, imapclient, aiosmtplib, sq
     touch .venv/.installed
 fi
 bash scripts/mailstack.sh install >&2
+# systemd-analyze: tests/test_exporter.py verifies the units in scripts/systemd/.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    echo "setup: installing systemd (systemd-analyze checks the unit files)" >&2
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get install -y --no-install-recommends systemd >&2 \
+        || { $SUDO apt-get update >&2 && $SUDO apt-get install -y --no-install-recommends systemd >&2; }
+fi
 # Headless Chromium: tests open the monthly report's HTML page in it (tests/test_monthly_browser.py).
 if ! command -v chromium >/dev/null 2>&1; then
     echo "setup: installing chromium (headless browser for the report test)" >&2

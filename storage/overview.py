@@ -15,7 +15,7 @@ from storage.prepared import table_of
 from storage.tables import DeadLetter, MessageRow, OutboxRow, Ticket
 from storage.vocabulary import OutboxState, TicketState
 
-_O, _T = table_of(OutboxRow), table_of(Ticket)
+_O, _T, _M = table_of(OutboxRow), table_of(Ticket), table_of(MessageRow)
 
 
 def counts(s: Session) -> dict[str, int]:
@@ -63,6 +63,18 @@ def outbox_overview(s: Session, late_before: datetime, failed_since: datetime) -
         OutboxCount(str(o), str(st), int(n), old, int(late or 0), int(failed or 0))
         for o, st, n, old, late, failed in rows
     ]
+
+
+def outbox_by_kind(s: Session) -> list[tuple[str, str, str, int]]:
+    """(office, kind, shown state, count) of every outbox row: acknowledgements sent, deferred,
+    failed… for the metrics endpoint."""
+    shown = SHOWN_STATE.label("shown")
+    rows = s.connection().execute(
+        select(_O.c.office_code, _M.c.kind, shown, func.count())
+        .join(_M, _M.c.id == _O.c.message_pk)
+        .group_by(_O.c.office_code, _M.c.kind, shown)
+    )
+    return [(str(o), str(k), str(st), int(n)) for o, k, st, n in rows]
 
 
 def ticket_overview(s: Session, now: datetime) -> dict[str, dict[str, int]]:

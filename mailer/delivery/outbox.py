@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from mailer import log
+from mailer import log, metrics
 from mailer.clock import Clock
 from mailer.decide import quiet
 from mailer.delivery.smtp import Submitter
@@ -187,6 +187,8 @@ class OutboxSender:
         done: Counter[str] = Counter()
         for counts in await asyncio.gather(*lanes):
             done.update(counts)
+        for result, n in done.items():
+            metrics.DELIVERIES.labels(self.office.code, result).inc(n)
         return done
 
     async def _lane(

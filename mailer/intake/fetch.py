@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 import structlog
 from sqlalchemy import Engine
 
-from mailer import log
+from mailer import log, metrics
 from mailer.clock import Clock
 from mailer.errors import PermanentError
 from mailer.intake.imap import MailboxClient
@@ -124,6 +124,7 @@ class MailboxWatcher:
             for group in _chunks(fetched, COMMIT_EVERY):
                 outcomes = self.pipeline.process_batch(group)
                 done.update(outcomes)
+                _count(office.code, self.role, outcomes)
                 if Outcome.TICKET_CREATED in outcomes or Outcome.FOLLOWUP in outcomes:
                     self.on_queued(office.code)  # committed: the sender may go (an ack, a complaint's)
             if self.stopping.is_set():
@@ -222,6 +223,15 @@ class MailboxWatcher:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True)
+
+
+def _count(office: str, role: Role, outcomes: list[Outcome]) -> None:
+    """The metrics endpoint's counters: mails by outcome, tickets opened."""
+    for outcome, n in Counter(outcomes).items():
+        metrics.MAILS_FETCHED.labels(office, role, outcome).inc(n)
+    opened = outcomes.count(Outcome.TICKET_CREATED)
+    if opened:
+        metrics.TICKETS_OPENED.labels(office).inc(opened)
 
 
 async def _first(*events: asyncio.Event) -> None:

@@ -62,9 +62,16 @@ async def _run(settings: Settings, forever: bool) -> int:
         for code, error in report.errors.items():
             print(f"{code}: FAILED {error}", file=sys.stderr)
         return 1 if report.errors else 0
+    from mailer.operator import exporter
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await daemon.run_forever(stop)
+    metrics = exporter.serve(settings, daemon.clock)  # after the migration Daemon() ran
+    try:
+        await daemon.run_forever(stop)
+    finally:
+        if metrics is not None:
+            metrics.close()
     return 0

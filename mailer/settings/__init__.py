@@ -9,7 +9,7 @@ wrong setting stops the start before any mailbox is touched. Where each table is
     levels.py        [provinces.CODE], [national]: the heads above the offices
     working_time.py  every [….hours]; [calendar], [offices.CODE.calendar]
     sections.py      [daemon], [outbox], [threading], [acknowledgement], [attachments],
-                     [escalation], [digest], [report], [status]
+                     [escalation], [digest], [report], [status], [metrics]
     reader.py        `TableReader`: typed access to one table, with the file/key/reason errors
 """
 
@@ -22,6 +22,7 @@ from mailer.settings.sections import (
     DaemonSettings,
     DigestSettings,
     EscalationSettings,
+    MetricsSettings,
     OutboxSettings,
     ReportSettings,
     StatusSettings,
@@ -39,6 +40,7 @@ __all__ = [
     "DigestSettings",
     "EscalationSettings",
     "ImapSettings",
+    "MetricsSettings",
     "NationalLevel",
     "Office",
     "OfficeHours",

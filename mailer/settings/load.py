@@ -22,6 +22,7 @@ from mailer.settings.sections import (
     DaemonSettings,
     DigestSettings,
     EscalationSettings,
+    MetricsSettings,
     OutboxSettings,
     ReportSettings,
     StatusSettings,
@@ -31,6 +32,7 @@ from mailer.settings.sections import (
     read_daemon,
     read_digest,
     read_escalation,
+    read_metrics,
     read_outbox,
     read_report,
     read_status,
@@ -59,6 +61,7 @@ class Settings:
     calendar: CalendarSettings = field(default_factory=CalendarSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
     status: StatusSettings = field(default_factory=StatusSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     def office(self, code: str) -> Office:
         for office in self.offices:
@@ -107,6 +110,7 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
         calendar=calendar,
         report=read_report(root.table("report", required=False)),
         status=read_status(root.table("status", required=False), daemon),
+        metrics=read_metrics(root.table("metrics", required=False)),
     )
     for reader in (storage, log, offices_table, root):
         reader.done()

@@ -88,6 +88,31 @@ class StatusSettings:
     mailbox_silent_after_s: float = 1800.0
 
 
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Where `mailer run` serves its Prometheus metrics (`[metrics] listen`); off when empty."""
+
+    host: str = ""
+    port: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+def read_metrics(r: TableReader) -> MetricsSettings:
+    """[metrics] listen = "127.0.0.1:9464" (host or [IPv6]:port), or "" for none."""
+    listen = r.text("listen", "")
+    r.done()
+    if not listen:
+        return MetricsSettings()
+    host, sep, port = listen.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise r.fail("listen", f'must be "host:port" (e.g. "127.0.0.1:9464") or "", got {listen!r}')
+    return MetricsSettings(host, int(port))
+
+
 def read_daemon(r: TableReader) -> DaemonSettings:
     d = DaemonSettings()
     idle = r.number("idle_timeout_s", d.idle_timeout_s)

@@ -21,7 +21,7 @@ from datetime import date, datetime
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from mailer import log
+from mailer import log, metrics
 from mailer.clock import Clock
 from mailer.delivery.outbox import enqueue
 from mailer.delivery.render import Renderer
@@ -60,12 +60,13 @@ class Sweeper:
     def run_once(self) -> SweepReport:
         """One sweep at the clock's time: notices, then digests."""
         now, report = self.clock.now(), SweepReport()
-        plan = escalate.plan(self.settings, now)
-        report.held = len(plan.held)
-        for level, rungs in sorted(plan.due.items()):
-            with db.transaction(self.engine) as s:
-                self._notices(s, level, rungs, now, report)
-        self._digests(now, report)
+        with metrics.SWEEP_SECONDS.time():
+            plan = escalate.plan(self.settings, now)
+            report.held = len(plan.held)
+            for level, rungs in sorted(plan.due.items()):
+                with db.transaction(self.engine) as s:
+                    self._notices(s, level, rungs, now, report)
+            self._digests(now, report)
         return report
 
     def _notices(
