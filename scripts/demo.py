@@ -149,6 +149,8 @@ def prepare() -> None:
     # the loopback Postfix writes no Authentication-Results: officers' mail is taken on its From
     text = text.replace("require_authentication = true", "require_authentication = false")
     (DEMO / "settings.toml").write_text(text, encoding="utf-8")
+    os.environ["PST_MAIL_PASSWORD_3571_PENGADUAN"] = PASSWORD  # Kediri's complaint mailbox
+    clear("ipds3571@bps.go.id")
     for code in OFFICES:
         os.environ[f"PST_MAIL_PASSWORD_{code}"] = PASSWORD
         clear(f"bps{code}@bps.go.id")

@@ -85,7 +85,10 @@ def collect(s: Session, settings: Settings, now: datetime, office: str | None = 
         )
     for o in settings.offices:
         if o.code in found:
-            found[o.code].mailboxes = _mailboxes(o.imap.folder, o.imap.sent_folder, cursors.get(o.code, []))
+            box = o.complaint_mailbox.key if o.complaint_mailbox else ""
+            found[o.code].mailboxes = _mailboxes(
+                o.imap.folder, o.imap.sent_folder, box, cursors.get(o.code, [])
+            )
     for row in overview.outbox_overview(s, late_before, failed_since):
         st = found.get(row.office_code)
         if st is None:
@@ -108,14 +111,17 @@ def collect(s: Session, settings: Settings, now: datetime, office: str | None = 
     return list(found.values())
 
 
-def _mailboxes(inbox: str, sent: str, stored: list[Mailbox]) -> list[Mailbox]:
-    """The INBOX first, then the other stored cursors (the Sent folder, found by its flag); a
-    watched folder with no cursor yet is listed empty."""
-    ordered = sorted(stored, key=lambda m: (m.folder != inbox, m.folder))
+def _mailboxes(inbox: str, sent: str, complaints: str, stored: list[Mailbox]) -> list[Mailbox]:
+    """The INBOX first, then the other stored cursors (the Sent folder, found by its flag; the
+    complaint mailbox, `address/folder`); a watched folder with no cursor yet is listed empty."""
+    ordered = sorted(stored, key=lambda m: (m.folder != inbox, m.folder == complaints, m.folder))
     if not any(m.folder == inbox for m in stored):
         ordered.insert(0, Mailbox(inbox))
-    if sent and len(ordered) < 2:
-        ordered.append(Mailbox("Sent (auto)" if sent == "auto" else sent))
+    others = [m for m in ordered if m.folder not in (inbox, complaints)]
+    if sent and not others:
+        ordered.insert(1, Mailbox("Sent (auto)" if sent == "auto" else sent))
+    if complaints and not any(m.folder == complaints for m in stored):
+        ordered.append(Mailbox(complaints))
     return ordered
 
 

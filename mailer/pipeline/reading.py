@@ -10,8 +10,9 @@ steps inside the transaction read it, never change it).
 - classify: the rules' verdict (request, auto-reply, bounce, list, our own, feedback).
 - identify: an officer's mail (Sent folder, office account, staff address), and its command.
 - report: what a bounce or an abuse report says about which of our mails.
-- complaint: a person's mail that complains about the service (complaint.py has the rule);
-  it opens a ticket of kind "complaint", or turns its conversation into one (complaints.py).
+- complaint: a person's mail that complains about the service (complaint.py has the rule),
+  or any person's mail found in the office's complaint mailbox; it opens a ticket of kind
+  "complaint", or turns its conversation into one (complaints.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mailer.decide.threader import outlook_hints
 from mailer.decide.trim import trim
 from mailer.intake import bounces
 from mailer.intake.parse import parse
-from mailer.model import ParsedMail
+from mailer.model import ParsedMail, Role
 from mailer.pipeline.context import Reading, Setup
 from storage.vocabulary import MessageKind
 
@@ -90,4 +91,7 @@ def step_complaint(p: Setup, read: Reading) -> Reading:
         return read
     if read.decision.spam:
         return read  # spam in complaint words is not forwarded to the head of office
+    box = read.office.complaint_mailbox
+    if read.fetched.role is Role.COMPLAINT and box is not None:
+        return replace(read, complaint=complaint.MAILBOX_RULE.format(box.email))
     return replace(read, complaint=complaint.reason(read.mail, read.office.complaint_addresses))
