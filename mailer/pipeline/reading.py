@@ -8,7 +8,8 @@ steps inside the transaction read it, never change it).
 - parse: the MIME mail, its digest, its dedupe key, Outlook's conversation headers.
 - trim: what the person wrote, without quoted history and signature.
 - classify: the rules' verdict (request, auto-reply, bounce, list, our own, feedback).
-- identify: an officer's mail (Sent folder, office account, staff address), and its command.
+- identify: an officer's mail (Sent folder, office account, staff address), and its command;
+  a command in a staff-looking mail that is not authenticated, kept to be refused (refusal.py).
 - report: what a bounce or an abuse report says about which of our mails.
 - complaint: a person's mail that complains about the service (complaint.py has the rule),
   or any person's mail found in the office's complaint mailbox; it opens a ticket of kind
@@ -71,8 +72,11 @@ def step_identify(p: Setup, read: Reading) -> Reading:
     fetched = read.fetched
     officer, why = staff.identify(read.mail, fetched.raw, read.office, fetched.role, p.own_addresses)
     warnings: tuple[str, ...] = (*read.warnings, why) if why else read.warnings
+    if officer is None and why:  # staff-looking, not authenticated: a command in it is not obeyed
+        unverified, _ = staff.command(read.mail, p.own_addresses)
+        return replace(read, warnings=warnings, unverified_command=unverified)
     if officer is None:
-        return replace(read, warnings=warnings) if why else read
+        return read
     command, why = staff.command(read.mail, p.own_addresses)
     return replace(read, officer=officer, command=command, warnings=(*warnings, why) if why else warnings)
 
