@@ -135,3 +135,34 @@ def test_status_lists_the_complaint_mailbox(settings: Settings, clock: FrozenClo
     mine = [line for line in after if f"{COMPLAINT_MAILBOX}/INBOX" in line]
     assert len(mine) == 1 and "UIDVALIDITY" in mine[0] and "last UID" in mine[0]
     assert any("mailbox  INBOX" in line for line in after)
+
+
+def test_answer_from_the_complaint_account_answers_the_complaint(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    """An officer answering a complaint from the complaint mailbox's own account, with the office
+    in Cc, answers the ticket (its address is the office's own); nothing more goes to the person."""
+    who = requester()
+    raw, mid = make_mail(who, to=COMPLAINT_MAILBOX, subject="Pelayanan lambat", body=PLAIN)
+    mailstack.send(raw, who, [COMPLAINT_MAILBOX])
+    mailstack.wait_for(COMPLAINT_MAILBOX, 1)
+    one_pass(settings, clock)
+    mailstack.wait_for(who, 1)
+    answer, _ = make_mail(
+        COMPLAINT_MAILBOX,
+        to=who,
+        subject="Re: Pelayanan lambat",
+        body="Mohon maaf atas keterlambatannya; jadwal konsultasi Selasa pukul 09.00.",
+        headers=(("Cc", OFFICE), ("In-Reply-To", f"<{mid}>"), ("References", f"<{mid}>")),
+    )
+    mailstack.send(answer, COMPLAINT_MAILBOX, [who, OFFICE])
+    mailstack.wait_for(OFFICE, 1)
+    clock.advance(timedelta(hours=1))
+    one_pass(settings, clock)
+    ticket = only_ticket(settings)
+    assert (ticket.kind, ticket.state, ticket.first_response_by) == (
+        "complaint",
+        "answered",
+        COMPLAINT_MAILBOX,
+    )
+    assert len(mailstack.wait_for(who, 2)) == 2  # the complaint ack and the answer
