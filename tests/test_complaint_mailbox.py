@@ -13,12 +13,19 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from mailer.clock import FrozenClock
 from mailer.daemon import Daemon, open_database
-from mailer.operator import status
+from mailer.delivery.render import Renderer
+from mailer.model import FetchedMail, Outcome, ParsedMail, Role
+from mailer.operator import repair, status
+from mailer.pipeline import reading
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from storage import db
+from storage.cursors import get_cursor
+from storage.tables import DeadLetter
 from tests import mailstack
 from tests.conftest import COMPLAINT_MAILBOX, make_mail, one_pass, only_ticket, project_settings, requester
 
@@ -166,3 +173,29 @@ def test_answer_from_the_complaint_account_answers_the_complaint(
         COMPLAINT_MAILBOX,
     )
     assert len(mailstack.wait_for(who, 2)) == 2  # the complaint ack and the answer
+
+
+def test_dead_letter_of_the_complaint_mailbox_is_retried_as_a_complaint(
+    settings: Settings, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mail of the complaint mailbox that broke a step is kept under `ipds3571@bps.go.id/INBOX`;
+    `dead-letters retry` runs it again as the complaint mailbox's: a complaint ticket."""
+    engine = open_database(settings, clock)
+    pipe = Pipeline(settings, engine, Renderer(), clock)
+    raw, _ = make_mail(requester(), to=COMPLAINT_MAILBOX, subject="Jadwal", body=PLAIN)
+    real_parse = reading.parse
+
+    def broken(data: bytes) -> ParsedMail:
+        raise ValueError("simulated parser failure")
+
+    monkeypatch.setattr(reading, "parse", broken)
+    box = f"{COMPLAINT_MAILBOX}/INBOX"
+    assert pipe.process(FetchedMail("3571", box, 7, 1, raw, None, Role.COMPLAINT)) is Outcome.DEAD_LETTER
+    monkeypatch.setattr(reading, "parse", real_parse)
+    with db.reading(engine) as s:
+        (dead,) = s.execute(select(DeadLetter)).scalars()
+        assert get_cursor(s, "3571", box) == (7, 1) and get_cursor(s, "3571", "INBOX") is None
+    assert dead.folder == box and dead.id is not None
+    assert repair.retry_dead_letter(settings, engine, clock, dead.id).result == "resolved"
+    engine.dispose()
+    assert only_ticket(settings).kind == "complaint"
