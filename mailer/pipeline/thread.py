@@ -53,11 +53,9 @@ def step_thread(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
         tx.refused_for = match.ticket if match else _pasted_ticket(s, read)
         return
     if match is None and tx.officer is not None:  # officers may paste the reference anywhere
-        for ref in staff.ticket_refs(mail):
-            found = ticket_by_ref(s, ref, office=read.office.code)
-            if found is not None:
-                tx.match = match = ThreadMatch(found, "ticket_ref_in_text")
-                break
+        pasted = _pasted_ticket(s, read)
+        if pasted is not None:
+            tx.match = match = ThreadMatch(pasted, "ticket_ref_in_text")
     if match is None:
         if tx.officer is not None and read.fetched.role is Role.INBOX and tx.officer.how.startswith("staff"):
             tx.officer, tx.command = None, None  # a colleague's new question: a request like anyone's
