@@ -66,7 +66,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=2000)
     args = parser.parse_args()
-    env = {**os.environ, **{f"PST_MAIL_PASSWORD_{c}": "x" for c in ("3571", "3576", "3514", "8205", "1808")}}
+    env = {
+        **os.environ,
+        **{f"PST_MAIL_PASSWORD_{c}": "x" for c in ("3571", "3576", "3514", "8205", "1808", "3571_PENGADUAN")},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         settings = dataclasses.replace(
             load_settings(ROOT / "settings.toml", environ=env), database_url=f"sqlite:///{tmp}/b.sqlite3"

@@ -173,7 +173,7 @@ def bench_settings(stack: Stack, db_path: str, sending: bool) -> Any:
     data = tomllib.loads(SETTINGS.read_text(encoding="utf-8"))
     env = dict(os.environ)
     for code, office in data.get("offices", {}).items():
-        for part in ("imap", "smtp"):
+        for part in ("imap", "smtp", "complaint_mailbox"):
             name = office.get(part, {}).get("password_env")
             if name:
                 env[name] = stack.password
@@ -181,7 +181,13 @@ def bench_settings(stack: Stack, db_path: str, sending: bool) -> Any:
     settings = load_settings(SETTINGS, environ=env)
     r = dataclasses.replace
     offices = tuple(
-        r(o, imap=r(o.imap, port=stack.imap_port), smtp=r(o.smtp, port=stack.smtp_port))
+        r(
+            o,
+            imap=r(o.imap, port=stack.imap_port),
+            smtp=r(o.smtp, port=stack.smtp_port),
+            complaint_mailbox=o.complaint_mailbox
+            and r(o.complaint_mailbox, imap=r(o.complaint_mailbox.imap, port=stack.imap_port)),
+        )
         if o.imap.host == stack.host and o.imap.tls == "plain"
         else o
         for o in settings.offices

@@ -54,7 +54,10 @@ BODY = (
 
 
 def bench_settings(path: Path, offices: int) -> Settings:
-    env = {**os.environ, **{f"PST_MAIL_PASSWORD_{c}": "x" for c in ("3571", "3576", "3514", "8205", "1808")}}
+    env = {
+        **os.environ,
+        **{f"PST_MAIL_PASSWORD_{c}": "x" for c in ("3571", "3576", "3514", "8205", "1808", "3571_PENGADUAN")},
+    }
     shipped = load_settings(ROOT / "settings.toml", environ=env)
     base_provinces = list(shipped.provinces.values())
     provinces = {}

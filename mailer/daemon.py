@@ -1,4 +1,5 @@
-"""The daemon: one supervised watcher per office mailbox and one outbox sender per office.
+"""The daemon: one supervised watcher per office mailbox (INBOX, Sent folder, complaint mailbox)
+and one outbox sender per office.
 
 `run_once()` does one full pass and returns what it did (cron, tests); `run_forever()` is
 the same parts left running until a stop is asked for (SIGTERM/SIGINT in the CLI).
@@ -27,6 +28,9 @@ from mailer.timed.sweep import Sweeper, SweepReport
 from storage import db, offices
 
 logger = log.get(__name__)
+# The order of a pass: the public's mail (the INBOX, the complaint mailbox) side by side, then
+# the Sent folders, so that an answer finds the request it answers already on a ticket.
+_PASS_ORDER = ((Role.INBOX, Role.COMPLAINT), (Role.SENT,))
 # The mailbox threads parse and store (CPU) while the event loop talks SMTP (I/O): a shorter GIL
 # switch interval than the default 5 ms lets the sender answer the server without waiting.
 GIL_SWITCH_INTERVAL_S = 0.0005
@@ -82,8 +86,10 @@ class Daemon:
                 o, settings.daemon, self.engine, self.pipeline, self.clock, self._queued, role
             )
             for o in settings.offices
-            for role in (Role.INBOX, Role.SENT)
-            if role is Role.INBOX or o.imap.sent_folder
+            for role in (Role.INBOX, Role.COMPLAINT, Role.SENT)
+            if role is Role.INBOX
+            or (role is Role.SENT and o.imap.sent_folder)
+            or (role is Role.COMPLAINT and o.complaint_mailbox is not None)
         }
         for (code, role), watcher in self.watchers.items():
             if role is Role.SENT:
@@ -114,10 +120,13 @@ class Daemon:
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         report = PassReport()
         results: list[Counter[str] | BaseException] = []
-        for role in (Role.INBOX, Role.SENT):  # answers after the requests they answer
-            watchers = [w for (_, r), w in self.watchers.items() if r is role]
-            results += await asyncio.gather(*(w.run_once() for w in watchers), return_exceptions=True)
-        keys = [k for role in (Role.INBOX, Role.SENT) for k in self.watchers if k[1] is role]
+        keys: list[tuple[str, Role]] = []
+        for roles in _PASS_ORDER:  # answers after the requests (and complaints) they answer
+            group = [k for k in self.watchers if k[1] in roles]
+            keys += group
+            results += await asyncio.gather(
+                *(self.watchers[k].run_once() for k in group), return_exceptions=True
+            )
         for (code, role), result in zip(keys, results, strict=True):
             if isinstance(result, BaseException):
                 reason = f"{type(result).__name__}: {result}"

@@ -53,10 +53,11 @@ class Attachment:
 
 
 class Role(StrEnum):
-    """Which folder of the office account a mail was found in."""
+    """Which folder of the office's accounts a mail was found in."""
 
     INBOX = "inbox"  # the folder the public writes to
     SENT = "sent"  # the account's sent mail: officers answering from the shared mailbox
+    COMPLAINT = "complaint"  # the office's complaint mailbox (its own account): every mail a complaint
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,15 @@ REQUESTS = [
         {},
     ),
     (
+        "Sri Wahyuni",
+        "sri.wahyuni@example.com",
+        "ipds3571@bps.go.id",  # Kediri's complaint mailbox: whatever the mail says, a complaint
+        "Belum ada kabar",
+        "Selamat pagi,\n\nSaya menunggu data inflasi Kota Kediri sejak minggu lalu dan belum ada kabar."
+        "\n\nSri Wahyuni",
+        {},
+    ),
+    (
         "Budi Santoso",
         "budi.santoso@example.com",
         "3514",
@@ -128,7 +137,7 @@ def send(
 ) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = f"{name} <{sender}>"
-    msg["To"] = f"bps{office}@bps.go.id"
+    msg["To"] = office if "@" in office else f"bps{office}@bps.go.id"
     msg["Subject"] = subject
     msg["Message-ID"] = make_msgid(domain=sender.split("@")[1])
     for key, value in headers.items():
@@ -146,9 +155,12 @@ def prepare() -> None:
     text = (ROOT / "settings.toml").read_text(encoding="utf-8")
     text = text.replace('path = "var/pst-mailer.sqlite3"', f'path = "{DEMO / "pst-mailer.sqlite3"}"')
     text = text.replace('format = "auto"', 'format = "console"')
+    text = text.replace("port = 10143", f"port = {IMAP_PORT}").replace("port = 2525", f"port = {SMTP_PORT}")
     # the loopback Postfix writes no Authentication-Results: officers' mail is taken on its From
     text = text.replace("require_authentication = true", "require_authentication = false")
     (DEMO / "settings.toml").write_text(text, encoding="utf-8")
+    os.environ["PST_MAIL_PASSWORD_3571_PENGADUAN"] = PASSWORD  # Kediri's complaint mailbox
+    clear("ipds3571@bps.go.id")
     for code in OFFICES:
         os.environ[f"PST_MAIL_PASSWORD_{code}"] = PASSWORD
         clear(f"bps{code}@bps.go.id")
@@ -158,12 +170,13 @@ def prepare() -> None:
 
 def main() -> None:
     prepare()
-    say("The public writes to four offices (and one out-of-office notice arrives)")
+    say("The public writes to four offices and Kediri's complaint mailbox (and an out-of-office notice)")
     for name, sender, office, subject, body, headers in REQUESTS:
         send(name, sender, office, subject, body, headers)
-        print(f"  {sender:30} -> bps{office}@bps.go.id  {subject}")
+        print(f"  {sender:30} -> {office if '@' in office else f'bps{office}@bps.go.id'}  {subject}")
     for office in ("3514", "3571", "8205", "1808"):
         inbox(f"bps{office}@bps.go.id")
+    inbox("ipds3571@bps.go.id")
 
     say("mailer once: read every office mailbox, open tickets, send acknowledgements")
     mailer("once")
@@ -197,6 +210,8 @@ def main() -> None:
 
     say("mailer status --office 3514: what the operator sees (exit 1 when something needs attention)")
     print(f"(exit {mailer('status', '--office', '3514', check=False)})")
+    say("mailer status --office 3571: Kediri's INBOX, Sent folder and complaint mailbox, each its own cursor")
+    print(f"(exit {mailer('status', '--office', '3571', check=False)})")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@
 #   scripts/mailstack.sh path             print the scratch dir
 #
 # Any address at any domain is a mailbox (created on first delivery or login) and logs in
-# with the same password. Every recipient domain is delivered over LMTP into Dovecot; nothing
+# with the same password: the office mailboxes (bps3571@bps.go.id …), Kediri's complaint
+# mailbox (ipds3571@bps.go.id, [offices.3571.complaint_mailbox]) and the test requesters need no
+# set-up. Every recipient domain is delivered over LMTP into Dovecot; nothing
 # leaves the machine and no DNS is used. `up` writes $DIR/env (shell exports) for other
 # scripts; the TLS CA that clients must trust is $DIR/tls/ca.pem.
 set -euo pipefail

@@ -78,6 +78,7 @@ class MessageKind(StrEnum):
     STAFF_ANSWER = "staff_answer"  # an officer's answer to the public (direction out)
     STAFF_COMMAND = "staff_command"  # an officer's #command, sent only to the office
     STAFF_NOTE = "staff_note"  # an officer's note to the office, no command
+    UNVERIFIED_COMMAND = "unverified_command"  # a staff-looking #command, not authenticated: not obeyed
     # sent by the desk (outbox)
     ACK = "ack"  # acknowledgement of a request or a complaint
     CLOSING = "closing"  # closing mail with a rating request
@@ -85,6 +86,7 @@ class MessageKind(StrEnum):
     DIGEST = "digest"  # a manager's morning digest
     REPORT = "report"  # the monthly report to the heads
     COMPLAINT_NOTICE = "complaint_notice"  # a complaint forwarded to the head of office
+    COMMAND_REFUSED = "command_refused"  # to a staff address: its #command was not carried out, why
 
 
 class OutboxState(StrEnum):

@@ -30,13 +30,15 @@ from tests import mailstack
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 OFFICE_CODES = ("3571", "3576", "3514", "8205", "1808")
+COMPLAINT_MAILBOX = "ipds3571@bps.go.id"  # Kediri's complaint mailbox, [offices.3571.complaint_mailbox]
+COMPLAINT_PASSWORD = "3571_PENGADUAN"  # PST_MAIL_PASSWORD_3571_PENGADUAN
 _counter = itertools.count(1)
 
 
 def office_env(password: str | None = None) -> dict[str, str]:
     """The environment the shipped settings.toml needs: one password variable per office."""
     value = password if password is not None else mailstack.STACK.password
-    return {f"PST_MAIL_PASSWORD_{code}": value for code in OFFICE_CODES}
+    return {f"PST_MAIL_PASSWORD_{code}": value for code in (*OFFICE_CODES, COMPLAINT_PASSWORD)}
 
 
 def on_stack(settings: Settings) -> Settings:
@@ -53,6 +55,8 @@ def on_stack(settings: Settings) -> Settings:
                 imap=r(o.imap, port=stack.imap_port),
                 smtp=r(o.smtp, port=stack.smtp_port),
                 staff=r(o.staff, require_authentication=False),
+                complaint_mailbox=o.complaint_mailbox
+                and r(o.complaint_mailbox, imap=r(o.complaint_mailbox.imap, port=stack.imap_port)),
             )
             if o.imap.host == stack.host and o.imap.tls == "plain"
             else o
@@ -113,8 +117,8 @@ def stack() -> mailstack.Stack:
 
 @pytest.fixture
 def office_mailboxes(stack: mailstack.Stack) -> None:
-    """Every office mailbox empty at the start of the test."""
-    mailstack.clear(*(f"bps{code}@bps.go.id" for code in OFFICE_CODES))
+    """Every office mailbox (Kediri's complaint mailbox too) empty at the start of the test."""
+    mailstack.clear(*(f"bps{code}@bps.go.id" for code in OFFICE_CODES), COMPLAINT_MAILBOX)
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ Settings come from the environment (``PST_*``), else from ``$PST_MAILSTACK_DIR/e
 the last ``up``, else the script's defaults; :func:`ensure_up` passes them back to the script,
 so the stack it starts is the one :data:`STACK` describes.
 
-Every address at any domain is a mailbox and logs in with ``STACK.password``.
+Every address at any domain is a mailbox and logs in with ``STACK.password``: the offices',
+Kediri's complaint mailbox (``ipds3571@bps.go.id``) and the requesters' alike.
 """
 
 from __future__ import annotations

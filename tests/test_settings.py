@@ -181,6 +181,11 @@ def test_secret_repr_never_shows_the_password(shipped: Settings) -> None:
 # -- wrong settings -----------------------------------------------------------------------------
 
 _HOURS_3514 = '[offices.3514.hours]\nmon = "08:00-15:30"'
+_COMPLAINT_BOX_3571 = (
+    "[offices.3571.complaint_mailbox]\n"
+    "# The complaint address (also a complaint address in the sense of complaint_addresses).\n"
+    'email = "ipds3571@bps.go.id"'
+)
 
 BAD_SETTINGS = [
     pytest.param(
@@ -485,6 +490,56 @@ BAD_SETTINGS = [
         "acknowledgement.immediate_within_minutes",
         "must be greater than 0",
         id="immediate-within-zero",
+    ),
+    pytest.param(
+        (),
+        "PST_MAIL_PASSWORD_3571_PENGADUAN",
+        "offices.3571.complaint_mailbox.password_env",
+        "environment variable PST_MAIL_PASSWORD_3571_PENGADUAN is not set",
+        id="complaint-mailbox-password-env-var",
+    ),
+    pytest.param(
+        ((_COMPLAINT_BOX_3571, '[offices.3571.complaint_mailbox]\nemail = "bps3571@bps.go.id"'),),
+        None,
+        "offices.3571.complaint_mailbox.email",
+        "is the office's main address",
+        id="complaint-mailbox-is-the-main-address",
+    ),
+    pytest.param(
+        ((_COMPLAINT_BOX_3571, '[offices.3571.complaint_mailbox]\nemail = "bps3576@bps.go.id"'),),
+        None,
+        "offices.3576.email",
+        "bps3576@bps.go.id is also used by office 3571",
+        id="complaint-mailbox-is-another-office",
+    ),
+    pytest.param(
+        ((_COMPLAINT_BOX_3571, '[offices.3571.complaint_mailbox]\nemail = "ipds3571"'),),
+        None,
+        "offices.3571.complaint_mailbox.email",
+        "not an email address",
+        id="complaint-mailbox-not-an-address",
+    ),
+    pytest.param(
+        (
+            (
+                _COMPLAINT_BOX_3571,
+                '[offices.3571.complaint_mailbox]\nfolder_name = "Pengaduan"\nemail = "ipds3571@bps.go.id"',
+            ),
+        ),
+        None,
+        "offices.3571.complaint_mailbox.folder_name",
+        "unknown key",
+        id="complaint-mailbox-unknown-key",
+    ),
+    pytest.param(
+        (
+            (_COMPLAINT_BOX_3571, '[offices.3571.complaint_mailbox]\nemail = "ipds3571@bps.go.id"'),
+            ('username = "ipds3571@bps.go.id"\n', 'username = "bps3571@bps.go.id"\n'),
+        ),
+        None,
+        "offices.3571.complaint_mailbox.username",
+        "is the office's main mailbox",
+        id="complaint-mailbox-is-the-main-mailbox",
     ),
 ]
 

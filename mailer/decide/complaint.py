@@ -16,7 +16,8 @@ The rule, in order (the first that holds):
 4. A sentence declares one: a complaint noun right after a verb of filing it ("Saya ingin
    menyampaikan pengaduan: sudah 5 hari data belum dikirim", "mengajukan keluhan", "I want
    to file a complaint"), or "ingin/mau komplain", "want to complain". Not about data either.
-Anything else is a request.
+Anything else is a request. (A mail found in the office's own complaint mailbox,
+`offices.X.complaint_mailbox`, is a complaint before any of these is read: pipeline/reading.py.)
 
 The same rule reads a follow-up in an existing conversation (pipeline/complaints.py): there the
 sentences of the ticket's earlier mails (`history`: our acknowledgement names the complaint
@@ -56,6 +57,7 @@ _DECLARED = re.compile(
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 _BODY_CHARS = 3000
 BODY_RULE = "a complaint about the service"  # how a reason by rule 3 starts
+MAILBOX_RULE = "found in the complaint mailbox {}"  # the reason for any mail in it (pipeline/reading.py)
 
 
 def reason(mail: ParsedMail, complaint_addresses: Collection[str], history: Sequence[str] = ()) -> str:

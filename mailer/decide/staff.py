@@ -3,8 +3,10 @@ officer asks of a ticket. Pure: no database, no network.
 
 Staff mail is recognised by where it was found and who sent it, never by what it says:
 - in the office account's Sent folder (only the account itself can put mail there);
-- from the office's own address, or from a staff address of the settings (`staff.addresses`,
-  `staff.domains`), arriving in the office mailbox because the office is in To/Cc.
+- from the office's own address (its complaint addresses too: an officer answering from the
+  complaint mailbox ipds3571@ with the office in Cc), or from a staff address of the settings
+  (`staff.addresses`, `staff.domains`), arriving in the office mailbox because the office is
+  in To/Cc.
 When `staff.require_authentication` is on, a From header is not taken on its word: the mail
 counts as staff only if the office's receiving server (`staff.authserv_ids`) passed it in its
 Authentication-Results header (DMARC pass, or DKIM/SPF pass aligned with the sender's domain).
@@ -95,7 +97,7 @@ def identify(
     sender = mail.from_.email if mail.from_ else ""
     if role is Role.SENT:
         return Officer(sender or office.email, "sent_folder"), ""
-    if sender == office.email:
+    if sender == office.email or sender in office.complaint_addresses:  # its complaint mailbox too
         how = "office_account"
     elif sender in own_addresses:
         return None, ""  # another office of this desk: not this office's staff

@@ -1,7 +1,9 @@
 """One office mailbox folder, watched: catch up from the stored cursor, then IDLE (or poll) for more.
 
-Each office has a watcher on its INBOX (the public's mail) and, unless turned off, one on the
-account's Sent folder (officers answering from the shared mailbox); each has its own cursor.
+Each office has a watcher on its INBOX (the public's mail), unless turned off one on the
+account's Sent folder (officers answering from the shared mailbox), and one on its complaint
+mailbox if it has one (another account: `offices.X.complaint_mailbox`); each has its own cursor,
+the complaint mailbox's filed under `address/folder` (ComplaintMailbox.key).
 
 The blocking IMAP and database work runs in the mailbox's own worker thread (one connection,
 one thread); the asyncio side only supervises: reconnect with backoff, clean stop. A mailbox
@@ -65,12 +67,16 @@ class MailboxWatcher:
     ) -> None:
         self.office, self.daemon, self.engine = office, daemon, engine
         self.pipeline, self.clock, self.on_queued, self.role = pipeline, clock, on_queued, role
-        folder = office.imap.sent_folder
+        folder, imap = office.imap.sent_folder, office.imap
         if role is Role.INBOX:
             folder = office.imap.folder
+        elif role is Role.COMPLAINT:
+            assert office.complaint_mailbox is not None
+            imap = office.complaint_mailbox.imap
+            folder = imap.folder
         elif folder == "auto":
             folder = MailboxClient.AUTO_SENT
-        self.client = MailboxClient(office.imap, folder)
+        self.client = MailboxClient(imap, folder)
         self.stopping = threading.Event()
         # Set once the folder is caught up. The Sent watcher waits for its office's INBOX watcher
         # to be caught up: an answer must find the request it answers already on a ticket.
@@ -78,22 +84,30 @@ class MailboxWatcher:
         self.follows: MailboxWatcher | None = None
         name = f"imap-{office.code}" if role is Role.INBOX else f"imap-{office.code}-{role}"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._log = logger.bind(office=office.code, mailbox=folder)
+        self._log = logger.bind(office=office.code, mailbox=self.key)
         self.channel = f"imap:{role}"
         self._ok_noted_at: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        """How this mailbox's mail and cursor are filed: the folder's name (the Sent folder's
+        once found), or the complaint mailbox's `address/folder`."""
+        if self.role is Role.COMPLAINT and self.office.complaint_mailbox is not None:
+            return self.office.complaint_mailbox.key
+        return self.client.folder
 
     # --- blocking work, in the mailbox thread --------------------------------------------
 
     def connect(self) -> None:
         state = self.client.connect()
-        self._log = self._log.bind(mailbox=self.client.folder)
+        self._log = self._log.bind(mailbox=self.key)
         self._log.info(
             "mailbox_connected", uidvalidity=state.uidvalidity, exists=state.exists, idle=self.client.can_idle
         )
 
     def sync(self) -> Counter[str]:
         """Process every mail after the cursor; returns outcome counts."""
-        office, folder = self.office, self.client.folder
+        office, folder = self.office, self.key
         state = self.client.examine()
         with db.reading(self.engine) as s:
             cursor = cursors.get_cursor(s, office.code, folder)
@@ -156,7 +170,7 @@ class MailboxWatcher:
         """A folder read for the first time (or after a UIDVALIDITY change) and found empty: its
         cursor is stored all the same, so `mailer status` tells a read folder from one never read."""
         with db.transaction(self.engine) as s:
-            cursors.save_cursor(s, self.office.code, self.client.folder, uidvalidity, 0, self.clock.now())
+            cursors.save_cursor(s, self.office.code, self.key, uidvalidity, 0, self.clock.now())
 
     def wait(self) -> bool:
         return self.client.wait_for_change(

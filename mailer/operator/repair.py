@@ -81,6 +81,8 @@ def retry_dead_letter(
     except KeyError:
         return Retried(dead.id, "skipped", f"office {dead.office_code} is not in {settings.file}")
     role = Role.INBOX if dead.folder == office.imap.folder else Role.SENT
+    if office.complaint_mailbox is not None and dead.folder == office.complaint_mailbox.key:
+        role = Role.COMPLAINT
     fetched = FetchedMail(
         dead.office_code, dead.folder, dead.uidvalidity, dead.uid, dead.raw, dead.created_at, role
     )

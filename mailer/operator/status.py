@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from mailer.model import Role
 from mailer.settings import Settings
 from storage import overview
 from storage.cursors import mailbox_cursors
@@ -122,12 +123,10 @@ def collect(s: Session, settings: Settings, now: datetime, office: str | None = 
                 for h in connection_health(s)}  # fmt: skip
     for o in settings.offices:
         if o.code in found:
-            boxes = _mailboxes(o.imap.folder, o.imap.sent_folder, cursors.get(o.code, []))
+            box = o.complaint_mailbox.key if o.complaint_mailbox else ""
+            boxes = _mailboxes(o.imap.folder, o.imap.sent_folder, box, cursors.get(o.code, []))
             found[o.code].mailboxes = [
-                replace(
-                    m,
-                    health=sessions.get((o.code, "imap:inbox" if m.folder == o.imap.folder else "imap:sent")),
-                )
+                replace(m, health=sessions.get((o.code, _channel(m.folder, o.imap.folder, box))))
                 for m in boxes
             ]
             found[o.code].smtp = sessions.get((o.code, SMTP_CHANNEL))
@@ -153,15 +152,25 @@ def collect(s: Session, settings: Settings, now: datetime, office: str | None = 
     return list(found.values())
 
 
-def _mailboxes(inbox: str, sent: str, stored: list[Mailbox]) -> list[Mailbox]:
-    """The INBOX first, then the other stored cursors (the Sent folder, found by its flag); a
-    watched folder with no cursor yet is listed empty."""
-    ordered = sorted(stored, key=lambda m: (m.folder != inbox, m.folder))
+def _mailboxes(inbox: str, sent: str, complaints: str, stored: list[Mailbox]) -> list[Mailbox]:
+    """The INBOX first, then the other stored cursors (the Sent folder, found by its flag; the
+    complaint mailbox, `address/folder`); a watched folder with no cursor yet is listed empty."""
+    ordered = sorted(stored, key=lambda m: (m.folder != inbox, m.folder == complaints, m.folder))
     if not any(m.folder == inbox for m in stored):
         ordered.insert(0, Mailbox(inbox))
-    if sent and len(ordered) < 2:
-        ordered.append(Mailbox("Sent (auto)" if sent == "auto" else sent))
+    others = [m for m in ordered if m.folder not in (inbox, complaints)]
+    if sent and not others:
+        ordered.insert(1, Mailbox("Sent (auto)" if sent == "auto" else sent))
+    if complaints and not any(m.folder == complaints for m in stored):
+        ordered.append(Mailbox(complaints))
     return ordered
+
+
+def _channel(folder: str, inbox: str, complaints: str) -> str:
+    """The connection_health channel of a listed folder (mailer/intake/fetch.py names them by role)."""
+    if folder == inbox:
+        return f"imap:{Role.INBOX}"
+    return f"imap:{Role.COMPLAINT}" if complaints and folder == complaints else f"imap:{Role.SENT}"
 
 
 def _age(since: datetime | None, now: datetime) -> str:

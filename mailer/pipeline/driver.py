@@ -11,6 +11,7 @@ short loop that runs them; the steps live in the modules beside it.
           sent_folder.py  → adopt_answers
           acknowledge.py  → acknowledge
           complaints.py   → notify_head
+          refusal.py      → refuse_command
           store.py        → cursor ]                                  one transaction: an Attempt
 
 The pure steps build the mail's Reading (context.py), which no later step can change. The
@@ -38,7 +39,7 @@ from mailer import log
 from mailer.clock import Clock
 from mailer.delivery.render import Renderer
 from mailer.model import FetchedMail, Outcome
-from mailer.pipeline import acknowledge, complaints, ratings, reading, sent_folder, store, thread
+from mailer.pipeline import acknowledge, complaints, ratings, reading, refusal, sent_folder, store, thread
 from mailer.pipeline.context import Attempt, Duplicate, MailContext, Reading, Setup
 from mailer.settings import Settings
 from storage import db
@@ -71,6 +72,7 @@ IN_TX: tuple[tuple[str, TxStep], ...] = (
     ("adopt_answers", sent_folder.step_adopt_answers),
     ("acknowledge", acknowledge.step_acknowledge),
     ("notify_head", complaints.step_notify_head),
+    ("refuse_command", refusal.step_refuse_command),
 )
 
 
@@ -215,6 +217,7 @@ class Pipeline:
                 ratings.report(tx)
                 complaints.report(read, tx, outcome is Outcome.TICKET_CREATED)
                 sent_folder.report(tx)
+                refusal.report(read, tx)
 
     def _dead_letter(self, ctx: MailContext, s: Session) -> None:
         f = ctx.read.fetched

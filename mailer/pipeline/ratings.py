@@ -27,6 +27,8 @@ def step_rating(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     mail, office = read.mail, read.office
     if read.decision is None or read.decision.kind is not MessageKind.REQUEST or tx.officer is not None:
         return
+    if read.unverified_command is not None:
+        return  # an unverified #command (refusal.py): no rating either
     marked = rating.subject_rating(mail.subject, office.code)
     score = marked.score if marked is not None else rating.reply_score(read.written)
     if score is None:

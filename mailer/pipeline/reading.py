@@ -8,10 +8,12 @@ steps inside the transaction read it, never change it).
 - parse: the MIME mail, its digest, its dedupe key, Outlook's conversation headers.
 - trim: what the person wrote, without quoted history and signature.
 - classify: the rules' verdict (request, auto-reply, bounce, list, our own, feedback).
-- identify: an officer's mail (Sent folder, office account, staff address), and its command.
+- identify: an officer's mail (Sent folder, office account, staff address), and its command;
+  a command in a staff-looking mail that is not authenticated, kept to be refused (refusal.py).
 - report: what a bounce or an abuse report says about which of our mails.
-- complaint: a person's mail that complains about the service (complaint.py has the rule);
-  it opens a ticket of kind "complaint", or turns its conversation into one (complaints.py).
+- complaint: a person's mail that complains about the service (complaint.py has the rule),
+  or any person's mail found in the office's complaint mailbox; it opens a ticket of kind
+  "complaint", or turns its conversation into one (complaints.py).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from mailer.decide.threader import outlook_hints
 from mailer.decide.trim import trim
 from mailer.intake import bounces
 from mailer.intake.parse import parse
-from mailer.model import ParsedMail
+from mailer.model import ParsedMail, Role
 from mailer.pipeline.context import Reading, Setup
 from storage.vocabulary import MessageKind
 
@@ -70,8 +72,11 @@ def step_identify(p: Setup, read: Reading) -> Reading:
     fetched = read.fetched
     officer, why = staff.identify(read.mail, fetched.raw, read.office, fetched.role, p.own_addresses)
     warnings: tuple[str, ...] = (*read.warnings, why) if why else read.warnings
+    if officer is None and why:  # staff-looking, not authenticated: a command in it is not obeyed
+        unverified, _ = staff.command(read.mail, p.own_addresses)
+        return replace(read, warnings=warnings, unverified_command=unverified)
     if officer is None:
-        return replace(read, warnings=warnings) if why else read
+        return read
     command, why = staff.command(read.mail, p.own_addresses)
     return replace(read, officer=officer, command=command, warnings=(*warnings, why) if why else warnings)
 
@@ -90,4 +95,7 @@ def step_complaint(p: Setup, read: Reading) -> Reading:
         return read
     if read.decision.spam:
         return read  # spam in complaint words is not forwarded to the head of office
+    box = read.office.complaint_mailbox
+    if read.fetched.role is Role.COMPLAINT and box is not None:
+        return replace(read, complaint=complaint.MAILBOX_RULE.format(box.email))
     return replace(read, complaint=complaint.reason(read.mail, read.office.complaint_addresses))

@@ -38,16 +38,19 @@ from storage.vocabulary import Direction, MessageKind, Resolution, TicketKind, T
 
 SPAM_FILTER = "spam filter"  # the actor of a ticket opened closed as spam, in its history
 # Our own mail to staff and managers: a reply to one is talk inside the office, never the answer.
-NOTICE_KINDS = (MessageKind.NOTICE, MessageKind.DIGEST)
+NOTICE_KINDS = (MessageKind.NOTICE, MessageKind.DIGEST, MessageKind.COMMAND_REFUSED)
 
 
 def step_store(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     mail, decision, office = read.mail, read.decision, read.office
     assert decision is not None
-    if tx.ticket is None and decision.kind is MessageKind.REQUEST and tx.officer is None:
+    unverified = read.unverified_command is not None  # kept on no ticket (refusal.py)
+    if tx.ticket is None and decision.kind is MessageKind.REQUEST and tx.officer is None and not unverified:
         tx.ticket, tx.new_ticket = _open_ticket(s, read, tx), True
     kind, direction = MessageKind(decision.kind), Direction.IN
-    if tx.officer is not None:
+    if unverified:
+        kind = MessageKind.UNVERIFIED_COMMAND
+    elif tx.officer is not None:
         kind, direction = _staff_kind(read, tx, p.own_addresses)
     elif tx.rating is not None:
         kind = MessageKind.RATING

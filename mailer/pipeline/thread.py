@@ -5,7 +5,8 @@
 - dedupe: the same mail stored already (another UID, a resync), or the Sent folder's copy of
   a mail we sent ourselves (sent_folder.own_copy): `Duplicate`, nothing is written.
 - thread: the ticket the mail belongs to (threader.find_ticket, or a reference an officer
-  pasted), and whether it joins it, reopens it, or opens a new ticket linked to it.
+  pasted), and whether it joins it, reopens it, or opens a new ticket linked to it. A command
+  in a staff-looking mail that is not authenticated joins nothing (refusal.py).
 - flags: a bounce or abuse report joins the ticket of our mail it is about and flags the
   address that failed for good (bouncing) or complained; a person writing again lifts their
   bouncing flag.
@@ -27,7 +28,7 @@ from storage.conversations import linked_ticket_of, ticket_participants
 from storage.flags import clear_address_flag, flag_address
 from storage.messages import message_exists
 from storage.sent_mail import OutgoingRef, latest_outgoing_to, outgoing_by_message_id
-from storage.tickets import ticket_by_ref, ticket_closed_at
+from storage.tickets import TicketRef, ticket_by_ref, ticket_closed_at
 from storage.vocabulary import MessageKind, TicketState
 
 BOUNCE_MATCH_WINDOW = timedelta(days=30)  # a bounce without our Message-ID: our mail to it since
@@ -48,12 +49,13 @@ def step_thread(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     rules_of, mail = p.settings.threading, read.mail
     window = timedelta(days=rules_of.subject_window_days)
     tx.match = match = find_ticket(s, read.office.code, mail, read.now, window, read.hints, p.own_addresses)
+    if read.unverified_command is not None:  # not obeyed: the ticket it names is left untouched
+        tx.refused_for = match.ticket if match else _pasted_ticket(s, read)
+        return
     if match is None and tx.officer is not None:  # officers may paste the reference anywhere
-        for ref in staff.ticket_refs(mail):
-            found = ticket_by_ref(s, ref, office=read.office.code)
-            if found is not None:
-                tx.match = match = ThreadMatch(found, "ticket_ref_in_text")
-                break
+        pasted = _pasted_ticket(s, read)
+        if pasted is not None:
+            tx.match = match = ThreadMatch(pasted, "ticket_ref_in_text")
     if match is None:
         if tx.officer is not None and read.fetched.role is Role.INBOX and tx.officer.how.startswith("staff"):
             tx.officer, tx.command = None, None  # a colleague's new question: a request like anyone's
@@ -82,6 +84,15 @@ def step_thread(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
         if earlier is not None:
             tx.ticket, tx.link_to = earlier, None
             tx.participants = ticket_participants(s, earlier.id)
+
+
+def _pasted_ticket(s: Session, read: Reading) -> TicketRef | None:
+    """The first of the office's tickets whose reference the mail's subject or text names."""
+    for ref in staff.ticket_refs(read.mail):
+        found = ticket_by_ref(s, ref, office=read.office.code)
+        if found is not None:
+            return found
+    return None
 
 
 def step_flags(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:

@@ -1,5 +1,6 @@
 """The offices: each `[offices.CODE]` table (who it is, what it publishes, its promise), with
-its `[….hours]`, `[….staff]`, `[….calendar]` and `[….imap]` / `[….smtp]`; and `[closing]`
+its `[….hours]`, `[….staff]`, `[….calendar]`, `[….imap]` / `[….smtp]` and the optional
+`[….complaint_mailbox]` (a mailbox of its own for complaints); and `[closing]`
 (when an answered ticket is closed), which an office's own `[offices.CODE.closing]` overrides.
 """
 
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 from mailer.settings.levels import Province
 from mailer.settings.reader import EMAIL, TableReader
 from mailer.settings.sections import remind_share
-from mailer.settings.servers import ImapSettings, SmtpSettings, read_imap, read_smtp
+from mailer.settings.servers import ImapSettings, SmtpSettings, read_imap, read_second_imap, read_smtp
 from mailer.settings.working_time import ZONE_LABELS, CalendarSettings, OfficeHours, read_calendar, read_hours
 
 
@@ -29,6 +30,21 @@ class StaffSettings:
         """Whether an address belongs to the office's staff by the settings (not yet verified)."""
         domain = address.rpartition("@")[2]
         return address in self.addresses or any(domain == d or domain.endswith("." + d) for d in self.domains)
+
+
+@dataclass(frozen=True)
+class ComplaintMailbox:
+    """An office's own mailbox for complaints (e.g. Kediri's ipds3571@bps.go.id), watched like its
+    main one: every mail found in it is a complaint. Its address is one of the office's own."""
+
+    email: str
+    imap: ImapSettings
+
+    @property
+    def key(self) -> str:
+        """How its mail and cursor are filed (the main mailbox's are by folder name alone):
+        `ipds3571@bps.go.id/INBOX`."""
+        return f"{self.email}/{self.imap.folder}"
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,7 @@ class Office:
     closing_after_days: float = 7.0  # an answered ticket quiet this long is closed
     complaint_addresses: tuple[str, ...] = ()  # mail to these is a complaint (e.g. ipds3571@)
     complaint_sla_working_days: int = 2  # the promise for a complaint
+    complaint_mailbox: ComplaintMailbox | None = None  # its address is in complaint_addresses too
 
     @property
     def tz(self) -> ZoneInfo:
@@ -109,6 +126,10 @@ def _office(r: TableReader, code: str, provinces: dict[str, Province], env: dict
     )
     complaint_days = r.integer("complaint_sla_working_days", office.sla_working_days, minimum=1)
     office = replace(office, complaint_sla_working_days=complaint_days)
+    mailbox = _complaint_mailbox(r.table("complaint_mailbox", required=False), office, env)
+    if mailbox is not None:
+        addresses = tuple(dict.fromkeys((*office.complaint_addresses, mailbox.email)))
+        office = replace(office, complaint_mailbox=mailbox, complaint_addresses=addresses)
     r.seen.add("closing")  # [offices.X.closing]: read by read_closing, with the [closing] default
     r.done()
     return office
@@ -125,6 +146,18 @@ def _channels(r: TableReader) -> tuple[tuple[str, str], ...]:
             raise r.fail(f"complaint_channels[{i}]", "must be a [label, value] pair of strings")
         pairs.append((item[0], item[1]))
     return tuple(pairs)
+
+
+def _complaint_mailbox(r: TableReader, office: Office, env: dict[str, str]) -> ComplaintMailbox | None:
+    """[offices.CODE.complaint_mailbox], or None when the office has no such table."""
+    if not r.data:
+        return None
+    email = r.address("email", required=True)
+    if email == office.email:
+        raise r.fail("email", f"{email} is the office's main address (offices.{office.code}.email)")
+    imap = read_second_imap(r, env, office.imap, email)
+    r.done()
+    return ComplaintMailbox(email, imap)
 
 
 def _staff(r: TableReader) -> StaffSettings:
@@ -160,12 +193,19 @@ def read_closing(
 
 
 def check_unique(r: TableReader, offices: tuple[Office, ...]) -> None:
-    """No two offices share an address or an IMAP login ([offices] is `r`)."""
+    """No two offices share an address or an IMAP login, a complaint mailbox's included
+    ([offices] is `r`)."""
     seen: dict[str, str] = {}
     for office in offices:
-        for key, value in (("email", office.email), ("imap.username", office.imap.username)):
-            marker = f"{key}={value}"
-            if marker in seen:
-                reason = f"{value} is also used by office {seen[marker]}"
-                raise r.fail(f"{office.code}.{key}", reason)
+        found = [("email", "address", office.email), ("imap.username", "login", office.imap.username)]
+        if office.complaint_mailbox is not None:
+            box = office.complaint_mailbox
+            found += [
+                ("complaint_mailbox.email", "address", box.email),
+                ("complaint_mailbox.username", "login", box.imap.username),
+            ]
+        for key, kind, value in found:
+            marker = f"{kind}={value}"
+            if marker in seen and seen[marker] != office.code:
+                raise r.fail(f"{office.code}.{key}", f"{value} is also used by office {seen[marker]}")
             seen[marker] = office.code

@@ -71,6 +71,34 @@ def read_imap(r: TableReader, env: dict[str, str]) -> ImapSettings:
     return imap
 
 
+def read_second_imap(r: TableReader, env: dict[str, str], main: ImapSettings, login: str) -> ImapSettings:
+    """A second mailbox of the office (`[offices.CODE.complaint_mailbox]`): its own login
+    (`username`, default `login`), password and folder; the server (host, port, tls, ca_file,
+    timeout_s) the office's [imap] one unless the table names another. No Sent folder is read."""
+    host, tls = _host_and_tls(r, IMAP_TLS, main.host, main.tls)
+    password = _password(r, env, required=True)
+    assert password is not None
+    imap = ImapSettings(
+        host=host,
+        port=_port(r, main.port),
+        tls=tls,
+        username=r.text("username", login),
+        password=password,
+        folder=r.text("folder", "INBOX"),
+        ca_file=_ca_file(r) if r.text("ca_file", "") else main.ca_file,
+        timeout_s=r.number("timeout_s", main.timeout_s),
+        sent_folder="",
+    )
+    if (imap.host, imap.port, imap.username, imap.folder) == (
+        main.host,
+        main.port,
+        main.username,
+        main.folder,
+    ):
+        raise r.fail("username", f"{imap.username} {imap.folder} is the office's main mailbox")
+    return imap
+
+
 def read_smtp(r: TableReader, env: dict[str, str]) -> SmtpSettings:
     host, tls = _host_and_tls(r, SMTP_TLS)
     username = r.text("username", "") or None
@@ -87,9 +115,11 @@ def read_smtp(r: TableReader, env: dict[str, str]) -> SmtpSettings:
     return smtp
 
 
-def _host_and_tls(r: TableReader, modes: tuple[str, ...]) -> tuple[str, str]:
+def _host_and_tls(
+    r: TableReader, modes: tuple[str, ...], host_default: str | None = None, tls_default: str | None = None
+) -> tuple[str, str]:
     """(host, TLS mode); "plain" (unencrypted) only for a loopback host."""
-    host, tls = r.text("host"), r.choice("tls", modes)
+    host, tls = r.text("host", host_default), r.choice("tls", modes, tls_default)
     if tls != "plain":
         return host, tls
     try:
@@ -101,8 +131,8 @@ def _host_and_tls(r: TableReader, modes: tuple[str, ...]) -> tuple[str, str]:
     return host, tls
 
 
-def _port(r: TableReader) -> int:
-    port = r.integer("port", minimum=1)
+def _port(r: TableReader, default: int | None = None) -> int:
+    port = r.integer("port", default, minimum=1)
     if port > 65535:
         raise r.fail("port", f"must be at most 65535, got {port}")
     return port
