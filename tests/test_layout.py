@@ -13,7 +13,7 @@ PACKAGES = ("mailer", "storage")
 MAX_LINES = 400
 
 # The mail's path, lowest layer first: a package may import its own layer and those before it.
-# Foundation modules sit directly in mailer/ (clock, errors, log, model, tls, settings).
+# Foundation modules sit directly in mailer/ (clock, errors, log, metrics, model, tls, settings).
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"storage"}),
     frozenset({"mailer.foundation"}),
@@ -23,7 +23,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"mailer.daemon"}),
     frozenset({"mailer.operator", "mailer.__main__"}),
 )
-FOUNDATION = frozenset({"clock", "errors", "log", "model", "tls", "settings"})
+FOUNDATION = frozenset({"clock", "errors", "log", "metrics", "model", "tls", "settings"})
 
 
 def module_files() -> Iterator[tuple[str, Path]]:
