@@ -87,6 +87,7 @@ class MessageKind(StrEnum):
     REPORT = "report"  # the monthly report to the heads
     COMPLAINT_NOTICE = "complaint_notice"  # a complaint forwarded to the head of office
     COMMAND_REFUSED = "command_refused"  # to a staff address: its #command was not carried out, why
+    COMMAND_DONE = "command_done"  # to an officer: the #command was carried out (staff.confirm_commands)
 
 
 class OutboxState(StrEnum):

@@ -181,3 +181,90 @@ def test_refusal_waits_out_the_quiet_hours(pipe: Pipeline, engine: Engine, clock
     pipe.process(fetched(forged(OFFICER, f"#tutup {ref}", mid), at=clock.now() - timedelta(hours=2)))
     (row,) = outbox_to(engine, OFFICER)
     assert row.next_attempt_at.replace(tzinfo=UTC) > clock.now() + timedelta(hours=6)
+
+
+# --- an authenticated officer's command that cannot be carried out (issue 15, item 5) ----------
+
+
+@pytest.fixture
+def open_pipe(settings: Settings, engine: Engine, clock: FrozenClock) -> Pipeline:
+    """Office 3514 taking bps.go.id staff mail on its From (the loopback stack's settings)."""
+    return Pipeline(settings, engine, Renderer(), clock)
+
+
+def refusal_text(engine: Engine, to: str) -> tuple[str, str, str]:
+    """(subject, text, html) of the one command_refused mail to `to`."""
+    (row,) = [r for r in outbox_to(engine, to)]
+    with db.reading(engine) as s:
+        out = s.get(MessageRow, row.message_pk)
+        assert out is not None and out.kind == "command_refused"
+        mail = email.message_from_bytes(out.raw, policy=policy.default)
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    return str(mail["Subject"]), text, html
+
+
+def test_a_command_also_sent_to_the_requester_is_not_obeyed_and_the_officer_told(
+    open_pipe: Pipeline, engine: Engine
+) -> None:
+    """`#tutup` in an answer with Rina in To: the answer counts, the ticket stays unclosed, and
+    the officer learns the command needs a mail to the office alone."""
+    mid, ref = request(open_pipe, engine)
+    open_pipe.process(fetched(forged(OFFICER, "#tutup\nBerikut datanya.", mid, to=RINA)))
+    assert the_ticket(engine).state == "answered"
+    subject, text, _ = refusal_text(engine, OFFICER)
+    assert subject == f"Perintah #tutup tidak dijalankan: {ref}"
+    assert RINA in text and f"hanya kepada {OFFICE}" in text
+
+
+def test_an_unknown_command_word_is_kept_as_a_note_and_the_known_ones_listed(
+    open_pipe: Pipeline, engine: Engine
+) -> None:
+    """`#tutp` to the office: the ticket unchanged, the officer told it is no command, with the list."""
+    mid, _ = request(open_pipe, engine)
+    open_pipe.process(fetched(forged(OFFICER, "#tutp", mid)))
+    assert (the_ticket(engine).state, the_ticket(engine).resolution) != ("closed", "closed")
+    _, text, _ = refusal_text(engine, OFFICER)
+    assert "#tutp bukan perintah yang dikenal" in text and "#selesai, #tutup" in text
+
+
+def test_a_command_naming_no_ticket_opens_none_and_says_so(open_pipe: Pipeline, engine: Engine) -> None:
+    """`#tutup PST-3514-2026-99999` in a new mail: no ticket opened for the officer, no
+    acknowledgement to the officer, and a reply saying that ticket does not exist."""
+    raw, _ = make_mail(OFFICER, to=OFFICE, subject="#tutup PST-3514-2026-99999", body="Sudah selesai.")
+    open_pipe.process(fetched(raw))
+    with db.reading(engine) as s:
+        assert tickets.list_tickets(s) == []
+    _, text, _ = refusal_text(engine, OFFICER)
+    assert "tidak ada tiket PST-3514-2026-99999 di kantor ini" in text
+
+
+def test_what_came_from_the_mail_is_escaped_in_the_html_part(open_pipe: Pipeline, engine: Engine) -> None:
+    """An outside address with markup in the refusal's detail is escaped in HTML, plain in text."""
+    mid, _ = request(open_pipe, engine)
+    odd = '"<b>x</b>"@example.org'
+    open_pipe.process(fetched(forged(OFFICER, "#tutup\nData terlampir.", mid, to=odd)))
+    _, _, html = refusal_text(engine, OFFICER)
+    assert "<b>x</b>" not in html and "&lt;b&gt;" in html
+
+
+def test_confirmation_of_a_command_only_when_the_office_asks_for_it(
+    settings: Settings, engine: Engine, clock: FrozenClock
+) -> None:
+    """With staff.confirm_commands the officer gets "telah dijalankan: tiket ditutup" after
+    #tutup; without it nothing (refusals aside)."""
+    plain = Pipeline(settings, engine, Renderer(), clock)
+    mid, ref = request(plain, engine)
+    plain.process(fetched(forged(OFFICER, "#tunggu", mid)))
+    assert outbox_to(engine, OFFICER) == []
+    office = settings.office("3514")
+    confirming = dataclasses.replace(office, staff=dataclasses.replace(office.staff, confirm_commands=True))
+    asked = dataclasses.replace(
+        settings, offices=tuple(confirming if o.code == "3514" else o for o in settings.offices)
+    )
+    Pipeline(asked, engine, Renderer(), clock).process(fetched(forged(OFFICER, "#tutup", mid)))
+    (row,) = outbox_to(engine, OFFICER)
+    with db.reading(engine) as s:
+        out = s.get(MessageRow, row.message_pk)
+        assert out is not None and out.kind == "command_done"
+        assert f"#tutup untuk tiket {ref} telah dijalankan: tiket ditutup" in out.body_text

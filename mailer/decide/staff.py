@@ -178,6 +178,54 @@ def command(mail: ParsedMail, own_addresses: frozenset[str]) -> tuple[Command | 
     return found, ""
 
 
+class Refused(StrEnum):
+    """Why an officer's command was not carried out; the officer is told (pipeline/refusal.py)."""
+
+    UNVERIFIED = "unverified"  # a staff-looking sender the office's server did not vouch for
+    SEEN_OUTSIDE = "seen_outside"  # the mail also went to people outside the office
+    UNKNOWN = "unknown"  # a #word where a command goes that is no command
+    NO_TICKET = "no_ticket"  # nothing in the mail leads to a ticket of the office
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedCommand:
+    """A command word not carried out, why, and the detail the officer needs (the outside
+    addresses; the reference that matched nothing)."""
+
+    word: str
+    why: Refused
+    detail: str = ""
+
+
+def refused_command(mail: ParsedMail, own_addresses: frozenset[str]) -> RefusedCommand | None:
+    """For an officer's mail in which `command` found nothing to obey: a command word the mail
+    also showed to outsiders, or a #word in a command's place that is no command (in a mail
+    only to the office: in an answer to the public a hashtag is just a hashtag). None otherwise."""
+    word = _command_word(mail)
+    if word is None:
+        return None
+    outside = [a.email for a in (*mail.to, *mail.cc) if a.email not in own_addresses]
+    if word in COMMANDS:
+        return RefusedCommand(word, Refused.SEEN_OUTSIDE, ", ".join(outside)) if outside else None
+    return None if outside else RefusedCommand(word, Refused.UNKNOWN)
+
+
+def _command_word(mail: ParsedMail) -> str | None:
+    """The #word of the subject, else of the first line written (lower-cased), or None."""
+    visible = trim(mail.text)[0]
+    first_line = next((line for line in visible.splitlines() if line.strip()), "")
+    for place in (mail.subject, first_line):
+        match = _COMMAND.search(place)
+        if match:
+            return match.group(1).lower()
+    return None
+
+
+def command_words() -> list[str]:
+    """The command words as an officer types them, Indonesian first: "#selesai", "#tutup", …"""
+    return [f"#{word}" for word in COMMANDS]
+
+
 def ticket_refs(mail: ParsedMail) -> list[str]:
     """Ticket references written in the subject or the body (officers paste them)."""
     return list(dict.fromkeys(_TICKET_REF.findall(f"{mail.subject}\n{mail.text[:5000]}")))

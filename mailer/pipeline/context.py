@@ -60,6 +60,7 @@ class Reading:
     command: staff.Command | None = None  # the officer's command (#selesai…), if any
     warnings: tuple[str, ...] = ()  # staff-looking but unverified, ignored commands
     unverified_command: staff.Command | None = None  # in a staff-looking mail not authenticated
+    refused: staff.RefusedCommand | None = None  # a command word not obeyed, and why (refusal.py)
     report: bounces.Report | None = None  # what a bounce or complaint says about our mail
     complaint: str = ""  # why the mail reads as a complaint about the service ("" for a request)
 
@@ -97,14 +98,15 @@ class Attempt:
     ack_held_until: datetime | None = None  # its mail came long ago and it is night: held until then
     outgoing: Outgoing | None = None  # the acknowledgement queued
     warnings: list[str] = field(default_factory=list)  # e.g. a complaint not sent to the head
-    refused_for: TicketRef | None = None  # the ticket an unverified command named (left untouched)
+    refused: staff.RefusedCommand | None = None  # the Reading's, or a command that found no ticket
+    refused_for: TicketRef | None = None  # the ticket a refused command named (left untouched)
     refusal_withheld: str = ""  # why the officer was not told that their command was refused
     refusal_queued: bool = False  # the officer was told (a mail in the outbox)
 
     @classmethod
     def of(cls, read: Reading) -> Attempt:
         """A fresh attempt at storing the mail read."""
-        return cls(officer=read.officer, command=read.command, complaint=read.complaint)
+        return cls(officer=read.officer, command=read.command, complaint=read.complaint, refused=read.refused)
 
 
 @dataclass(slots=True)

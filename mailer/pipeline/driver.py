@@ -11,7 +11,7 @@ short loop that runs them; the steps live in the modules beside it.
           sent_folder.py  → adopt_answers
           acknowledge.py  → acknowledge
           complaints.py   → notify_head
-          refusal.py      → refuse_command
+          refusal.py      → refuse_command → confirm_command
           store.py        → cursor ]                                  one transaction: an Attempt
 
 The pure steps build the mail's Reading (context.py), which no later step can change. The
@@ -73,6 +73,7 @@ IN_TX: tuple[tuple[str, TxStep], ...] = (
     ("acknowledge", acknowledge.step_acknowledge),
     ("notify_head", complaints.step_notify_head),
     ("refuse_command", refusal.step_refuse_command),
+    ("confirm_command", refusal.step_confirm_command),
 )
 
 

@@ -74,11 +74,19 @@ def step_identify(p: Setup, read: Reading) -> Reading:
     warnings: tuple[str, ...] = (*read.warnings, why) if why else read.warnings
     if officer is None and why:  # staff-looking, not authenticated: a command in it is not obeyed
         unverified, _ = staff.command(read.mail, p.own_addresses)
-        return replace(read, warnings=warnings, unverified_command=unverified)
+        refused = staff.RefusedCommand(unverified.word, staff.Refused.UNVERIFIED) if unverified else None
+        return replace(read, warnings=warnings, unverified_command=unverified, refused=refused)
     if officer is None:
         return read
     command, why = staff.command(read.mail, p.own_addresses)
-    return replace(read, officer=officer, command=command, warnings=(*warnings, why) if why else warnings)
+    refused = staff.refused_command(read.mail, p.own_addresses) if command is None else None
+    return replace(
+        read,
+        officer=officer,
+        command=command,
+        refused=refused,
+        warnings=(*warnings, why) if why else warnings,
+    )
 
 
 def step_report(p: Setup, read: Reading) -> Reading:

@@ -38,7 +38,7 @@ from storage.vocabulary import Direction, MessageKind, Resolution, TicketKind, T
 
 SPAM_FILTER = "spam filter"  # the actor of a ticket opened closed as spam, in its history
 # Our own mail to staff and managers: a reply to one is talk inside the office, never the answer.
-NOTICE_KINDS = (MessageKind.NOTICE, MessageKind.DIGEST, MessageKind.COMMAND_REFUSED)
+NOTICE_KINDS = (MessageKind.NOTICE, MessageKind.DIGEST, MessageKind.COMMAND_REFUSED, MessageKind.COMMAND_DONE)
 
 
 def step_store(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:

@@ -56,9 +56,15 @@ def step_thread(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
         pasted = _pasted_ticket(s, read)
         if pasted is not None:
             tx.match = match = ThreadMatch(pasted, "ticket_ref_in_text")
+    if match is None and tx.command is not None:  # a command leading to no ticket: not a request
+        named = ", ".join(staff.ticket_refs(mail))
+        tx.refused = staff.RefusedCommand(tx.command.word, staff.Refused.NO_TICKET, named)
+        tx.command = None
+        return
     if match is None:
         if tx.officer is not None and read.fetched.role is Role.INBOX and tx.officer.how.startswith("staff"):
             tx.officer, tx.command = None, None  # a colleague's new question: a request like anyone's
+            tx.refused = None
         return
     assert read.decision is not None
     automatic = read.decision.kind is not MessageKind.REQUEST

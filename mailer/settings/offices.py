@@ -25,6 +25,7 @@ class StaffSettings:
     domains: tuple[str, ...] = ()  # every address at these domains (and their subdomains)
     require_authentication: bool = False  # count staff mail only if Authentication-Results pass
     authserv_ids: tuple[str, ...] = ()  # the office's receiving server(s), as named in that header
+    confirm_commands: bool = False  # tell the officer each command carried out (refusals always)
 
     def knows(self, address: str) -> bool:
         """Whether an address belongs to the office's staff by the settings (not yet verified)."""
@@ -168,6 +169,7 @@ def _staff(r: TableReader) -> StaffSettings:
             raise r.fail(f"domains[{i}]", f"not a domain name: {domain!r}")
     required = r.flag("require_authentication", True)  # safe unless the file says otherwise
     ids = tuple(x.lower() for x in r.strings("authserv_ids"))
+    confirm = r.flag("confirm_commands", False)
     if required and not ids:
         raise r.fail(
             "authserv_ids",
@@ -175,7 +177,7 @@ def _staff(r: TableReader) -> StaffSettings:
             "(only its Authentication-Results are trusted)",
         )
     r.done()
-    return StaffSettings(frozenset(addresses), tuple(domains), required, ids)
+    return StaffSettings(frozenset(addresses), tuple(domains), required, ids, confirm)
 
 
 def read_closing(
