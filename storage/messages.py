@@ -13,6 +13,7 @@ from typing import NotRequired, TypedDict, Unpack
 from sqlalchemy import bindparam, func, insert, select, true
 from sqlmodel import Session, col
 
+from storage.blobs import in_pieces, write_raw
 from storage.prepared import Prepared, table_of
 from storage.tables import AttachmentRow, MessageRow, OutboxRow, Ticket
 from storage.vocabulary import Direction, MessageKind
@@ -62,7 +63,12 @@ class NewMessage(TypedDict):
 
 def add_message(s: Session, **message: Unpack[NewMessage]) -> int:
     """Insert a message (in or out); returns its id."""
-    return int(_INSERT_MESSAGE.run(s, dict(message)).fetchone()[0])
+    raw = message["raw"]
+    if not in_pieces(s, raw):
+        return int(_INSERT_MESSAGE.run(s, dict(message)).fetchone()[0])
+    message_id = int(_INSERT_MESSAGE.run(s, {**message, "raw": b""}).fetchone()[0])
+    write_raw(s, "messages", message_id, raw)
+    return message_id
 
 
 class NewAttachment(TypedDict):

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
@@ -39,6 +39,28 @@ COMMIT_EVERY = 25
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def byte_batches(uids: Sequence[int], sizes: Mapping[int, int | None], max_bytes: int) -> Iterator[list[int]]:
+    """The UIDs in order, cut into FETCH batches of at most `max_bytes` by the sizes the server
+    gave (RFC822.SIZE). A mail bigger than that comes alone; so does one of unknown size. A UID
+    without an entry in `sizes` is gone (expunged meanwhile) and left out. A server that
+    understates a size only makes its batch bigger than planned: the fetched bytes are what
+    the parse step goes by (mailer/pipeline/reading.py)."""
+    batch: list[int] = []
+    total = 0
+    for uid in uids:
+        if uid not in sizes:
+            continue
+        size = sizes[uid]
+        size = max_bytes if size is None else size
+        if batch and total + size > max_bytes:
+            yield batch
+            batch, total = [], 0
+        batch.append(uid)
+        total += size
+    if batch:
+        yield batch
 
 
 class BatchProcessor(Protocol):
@@ -112,19 +134,31 @@ class MailboxWatcher:
         if not uids and first_look:
             self._read_empty(state.uidvalidity)
         for chunk in _chunks(uids, self.daemon.fetch_batch):
-            fetched = [
-                FetchedMail(office.code, folder, state.uidvalidity, uid, raw, received_at, self.role)
-                for uid, raw, received_at in self.client.fetch(chunk)
-            ]
-            for group in _chunks(fetched, COMMIT_EVERY):
-                outcomes = self.pipeline.process_batch(group)
-                done.update(outcomes)
-                if Outcome.TICKET_CREATED in outcomes or Outcome.FOLLOWUP in outcomes:
-                    self.on_queued(office.code)  # committed: the sender may go (an ack, a complaint's)
+            sizes = self.client.sizes(chunk)
+            for batch in byte_batches(chunk, sizes, self.daemon.fetch_batch_bytes):
+                done.update(self._process(batch, state.uidvalidity))
+                if self.stopping.is_set():
+                    break
             if self.stopping.is_set():
                 break
         if uids:
             self._log.info("mailbox_synced", **{str(k): v for k, v in done.items()})
+        return done
+
+    def _process(self, uids: Sequence[int], uidvalidity: int) -> list[Outcome]:
+        """FETCH one batch and run it through the pipeline, COMMIT_EVERY mails per commit. Its
+        bytes are let go on return, before the next batch is fetched."""
+        office, folder = self.office, self.client.folder
+        fetched = [
+            FetchedMail(office.code, folder, uidvalidity, uid, raw, received_at, self.role)
+            for uid, raw, received_at in self.client.fetch(uids)
+        ]
+        done: list[Outcome] = []
+        for group in _chunks(fetched, COMMIT_EVERY):
+            outcomes = self.pipeline.process_batch(group)
+            done.extend(outcomes)
+            if Outcome.TICKET_CREATED in outcomes or Outcome.FOLLOWUP in outcomes:
+                self.on_queued(office.code)  # committed: the sender may go (an ack, a complaint's)
         return done
 
     def _read_empty(self, uidvalidity: int) -> None:
