@@ -86,8 +86,8 @@ def stored(engine: Engine) -> list[Stored]:
     """Every inbound message, in UID order."""
     found = []
     with db.reading(engine) as s:
-        rows = s.execute(select(MessageRow).where(col(MessageRow.direction) == "in").order_by(col(MessageRow.uid)))
-        for row in rows.scalars().all():
+        query = select(MessageRow).where(col(MessageRow.direction) == "in").order_by(col(MessageRow.uid))
+        for row in s.execute(query).scalars().all():
             ticket = s.get(Ticket, row.ticket_id) if row.ticket_id else None
             files = s.execute(select(AttachmentRow).where(col(AttachmentRow.message_pk) == row.id)).scalars()
             found.append(
