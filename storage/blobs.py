@@ -18,23 +18,23 @@ from sqlmodel import Session
 
 BIG_BYTES = 1_000_000  # a value over this is written in pieces on SQLite
 BLOB_PIECE = 1 << 20
-_TABLES = frozenset({"messages", "dead_letters"})  # the tables whose `raw` may be big
+_COLUMNS = frozenset({("messages", "raw"), ("dead_letters", "raw"), ("attachments", "content")})  # may be big
 
 
 def in_pieces(s: Session, data: bytes) -> bool:
-    """Whether `data` is to be written with write_raw after its row is inserted with b""."""
+    """Whether `data` is to be written with write_big after its row is inserted with b""."""
     return len(data) > BIG_BYTES and s.connection().dialect.name == "sqlite"
 
 
-def write_raw(s: Session, table: str, row_id: int, data: bytes) -> None:
-    """Write `data` into the `raw` column of row `row_id` of `table` (inserted with b"")."""
-    if table not in _TABLES:
-        raise ValueError(f"no raw column to write in pieces: {table}")
+def write_big(s: Session, table: str, column: str, row_id: int, data: bytes) -> None:
+    """Write `data` into `column` of row `row_id` of `table` (inserted with b"" there)."""
+    if (table, column) not in _COLUMNS:
+        raise ValueError(f"not a column written in pieces: {table}.{column}")
     connection = s.connection()
-    sized = text(f"UPDATE {table} SET raw = zeroblob(:n) WHERE id = :id")
+    sized = text(f"UPDATE {table} SET {column} = zeroblob(:n) WHERE id = :id")
     connection.execute(sized, {"n": len(data), "id": row_id})
     sqlite: Any = connection.connection.driver_connection  # sqlite3.Connection
     view = memoryview(data)
-    with sqlite.blobopen(table, "raw", row_id) as blob:
+    with sqlite.blobopen(table, column, row_id) as blob:
         for start in range(0, len(view), BLOB_PIECE):
             blob.write(view[start : start + BLOB_PIECE])

@@ -12,7 +12,7 @@ from typing import NamedTuple
 from sqlalchemy import case, func, insert, select, update
 from sqlmodel import Session, col
 
-from storage.blobs import in_pieces, write_raw
+from storage.blobs import in_pieces, write_big
 from storage.prepared import rowcount, table_of
 from storage.tables import DeadLetter
 
@@ -53,7 +53,7 @@ def add_dead_letter(
         ).returning(_DL.c.id)
     )  # fmt: skip
     if pieces:
-        write_raw(s, "dead_letters", int(done.scalar_one()), raw)
+        write_big(s, "dead_letters", "raw", int(done.scalar_one()), raw)
     return True
 
 
