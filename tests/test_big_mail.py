@@ -10,6 +10,8 @@ import dataclasses
 import hashlib
 import itertools
 import os
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
@@ -18,8 +20,9 @@ from sqlalchemy import Engine, select
 from sqlmodel import col
 
 from mailer.clock import FrozenClock
-from mailer.daemon import open_database
+from mailer.daemon import Daemon, open_database
 from mailer.delivery.render import Renderer
+from mailer.intake.budget import ByteBudget
 from mailer.intake.fetch import MailboxWatcher, byte_batches
 from mailer.intake.imap import FolderState, MailboxClient
 from mailer.model import FetchedMail, Outcome
@@ -119,6 +122,79 @@ def stored(engine: Engine) -> list[Stored]:
 def test_fetch_batches_are_cut_by_bytes(sizes: dict[int, int | None], batches: list[list[int]]) -> None:
     """FETCH batches keep the UID order and hold at most fetch_batch_bytes by RFC822.SIZE."""
     assert list(byte_batches([1, 2, 3], sizes, 100)) == batches
+
+
+# --- the bytes held at once, over all mailboxes ------------------------------------------------
+
+
+def taking(
+    budget: ByteBudget, size: int, order: list[int], stop: threading.Event | None = None
+) -> threading.Thread:
+    """A thread that takes `size` bytes (noting `size` in `order` once it has them)."""
+
+    def run() -> None:
+        if budget.take(size, (stop or threading.Event()).is_set):
+            order.append(size)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(0.05)  # it is waiting, or done
+    return thread
+
+
+def test_budget_holds_a_batch_back_until_its_bytes_fit() -> None:
+    """A batch that does not fit beside what other mailboxes hold waits until they give back."""
+    budget, order = ByteBudget(100), list[int]()
+    assert budget.take(60, lambda: False)
+    waiter = taking(budget, 50, order)
+    assert order == []
+    budget.give(60)
+    waiter.join(timeout=5)
+    assert order == [50] and budget.held == 50
+
+
+def test_budget_lets_a_mail_bigger_than_itself_in_alone() -> None:
+    """A mail bigger than the whole budget goes once nothing else is held, never beside others."""
+    budget, order = ByteBudget(100), list[int]()
+    assert budget.take(10, lambda: False)
+    waiter = taking(budget, 500, order)
+    assert order == []
+    budget.give(10)
+    waiter.join(timeout=5)
+    assert order == [500]
+
+
+def test_budget_serves_first_come_first() -> None:
+    """A small batch that would fit waits behind a bigger one that came first (no starving)."""
+    budget, order = ByteBudget(100), list[int]()
+    assert budget.take(60, lambda: False)
+    first = taking(budget, 50, order)
+    second = taking(budget, 10, order)
+    assert order == []
+    budget.give(60)
+    first.join(timeout=5)
+    second.join(timeout=5)
+    assert order == [50, 10]
+
+
+def test_budget_wait_ends_on_stop() -> None:
+    """A mailbox told to stop while it waits takes nothing and lets the next one go."""
+    budget, order, stop = ByteBudget(100), list[int](), threading.Event()
+    assert budget.take(100, lambda: False)
+    waiter = taking(budget, 50, order, stop)
+    stop.set()
+    waiter.join(timeout=5)
+    assert not waiter.is_alive() and order == [] and budget.held == 100
+
+
+def test_daemon_mailboxes_share_one_budget(settings: Settings) -> None:
+    """Every mailbox of the daemon counts its bytes against the same budget."""
+    daemon = Daemon(settings)
+    try:
+        budgets = {id(w.budget) for w in daemon.watchers.values()}
+        assert budgets == {id(daemon.fetch_budget)} and daemon.fetch_budget.limit == 20_000_000
+    finally:
+        daemon.close()
 
 
 # --- a mail over max_parse_bytes -------------------------------------------------------------

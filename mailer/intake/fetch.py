@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from mailer import log
 from mailer.clock import Clock
 from mailer.errors import PermanentError
+from mailer.intake.budget import ByteBudget
 from mailer.intake.imap import MailboxClient
 from mailer.model import FetchedMail, Outcome, Role
 from mailer.settings import DaemonSettings, Office
@@ -81,8 +82,12 @@ class MailboxWatcher:
         clock: Clock,
         on_queued: Callable[[str], None] = lambda _office: None,
         role: Role = Role.INBOX,
+        budget: ByteBudget | None = None,
     ) -> None:
+        """`budget`: the bytes all the daemon's mailboxes may hold at once (one per daemon;
+        a watcher alone has its own)."""
         self.office, self.daemon, self.engine = office, daemon, engine
+        self.budget = budget or ByteBudget(daemon.fetch_batch_bytes)
         self.pipeline, self.clock, self.on_queued, self.role = pipeline, clock, on_queued, role
         folder = office.imap.sent_folder
         if role is Role.INBOX:
@@ -133,10 +138,14 @@ class MailboxWatcher:
         uids = self.client.uids_after(last_uid)
         if not uids and first_look:
             self._read_empty(state.uidvalidity)
+        budget = self.daemon.fetch_batch_bytes
         for chunk in _chunks(uids, self.daemon.fetch_batch):
             sizes = self.client.sizes(chunk)
-            for batch in byte_batches(chunk, sizes, self.daemon.fetch_batch_bytes):
-                done.update(self._process(batch, state.uidvalidity))
+            for batch in byte_batches(chunk, sizes, budget):
+                planned = sum(budget if sizes[uid] is None else sizes[uid] or 0 for uid in batch)
+                with self.budget.holding(planned, self.stopping.is_set) as taken:
+                    if taken:
+                        done.update(self._process(batch, state.uidvalidity))
                 if self.stopping.is_set():
                     break
             if self.stopping.is_set():
