@@ -1,16 +1,17 @@
 """Peak memory of the daemon with big mails waiting: ten 40 MB mails (a scanned PDF or a
 spreadsheet attached, base64) among a few ordinary ones, read by `Daemon.run_once()`.
 
-    .venv/bin/python bench/bigmail.py [--count 10] [--mb 40] [--small 5] [--daemon] [--keep]
+    .venv/bin/python bench/bigmail.py [--count 10] [--mb 40] [--small 5] [--daemon | --offices N] [--keep]
 
 It prints figures; it is not a test. It uses the loopback stack of the PST_* variables (the
 one the tests use, `scripts/mailstack.sh`; started if it is down): it clears the INBOX of
-bps3514@bps.go.id and APPENDs the mails (not timed). Then a child process (bench/backlog.py's,
-so `ru_maxrss` is the run's own peak RSS, its sender process's added when there is one) reads
-the mailbox into a fresh SQLite database with sending on, and the bench checks that every mail
-is on a ticket with its raw bytes stored intact (sha256), and that every requester got its
-acknowledgement queued. `--daemon` runs `mailer run` (run_forever) instead, polled until every
-mail is stored and every ack sent. Target: peak RSS < 300 MB (issue 13, item 7).
+bps3514@bps.go.id and APPENDs the mails (not timed). Then a child process (bench/backlog.py's:
+its peak RSS is its own VmHWM, its sender process's added when there is one) reads the mailbox
+into a fresh SQLite database with sending on, and the bench checks that every mail is on a
+ticket with its raw bytes stored intact (sha256 of the stored bytes), and counts the
+acknowledgements sent. `--daemon` runs `mailer run` (run_forever) instead, polled until every
+mail is stored and every ack sent. `--offices 5` deals the mails out to five office mailboxes,
+read at once by five mailbox threads. Target: peak RSS < 300 MB (issue 13, item 7).
 """
 
 from __future__ import annotations
@@ -72,16 +73,27 @@ def big_mail(n: int, size: int, token: str) -> bytes:
     return "\r\n".join(head).encode() + encoded + tail
 
 
-def load(stack: backlog.Stack, mails: list[bytes]) -> None:
-    client = stack.imap(backlog.OFFICE)
-    try:
-        if client.select_folder("INBOX").get(b"EXISTS", 0):
-            client.set_flags("1:*", [b"\\Deleted"], silent=True)
-            client.expunge()
-        for raw in mails:
-            client.append("INBOX", raw)
-    finally:
-        client.logout()
+OFFICES = (
+    "bps3514@bps.go.id",
+    "bps3571@bps.go.id",
+    "bps3576@bps.go.id",
+    "bps8205@bps.go.id",
+    "bps1808@bps.go.id",
+)
+
+
+def load(stack: backlog.Stack, mails: list[bytes], offices: int) -> None:
+    """Empty the INBOXes of the first `offices` offices, then deal the mails out among them."""
+    for n, office in enumerate(OFFICES[:offices]):
+        client = stack.imap(office)
+        try:
+            if client.select_folder("INBOX").get(b"EXISTS", 0):
+                client.set_flags("1:*", [b"\\Deleted"], silent=True)
+                client.expunge()
+            for raw in mails[n::offices]:
+                client.append("INBOX", raw)
+        finally:
+            client.logout()
 
 
 def check(db: Path, mails: list[bytes]) -> tuple[int, int, int, int]:
@@ -103,8 +115,17 @@ def main() -> int:
     ap.add_argument("--mb", type=float, default=40, help="size of each big mail in MB (default 40)")
     ap.add_argument("--small", type=int, default=5, help="ordinary mails among them (default 5)")
     ap.add_argument("--daemon", action="store_true", help="`mailer run` (run_forever) instead of run_once")
+    ap.add_argument(
+        "--offices",
+        type=int,
+        default=1,
+        choices=range(1, 6),
+        help="mailboxes to deal the mails out to (run_once)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = ap.parse_args()
+    if args.daemon and args.offices > 1:
+        ap.error("--daemon counts one office's mail: use --offices with run_once")
     print(f"machine: {os.cpu_count()} cores ({backlog.cpu_model()}), load {os.getloadavg()[0]:.1f}")
     stack = backlog.Stack.from_env()
     os.environ.update(stack.env())
@@ -116,11 +137,11 @@ def main() -> int:
     ordered = [m for pair in zip(smalls, mails, strict=False) for m in pair]
     ordered += mails[len(smalls) :] + smalls[len(mails) :]
     t0 = time.monotonic()
-    load(stack, ordered)
+    load(stack, ordered, args.offices)
     total = sum(map(len, ordered))
     print(
         f"loaded {len(mails)} mails of {size / 1e6:.0f} MB and {len(smalls)} ordinary ones "
-        f"({total / 1e6:.0f} MB) into {backlog.OFFICE} in {time.monotonic() - t0:.1f}s"
+        f"({total / 1e6:.0f} MB) into {', '.join(OFFICES[: args.offices])} in {time.monotonic() - t0:.1f}s"
     )
     tmp = Path(tempfile.mkdtemp(prefix="pst-bigmail-"))
     try:
