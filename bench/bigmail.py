@@ -83,14 +83,14 @@ OFFICES = (
 
 
 def load(stack: backlog.Stack, mails: list[bytes], offices: int) -> None:
-    """Empty the INBOXes of the first `offices` offices, then deal the mails out among them."""
-    for n, office in enumerate(OFFICES[:offices]):
+    """Empty the INBOX of every office, then deal the mails out to the first `offices`."""
+    for n, office in enumerate(OFFICES):
         client = stack.imap(office)
         try:
             if client.select_folder("INBOX").get(b"EXISTS", 0):
                 client.set_flags("1:*", [b"\\Deleted"], silent=True)
                 client.expunge()
-            for raw in mails[n::offices]:
+            for raw in mails[n::offices] if n < offices else ():
                 client.append("INBOX", raw)
         finally:
             client.logout()
