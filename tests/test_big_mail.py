@@ -215,7 +215,8 @@ def test_big_mail_ticketed_from_its_header_and_stored_whole(
     request: pytest.FixtureRequest, big_settings: Settings, clock: FrozenClock, database: str
 ) -> None:
     """A 3 MB mail over max_parse_bytes opens its ticket (subject, requester, the person's text
-    and a note), lists no attachment, and its raw bytes are stored byte for byte."""
+    and a note) and a small acknowledgement, lists no attachment, and its raw bytes are stored
+    byte for byte."""
     settings = big_settings
     if database == "postgresql":
         settings = lowered(request.getfixturevalue("postgres"))
@@ -223,7 +224,10 @@ def test_big_mail_ticketed_from_its_header_and_stored_whole(
     raw = big_mail("peneliti@example.com", 3_000_000)
     assert pipe.process(FetchedMail("3514", "INBOX", 7, next(_uids), raw)) is Outcome.TICKET_CREATED
     (message,) = stored(engine)
+    with db.reading(engine) as s:
+        (ack,) = s.execute(select(MessageRow.raw).where(col(MessageRow.direction) == "out")).scalars().all()
     engine.dispose()
+    assert len(ack) < 20_000  # the acknowledgement carries nothing of the mail's bulk
     assert message.ticket_subject == "Permohonan data: hasil survei terlampir"
     assert message.requester == "peneliti@example.com"
     assert message.body_text.startswith(WRITTEN)
