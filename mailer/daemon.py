@@ -19,6 +19,7 @@ from mailer.clock import Clock, SystemClock
 from mailer.delivery.outbox import Delivery, OutboxSender
 from mailer.delivery.render import Renderer
 from mailer.delivery.sending import SenderProcess
+from mailer.intake.budget import ByteBudget
 from mailer.intake.fetch import MailboxWatcher
 from mailer.model import Role
 from mailer.pipeline.driver import Pipeline
@@ -81,9 +82,10 @@ class Daemon:
             )
             for o in settings.offices
         }
+        budget = self.fetch_budget = ByteBudget(settings.daemon.fetch_batch_bytes)  # all mailboxes'
         self.watchers = {
             (o.code, role): MailboxWatcher(
-                o, settings.daemon, self.engine, self.pipeline, self.clock, self._queued, role
+                o, settings.daemon, self.engine, self.pipeline, self.clock, self._queued, role, budget
             )
             for o in settings.offices
             for role in (Role.INBOX, Role.COMPLAINT, Role.SENT)

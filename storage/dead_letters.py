@@ -12,6 +12,7 @@ from typing import NamedTuple
 from sqlalchemy import case, func, insert, select, update
 from sqlmodel import Session, col
 
+from storage.blobs import in_pieces, write_big
 from storage.prepared import rowcount, table_of
 from storage.tables import DeadLetter
 
@@ -44,12 +45,15 @@ def add_dead_letter(
     if exists is not None:
         s.execute(update(DeadLetter).where(col(DeadLetter.id) == exists[0]).values(step=step, error=error))
         return False
-    s.execute(
+    pieces = in_pieces(s, raw)
+    done = s.execute(
         insert(DeadLetter).values(
             office_code=office_code, folder=folder, uidvalidity=uidvalidity, uid=uid, step=step, error=error,
-            raw_sha256=raw_sha256, raw=raw, created_at=created_at,
-        )
+            raw_sha256=raw_sha256, raw=b"" if pieces else raw, created_at=created_at,
+        ).returning(_DL.c.id)
     )  # fmt: skip
+    if pieces:
+        write_big(s, "dead_letters", "raw", int(done.scalar_one()), raw)
     return True
 
 

@@ -13,6 +13,7 @@ from typing import NotRequired, TypedDict, Unpack
 from sqlalchemy import bindparam, func, insert, select, true
 from sqlmodel import Session, col
 
+from storage.blobs import in_pieces, write_big
 from storage.prepared import Prepared, table_of
 from storage.tables import AttachmentRow, MessageRow, OutboxRow, Ticket
 from storage.vocabulary import Direction, MessageKind
@@ -62,7 +63,12 @@ class NewMessage(TypedDict):
 
 def add_message(s: Session, **message: Unpack[NewMessage]) -> int:
     """Insert a message (in or out); returns its id."""
-    return int(_INSERT_MESSAGE.run(s, dict(message)).fetchone()[0])
+    raw = message["raw"]
+    if not in_pieces(s, raw):
+        return int(_INSERT_MESSAGE.run(s, dict(message)).fetchone()[0])
+    message_id = int(_INSERT_MESSAGE.run(s, {**message, "raw": b""}).fetchone()[0])
+    write_big(s, "messages", "raw", message_id, raw)
+    return message_id
 
 
 class NewAttachment(TypedDict):
@@ -82,8 +88,14 @@ class NewAttachment(TypedDict):
 
 def add_attachments(s: Session, rows: Sequence[NewAttachment]) -> None:
     """Insert a message's attachment rows at once."""
-    if rows:
-        s.connection().execute(_INSERT_ATTACHMENTS, list(rows))
+    small = [row for row in rows if row["content"] is None or not in_pieces(s, row["content"])]
+    if small:
+        s.connection().execute(_INSERT_ATTACHMENTS, small)
+    for row in rows:
+        content = row["content"]
+        if content is not None and in_pieces(s, content):
+            done = s.connection().execute(_INSERT_ATTACHMENTS.returning(_A.c.id), {**row, "content": b""})
+            write_big(s, "attachments", "content", int(done.scalar_one()), content)
 
 
 def attachments_of(s: Session, message_pks: Sequence[int]) -> dict[int, list[AttachmentRow]]:

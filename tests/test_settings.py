@@ -485,6 +485,27 @@ BAD_SETTINGS = [
         id="quiet-hours-empty-span",
     ),
     pytest.param(
+        (("fetch_batch_bytes = 20000000", "fetch_batch_bytes = 4096"),),
+        None,
+        "daemon.fetch_batch_bytes",
+        "must be at least 1000000, got 4096",
+        id="fetch-batch-bytes-too-small",
+    ),
+    pytest.param(
+        (("max_parse_bytes = 15000000", 'max_parse_bytes = "15 MB"'),),
+        None,
+        "daemon.max_parse_bytes",
+        "must be an integer, got str",
+        id="max-parse-bytes-a-string",
+    ),
+    pytest.param(
+        (("max_parse_bytes = 15000000", "max_parse_bytes = 0"),),
+        None,
+        "daemon.max_parse_bytes",
+        "must be at least 1000000, got 0",
+        id="max-parse-bytes-zero",
+    ),
+    pytest.param(
         (("immediate_within_minutes = 60", "immediate_within_minutes = 0"),),
         None,
         "acknowledgement.immediate_within_minutes",

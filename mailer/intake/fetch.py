@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 from mailer import log, metrics
 from mailer.clock import Clock
 from mailer.errors import PermanentError
+from mailer.intake.budget import ByteBudget
 from mailer.intake.imap import MailboxClient
 from mailer.model import FetchedMail, Outcome, Role
 from mailer.settings import DaemonSettings, Office
@@ -44,6 +45,28 @@ COMMIT_EVERY = 25
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def byte_batches(uids: Sequence[int], sizes: Mapping[int, int | None], max_bytes: int) -> Iterator[list[int]]:
+    """The UIDs in order, cut into FETCH batches of at most `max_bytes` by the sizes the server
+    gave (RFC822.SIZE). A mail bigger than that comes alone; so does one of unknown size. A UID
+    without an entry in `sizes` is gone (expunged meanwhile) and left out. A server that
+    understates a size only makes its batch bigger than planned: the fetched bytes are what
+    the parse step goes by (mailer/pipeline/reading.py)."""
+    batch: list[int] = []
+    total = 0
+    for uid in uids:
+        if uid not in sizes:
+            continue
+        size = sizes[uid]
+        size = max_bytes if size is None else size
+        if batch and total + size > max_bytes:
+            yield batch
+            batch, total = [], 0
+        batch.append(uid)
+        total += size
+    if batch:
+        yield batch
 
 
 class BatchProcessor(Protocol):
@@ -64,8 +87,12 @@ class MailboxWatcher:
         clock: Clock,
         on_queued: Callable[[str], None] = lambda _office: None,
         role: Role = Role.INBOX,
+        budget: ByteBudget | None = None,
     ) -> None:
+        """`budget`: the bytes all the daemon's mailboxes may hold at once (one per daemon;
+        a watcher alone has its own)."""
         self.office, self.daemon, self.engine = office, daemon, engine
+        self.budget = budget or ByteBudget(daemon.fetch_batch_bytes)
         self.pipeline, self.clock, self.on_queued, self.role = pipeline, clock, on_queued, role
         folder, imap = office.imap.sent_folder, office.imap
         if role is Role.INBOX:
@@ -130,17 +157,16 @@ class MailboxWatcher:
         uids = self.client.uids_after(last_uid)
         if not uids and first_look:
             self._read_empty(state.uidvalidity)
+        budget = self.daemon.fetch_batch_bytes
         for chunk in _chunks(uids, self.daemon.fetch_batch):
-            fetched = [
-                FetchedMail(office.code, folder, state.uidvalidity, uid, raw, received_at, self.role)
-                for uid, raw, received_at in self.client.fetch(chunk)
-            ]
-            for group in _chunks(fetched, COMMIT_EVERY):
-                outcomes = self.pipeline.process_batch(group)
-                done.update(outcomes)
-                _count(office.code, self.role, outcomes)
-                if Outcome.TICKET_CREATED in outcomes or Outcome.FOLLOWUP in outcomes:
-                    self.on_queued(office.code)  # committed: the sender may go (an ack, a complaint's)
+            sizes = self.client.sizes(chunk)
+            for batch in byte_batches(chunk, sizes, budget):
+                planned = sum(budget if sizes[uid] is None else sizes[uid] or 0 for uid in batch)
+                with self.budget.holding(planned, self.stopping.is_set) as taken:
+                    if taken:
+                        done.update(self._process(batch, state.uidvalidity))
+                if self.stopping.is_set():
+                    break
             if self.stopping.is_set():
                 break
         if uids:
@@ -165,6 +191,23 @@ class MailboxWatcher:
                 health.record_failure(s, self.office.code, self.channel, reason, self.clock.now())
         except Exception as exc:  # the database may be the trouble: the log has the reason
             self._log.warning("health_not_recorded", reason=f"{type(exc).__name__}: {exc}")
+
+    def _process(self, uids: Sequence[int], uidvalidity: int) -> list[Outcome]:
+        """FETCH one batch and run it through the pipeline, COMMIT_EVERY mails per commit. Its
+        bytes are let go on return, before the next batch is fetched."""
+        office, folder = self.office, self.key
+        fetched = [
+            FetchedMail(office.code, folder, uidvalidity, uid, raw, received_at, self.role)
+            for uid, raw, received_at in self.client.fetch(uids)
+        ]
+        done: list[Outcome] = []
+        for group in _chunks(fetched, COMMIT_EVERY):
+            outcomes = self.pipeline.process_batch(group)
+            done.extend(outcomes)
+            _count(office.code, self.role, outcomes)
+            if Outcome.TICKET_CREATED in outcomes or Outcome.FOLLOWUP in outcomes:
+                self.on_queued(office.code)  # committed: the sender may go (an ack, a complaint's)
+        return done
 
     def _read_empty(self, uidvalidity: int) -> None:
         """A folder read for the first time (or after a UIDVALIDITY change) and found empty: its

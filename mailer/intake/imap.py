@@ -70,6 +70,7 @@ class MailboxClient:
             if s.tls == "starttls":
                 client.starttls(context)
             client.normalise_times = False  # INTERNALDATE with its offset, not naive local time
+            _quiet_imaplib(client)
             client.login(s.username, s.password.value)
             self.can_idle = client.has_capability("IDLE")
             self._client = client
@@ -114,6 +115,19 @@ class MailboxClient:
         found = self.client.search(["UID", f"{last_uid + 1}:*"])
         return sorted(uid for uid in found if uid > last_uid)
 
+    def sizes(self, uids: Iterable[int]) -> dict[int, int | None]:
+        """{uid: RFC822.SIZE} for each UID still there; None where the server did not say. (A
+        server's size can be wrong: it plans the FETCH batches, nothing else relies on it.)"""
+        uid_list = list(uids)
+        if not uid_list:
+            return {}
+        response = self.client.fetch(uid_list, ["RFC822.SIZE"])
+        found: dict[int, int | None] = {}
+        for uid, data in response.items():
+            size = data.get(b"RFC822.SIZE")
+            found[uid] = size if isinstance(size, int) and size >= 0 else None
+        return found
+
     def fetch(self, uids: Iterable[int]) -> Iterator[tuple[int, bytes, datetime | None]]:
         """(uid, raw bytes, INTERNALDATE in UTC) for each UID still there, in UID order,
         without setting \\Seen."""
@@ -122,9 +136,10 @@ class MailboxClient:
             return
         response = self.client.fetch(uid_list, ["BODY.PEEK[]", "INTERNALDATE"])
         for uid in sorted(response):
-            raw = response[uid].get(FETCH_PART)
+            data = response.pop(uid)  # handed on, not kept here: one copy of the bytes at a time
+            raw = data.pop(FETCH_PART, None)
             if raw is not None:
-                yield uid, bytes(raw), _utc(response[uid].get(b"INTERNALDATE"))
+                yield uid, raw if type(raw) is bytes else bytes(raw), _utc(data.get(b"INTERNALDATE"))
 
     def wait_for_change(self, timeout_s: float, should_stop: Callable[[], bool]) -> bool:
         """Block until the server reports a change, `timeout_s` passes, or `should_stop()`
@@ -149,6 +164,16 @@ class MailboxClient:
         if self._client is not None:
             _quietly_close(self._client)
             self._client = None
+
+
+def _quiet_imaplib(client: IMAPClient) -> None:
+    """imapclient sets imaplib's debug level to 5 to route its trace into a logger: imaplib then
+    formats every literal it reads with %r (twice) before the logger drops the line. For a
+    40 MB mail that was about 95 MB of text made and thrown away, three times the mail at
+    once (bench/README.md, bigmail.py). Our logs never want that trace."""
+    imap = getattr(client, "_imap", None)
+    if imap is not None:
+        imap.debug = 0
 
 
 def _quietly_close(client: IMAPClient) -> None:

@@ -6,6 +6,10 @@ Message-IDs, the date), `mailer.intake.mime` the body, both with `mailer.intake.
 malformed mail never raises: what was wrong is listed in `defects`. `ParseError` only means
 "these bytes are not a mail": empty, or not starting with a header field.
 
+A mail too big to unpack in memory (`parse_big`, over `daemon.max_parse_bytes`) is read from
+its header block and the first BIG_PREVIEW_BYTES of its body only: its text as far as that
+goes, its attachments not at all; a note in its text and its defects says so.
+
 An attached message (message/rfc822, also the original returned inside a DSN) is listed as an
 attachment ("message.eml" unless named), its attachments follow, and its text is appended to
 `text` under a "---------- Forwarded message ----------" block, so nothing forwarded is lost.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import errors, policy
 from email.message import Message
@@ -55,6 +60,7 @@ _SINGLE = frozenset(
 )  # headers a mail should have once at most
 _HEADER_LINE = re.compile(rb"([!-9;-~]+)[ \t]*:")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
+_LEADING_NEWLINES = re.compile(rb"[\r\n]*")
 _BRACKETED = re.compile(r"<([^<>]*)>")
 _ATOMS = r"[^\s<>,;:\"()\\@\[\]]+"
 _SIMPLE_ADDRESS = re.compile(
@@ -63,6 +69,8 @@ _SIMPLE_ADDRESS = re.compile(
 _ID_SPLIT = re.compile(r"[\s,;]+")
 _PARSER = BytesParser(policy=policy.compat32)
 _FORWARD = "---------- Forwarded message ----------"
+BIG_PREVIEW_BYTES = 65_536  # body bytes read of a mail too big to unpack (parse_big)
+MAX_HEAD_BYTES = 1_000_000  # a header block must end within this many bytes (parse_big)
 
 
 def parse(raw: bytes) -> ParsedMail:
@@ -74,6 +82,34 @@ def parse(raw: bytes) -> ParsedMail:
     if not msg.keys():
         raise ParseError("no header field")
     return _parse_message(msg, 0, ["broken header block repaired"] if repaired else [])
+
+
+def big_preview(raw: bytes) -> bytes:
+    """The bytes parse_big reads of a big mail: its header block and the first
+    BIG_PREVIEW_BYTES of its body (a copy of those alone). ParseError when the header block
+    does not end within MAX_HEAD_BYTES."""
+    leading = _LEADING_NEWLINES.match(raw)
+    start = leading.end() if leading else 0
+    found = _HEAD_END.search(raw, start, start + MAX_HEAD_BYTES)
+    if found is None:
+        raise ParseError(f"a mail of {len(raw)} bytes whose header block does not end in {MAX_HEAD_BYTES}")
+    return raw[: found.end() + BIG_PREVIEW_BYTES]
+
+
+def parse_big(raw: bytes, max_parse_bytes: int) -> ParsedMail:
+    """A mail of more than `max_parse_bytes`, read without unpacking it: header fields as
+    `parse` reads them, the text of what the first BIG_PREVIEW_BYTES of its body hold, no
+    attachments (the bytes of a cut part are not the file), a note at the end of the text and
+    in `defects`. Memory: the preview is all that is parsed, whatever the size of the mail."""
+    mail = parse(big_preview(raw))
+    note = (
+        f"[This mail is {len(raw):,} bytes, over daemon.max_parse_bytes ({max_parse_bytes:,}): only its "
+        "header and the start of its text were read, its attachments were not unpacked. It is kept "
+        "whole as it arrived, and it is still in the office mailbox.]"
+    )
+    text = f"{mail.text}\n\n{note}" if mail.text.strip() else note
+    defect = f"too big to unpack: {len(raw)} bytes, over daemon.max_parse_bytes"
+    return replace(mail, text=text, html=None, attachments=(), defects=(*mail.defects, defect))
 
 
 def _message(raw: bytes) -> tuple[Message, bool]:

@@ -52,6 +52,9 @@ class Reading:
     received_at: datetime  # when the office's server got it; the SLA clock starts here
     raw_sha256: str = ""
     dedupe_key: str = ""
+    # The bytes the later pure steps read (staff check, bounce report): the mail itself, or of a
+    # mail too big to unpack its header and the start of its body (parse.big_preview).
+    readable: bytes = b""
     parsed: ParsedMail | None = None
     hints: OutlookHints = NO_HINTS  # Outlook's conversation headers (threading, our reply's)
     written: str = ""  # what the person wrote: the text without quoted history and signature

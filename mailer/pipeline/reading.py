@@ -25,7 +25,7 @@ from mailer.decide import complaint, rules, staff
 from mailer.decide.threader import outlook_hints
 from mailer.decide.trim import trim
 from mailer.intake import bounces
-from mailer.intake.parse import parse
+from mailer.intake.parse import big_preview, parse, parse_big
 from mailer.model import ParsedMail, Role
 from mailer.pipeline.context import Reading, Setup
 from storage.vocabulary import MessageKind
@@ -36,8 +36,9 @@ def dedupe_key(message_id: str | None, raw: bytes, mail: ParsedMail) -> str:
     (the bytes after the header block) and of the headers its author wrote (From, To, Cc,
     Subject, Date). Copies of one mail differ only in trace headers (Received, Delivered-To,
     Return-Path), so they share it; different mails that reuse a Message-ID don't."""
-    split = raw.find(b"\r\n\r\n")
-    body = raw[split + 4 :] if split >= 0 else raw[raw.find(b"\n\n") + 2 :] if b"\n\n" in raw else raw
+    split, lf = raw.find(b"\r\n\r\n"), raw.find(b"\n\n")
+    body = memoryview(raw)  # sliced without a copy: a big mail's bytes are not doubled
+    body = body[split + 4 :] if split >= 0 else body[lf + 2 :] if lf >= 0 else body
     digest = hashlib.sha256(body)
     people = [a.email for a in (mail.from_, *mail.to, *mail.cc) if a is not None]
     stamp = mail.date.isoformat() if mail.date else ""
@@ -46,14 +47,19 @@ def dedupe_key(message_id: str | None, raw: bytes, mail: ParsedMail) -> str:
 
 
 def step_parse(p: Setup, read: Reading) -> Reading:
+    """A mail over daemon.max_parse_bytes is read from its header and the start of its body
+    (parse_big); the digests still cover all of it."""
     raw = read.fetched.raw
-    parsed = parse(raw)
+    limit = p.settings.daemon.max_parse_bytes
+    readable = raw if len(raw) <= limit else big_preview(raw)
+    parsed = parse(raw) if readable is raw else parse_big(raw, limit)
     return replace(
         read,
         raw_sha256=hashlib.sha256(raw).hexdigest(),
         parsed=parsed,
         dedupe_key=dedupe_key(parsed.message_id, raw, parsed),
-        hints=outlook_hints(raw),
+        hints=outlook_hints(readable),
+        readable=readable,
     )
 
 
@@ -70,7 +76,7 @@ def step_identify(p: Setup, read: Reading) -> Reading:
     if read.decision is None or read.decision.kind is not MessageKind.REQUEST:
         return read  # auto-replies, bounces, our own mail: nobody's answer
     fetched = read.fetched
-    officer, why = staff.identify(read.mail, fetched.raw, read.office, fetched.role, p.own_addresses)
+    officer, why = staff.identify(read.mail, read.readable, read.office, fetched.role, p.own_addresses)
     warnings: tuple[str, ...] = (*read.warnings, why) if why else read.warnings
     if officer is None and why:  # staff-looking, not authenticated: a command in it is not obeyed
         unverified, _ = staff.command(read.mail, p.own_addresses)
@@ -92,7 +98,7 @@ def step_identify(p: Setup, read: Reading) -> Reading:
 def step_report(p: Setup, read: Reading) -> Reading:
     """A bounce or complaint: read what it says about which of our mails (pure)."""
     if read.decision is not None and read.decision.kind in (MessageKind.BOUNCE, MessageKind.FEEDBACK):
-        return replace(read, report=bounces.read_report(read.fetched.raw))
+        return replace(read, report=bounces.read_report(read.readable))
     return read
 
 

@@ -15,6 +15,8 @@ from mailer.settings.reader import TableReader
 from mailer.settings.working_time import parse_span
 
 MAX_ATTACHMENT_BYTES = 500_000_000  # one database value; PostgreSQL's bytea stops at 1 GB
+MIN_FETCH_BYTES = 1_000_000  # [daemon] fetch_batch_bytes: below this, FETCH round trips dominate
+MIN_PARSE_BYTES = 1_000_000  # [daemon] max_parse_bytes: ordinary mail with a photo must be read
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,12 @@ class DaemonSettings:
     poll_interval_s: float = 60.0  # when the server has no IDLE
     idle_timeout_s: float = 600.0  # re-issue IDLE at least this often (RFC 2177: < 29 min)
     fetch_batch: int = 200  # UIDs per FETCH
+    # Bytes per FETCH (RFC822.SIZE, asked first), so a backlog of big mails is read a few at a
+    # time; a mail bigger than this is fetched alone.
+    fetch_batch_bytes: int = 20_000_000
+    # A mail bigger than this is not unpacked: its header and the start of its text are read,
+    # its attachments not; it is stored whole as it arrived (mailer/intake/parse.py, parse_big).
+    max_parse_bytes: int = 15_000_000
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 300.0
 
@@ -121,7 +129,16 @@ def read_daemon(r: TableReader) -> DaemonSettings:
     low, high = r.number("reconnect_min_s", d.reconnect_min_s), r.number("reconnect_max_s", d.reconnect_max_s)
     if high < low:
         raise r.fail("reconnect_max_s", "must not be below reconnect_min_s")
-    return r.fill(DaemonSettings, idle_timeout_s=idle, reconnect_min_s=low, reconnect_max_s=high)
+    batch_bytes = r.integer("fetch_batch_bytes", d.fetch_batch_bytes, minimum=MIN_FETCH_BYTES)
+    parse_bytes = r.integer("max_parse_bytes", d.max_parse_bytes, minimum=MIN_PARSE_BYTES)
+    return r.fill(
+        DaemonSettings,
+        idle_timeout_s=idle,
+        reconnect_min_s=low,
+        reconnect_max_s=high,
+        fetch_batch_bytes=batch_bytes,
+        max_parse_bytes=parse_bytes,
+    )
 
 
 def read_outbox(r: TableReader) -> OutboxSettings:
