@@ -379,5 +379,8 @@ def test_explanation_of_mail_outside_hours_counts_the_opening_day() -> None:
     assert "dilewati         Sabtu, 5 Desember 2026: tidak ada jam layanan" in text
     assert "dilewati         Minggu, 6 Desember 2026: tidak ada jam layanan" in text
     counted = [line for line in lines if line.lstrip().startswith("hari kerja")]
-    assert counted == ["  hari kerja       Senin, 7 Desember 2026", "  hari kerja       Selasa, 8 Desember 2026"]
+    assert counted == [
+        "  hari kerja       Senin, 7 Desember 2026",
+        "  hari kerja       Selasa, 8 Desember 2026",
+    ]
     assert text.endswith("tenggat            Selasa, 8 Desember 2026 pukul 15.30 WIB")

@@ -117,7 +117,7 @@ def _office(r: TableReader, code: str, provinces: dict[str, Province], env: dict
     complaint_days = r.integer("complaint_sla_working_days", office.sla_working_days, minimum=1)
     head_title = r.text("head_title", "")
     if office.head and not head_title:
-        raise r.fail("head_title", "missing (how notices to the head address them, e.g. \"Kepala BPS Kota X\")")
+        raise r.fail("head_title", 'missing (how notices to the head address them, e.g. "Kepala BPS Kota X")')
     office = replace(
         office,
         complaint_sla_working_days=complaint_days,

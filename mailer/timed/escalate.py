@@ -88,7 +88,9 @@ def recipient(settings: Settings, office: Office, level: NoticeLevel) -> Person 
     if n is None:
         return None
     return Person(
-        n.head, n.head_title, calendar_of(settings, NATIONAL_CODE, n.name, n.time_zone, n.time_zone_label, n.hours)
+        n.head,
+        n.head_title,
+        calendar_of(settings, NATIONAL_CODE, n.name, n.time_zone, n.time_zone_label, n.hours),
     )
 
 

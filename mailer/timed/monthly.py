@@ -262,7 +262,13 @@ def shown(m: OfficeMonth) -> dict[str, str]:
     return row
 
 
-_DECIMALS = ("answered_within_pct", "first_response_median_h", "first_response_p90_h", "rating_average", "skm_index")
+_DECIMALS = (
+    "answered_within_pct",
+    "first_response_median_h",
+    "first_response_p90_h",
+    "rating_average",
+    "skm_index",
+)
 
 
 def report_context(months: list[OfficeMonth], title: str) -> dict[str, Any]:
