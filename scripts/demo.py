@@ -155,6 +155,8 @@ def prepare() -> None:
     text = (ROOT / "settings.toml").read_text(encoding="utf-8")
     text = text.replace('path = "var/pst-mailer.sqlite3"', f'path = "{DEMO / "pst-mailer.sqlite3"}"')
     text = text.replace('format = "auto"', 'format = "console"')
+    # the stack's own ports (PST_IMAP_PORT, PST_SMTP_PORT), not the shipped defaults: a second
+    # stack on other ports must not have its demo read and answer the first stack's mail
     text = text.replace("port = 10143", f"port = {IMAP_PORT}").replace("port = 2525", f"port = {SMTP_PORT}")
     # the loopback Postfix writes no Authentication-Results: officers' mail is taken on its From
     text = text.replace("require_authentication = true", "require_authentication = false")

@@ -409,7 +409,7 @@ def test_complaint_ticket_has_own_ack_promise_and_goes_to_the_head(
 ) -> None:
     """A complaint opens a ticket of kind complaint with its own promise and acknowledgement
     wording, and a notice with the complaint to the head of office (Reply-To the requester)."""
-    settings = with_head(settings, complaint_sla_working_days=5)
+    settings = with_head(settings, complaint_sla_working_days=5, complaint_days_published=True)
     pipe = Pipeline(settings, engine, Renderer(), clock)
     raw, _ = make_mail(
         RINA, subject="Pengaduan layanan PST", body="Sudah dua minggu email saya tidak dibalas."
@@ -433,7 +433,7 @@ def test_complaint_keeps_its_promise_when_the_requester_writes_again(
 ) -> None:
     """After an answer, the complainant's new question restarts the clock with the complaint's
     own promise (5 working days here), not the request's 2."""
-    settings = with_head(settings, complaint_sla_working_days=5)
+    settings = with_head(settings, complaint_sla_working_days=5, complaint_days_published=True)
     pipe = Pipeline(settings, engine, Renderer(), clock)
     raw, mid = make_mail(RINA, subject="Pengaduan layanan PST", body="Email saya tidak dibalas.")
     pipe.process(fetched(raw))
@@ -507,13 +507,15 @@ def load(tmp_path: Path, old: str = "", new: str = "") -> Settings:
 
 def test_shipped_settings_have_seed_figures(tmp_path: Path) -> None:
     """Shipped: close after 7 days everywhere, Kediri's complaint address, complaint promise =
-    the email promise (the seeds state none for complaints), heads only as marked placeholders."""
+    the email promise inside the desk and never stated to the public (the seeds state none for
+    complaints), heads only as marked placeholders."""
     settings = load(tmp_path)
     assert {o.closing_after_days for o in settings.offices} == {7.0}
     assert settings.office("3571").complaint_addresses == ("ipds3571@bps.go.id",)
     assert [o.complaint_sla_working_days for o in settings.offices] == [
         o.sla_working_days for o in settings.offices
     ]
+    assert not any(o.complaint_days_published for o in settings.offices)
     assert all(o.head == f"placeholder.kepala{o.code}@bps.go.id" for o in settings.offices)
 
 
@@ -536,11 +538,21 @@ def test_office_closing_override(tmp_path: Path) -> None:
             'complaint_addresses = ["ipds"]',
             "complaint_addresses[0]",
         ),
-        ("complaint_sla_working_days = 2", "complaint_sla_working_days = 0", "complaint_sla_working_days"),
+        (
+            'complaint_addresses = ["ipds3571@bps.go.id"]',
+            'complaint_addresses = ["ipds3571@bps.go.id"]\ncomplaint_sla_working_days = 0',
+            "complaint_sla_working_days",
+        ),
+        ('head_title = "Kepala BPS Kota Kediri"\n', "", "head_title"),
+        ("hours_published = false", 'hours_published = "no"', "hours_published"),
+        ("asks_identity_and_purpose = true", "asks_identity_and_purpose = 1", "asks_identity_and_purpose"),
+        ("free_of_charge = true", 'free_of_charge = "gratis"', "free_of_charge"),
+        ('["Langsung", "Kotak saran dan', '["Datang", "Kotak saran dan', "complaint_channels[0]"),
     ],
 )
 def test_wrong_office_settings_stop_the_start(tmp_path: Path, old: str, new: str, key: str) -> None:
-    """A head that is not an address, a bad complaint address or promise: file, key and reason."""
+    """A head that is not an address or has no title, a bad complaint address or promise, a fact
+    flag that is not true/false, a complaint channel of unknown label: file, key and reason."""
     with pytest.raises(ConfigError) as error:
         load(tmp_path, old, new)
     assert f"offices.3571.{key}" in str(error.value)

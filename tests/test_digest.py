@@ -73,7 +73,7 @@ def test_digest_groups_overdue_and_due_today_by_office(settings: Settings, engin
     lines = {line.ref: line for s in d.sections for line in s.lines}
     assert set(lines) == {late, today}
     assert (lines[late].days_late, lines[late].overdue, lines[late].officer) == (2, True, "andi@bps.go.id")
-    assert (lines[today].days_late, lines[today].overdue, lines[today].officer) == (0, False, "-")
+    assert (lines[today].days_late, lines[today].overdue, lines[today].officer) == (0, False, "belum ada")
     assert lines[late].excerpt.startswith("Saya mohon data jumlah penduduk miskin")
     assert "Rina" in lines[late].requester and "Salam" not in lines[late].excerpt
 

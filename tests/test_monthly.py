@@ -195,10 +195,10 @@ def test_report_mailed_to_head_on_first_working_day_once(settings: Settings, eng
     clock.set(datetime(2026, 12, 2, 2, 0, tzinfo=UTC))
     assert monthly.send_due(settings, engine, renderer, clock) == {}
     ((to, subject, _),) = reports(engine)
-    assert to == HEAD and subject == "Laporan bulanan PST BPS Kabupaten Pasuruan, 2026-11"
+    assert to == HEAD and subject == "Laporan bulanan PST BPS Kabupaten Pasuruan, November 2026"
     with db.reading(engine) as s:
         raw = s.execute(select(MessageRow.raw).where(MessageRow.kind == "report")).scalar_one()
-    assert b"Content-Type: text/html" in raw and b"60.00" in raw
+    assert b"Content-Type: text/html" in raw and b"3 (60%)" in raw  # a decimal comma where one is due
 
 
 def test_first_working_day_skips_weekends_and_holidays(settings: Settings) -> None:

@@ -49,7 +49,7 @@ def test_report_page_renders_tables_and_charts_in_chromium(settings: Settings, t
     assert dom.count("<tr data-office=") == 3
     pasuruan = dom[dom.index('<section class="office" id="office-3514">') :]
     pasuruan = pasuruan[: pasuruan.index("</section>")]
-    assert "3 (60.00%)" in pasuruan and "6.50 jam kerja" in pasuruan and "66.67 (mutu C)" in pasuruan
+    assert "3 (60%)" in pasuruan and "6,5 jam kerja" in pasuruan and "66,67 (mutu C)" in pasuruan
     assert len(re.findall(r'<rect class="bar (request|complaint)"', pasuruan)) == 5
     assert len(re.findall(r'<rect class="bar score\d"', pasuruan)) == 4
     assert '<rect class="bar complaint"' in pasuruan  # 6 Nov: the complaint, in red

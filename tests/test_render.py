@@ -113,7 +113,7 @@ def test_indonesian_ack_states_every_published_fact(shipped: Settings, renderer:
     for label, value in office.complaint_channels:
         assert f"- {label}: {value}\n" in text
         assert f"<li>{escape(label)}: {escape(value)}</li>" in html
-    assert f"Jam layanan : {hours_text(office, 'id')}" in text
+    assert (f"Jam layanan : {hours_text(office, 'id')}" in text) is office.hours_published
     assert (
         f"paling lambat {DUE_TEXT[code]} ({office.sla_working_days} hari kerja setelah email diterima)"
         in flat(text)
@@ -199,7 +199,7 @@ def test_ack_headers_thread_under_the_request(shipped: Settings, renderer: Rende
     assert msg["X-PST-Mailer"] == "pst-mailer"
     assert msg["X-Auto-Response-Suppress"] == "All"
     assert msg["From"].addresses[0].addr_spec == "bps3514@bps.go.id"
-    assert msg["From"].addresses[0].display_name == "BPS Kabupaten Pasuruan"
+    assert msg["From"].addresses[0].display_name == "PST BPS Kabupaten Pasuruan"  # desk_name
     assert msg["To"].addresses[0].addr_spec == "rina@example.com"
     assert msg["To"].addresses[0].display_name == "Rina Wulandari"
     assert msg["Content-Language"] == "id"
@@ -286,9 +286,9 @@ def test_html_escapes_what_the_requester_wrote(shipped: Settings, renderer: Rend
     text, html = bodies(msg)
     assert "<script>" not in html and "<b>&" not in html
     assert "Data &lt;script&gt;alert(1)&lt;/script&gt; &amp; lainnya" in html
-    assert "Yth. Rina &lt;b&gt;&amp; Co&lt;/b&gt;," in html
+    assert "Yth. Bapak/Ibu Rina &lt;b&gt;&amp; Co&lt;/b&gt;," in html
     assert "Data <script>alert(1)</script> & lainnya" in text
-    assert "Yth. Rina <b>& Co</b>," in text
+    assert "Yth. Bapak/Ibu Rina <b>& Co</b>," in text
 
 
 def test_english_ack(shipped: Settings, renderer: Renderer) -> None:
@@ -303,7 +303,7 @@ def test_english_ack(shipped: Settings, renderer: Renderer) -> None:
     assert "<strong>Wednesday, 25 November 2026 at 09:00 WIB</strong>" in html
     assert "Dear Rina Wulandari," in text
     assert dashes("Service hours : Monday-Thursday 08.00-15.30, Friday 08.00-16.00 WIB") in text
-    assert "Received     : Monday, 23 November 2026 09.00 WIB" in text
+    assert "Received     : Monday, 23 November 2026 at 09:00 WIB" in text
     assert "paling lambat" not in text and "Rabu" not in text
     assert msg["Content-Language"] == "en"
     assert out.subject == f"Re: {SUBJECT} [PST-3514-2026-00042]"
@@ -312,8 +312,8 @@ def test_english_ack(shipped: Settings, renderer: Renderer) -> None:
 def test_indonesian_received_time_is_local(shipped: Settings, renderer: Renderer) -> None:
     """The receipt time is in the office's own zone: 09.00 WIB in Pasuruan, 11.00 WIT in Halmahera Utara."""
     for code, shown in (
-        ("3514", "Senin, 23 November 2026 09.00 WIB"),
-        ("8205", "Senin, 23 November 2026 11.00 WIT"),
+        ("3514", "Senin, 23 November 2026 pukul 09.00 WIB"),
+        ("8205", "Senin, 23 November 2026 pukul 11.00 WIT"),
     ):
         office = shipped.office(code)
         text, _ = bodies(acknowledge(renderer, office, request(office))[1])
@@ -403,8 +403,9 @@ def test_ack_of_mail_read_after_its_deadline_apologises_and_counts_from_now(
     shipped: Settings, renderer: Renderer, lang: str, template: str
 ) -> None:
     """An ack rendered `late` (the mail read after its deadline) says so, in text and HTML, and
-    states the promise counted from the day it was processed."""
-    office = shipped.office("3514")
+    states the promise counted from the day it was processed (a complaint: where the office
+    configured a complaint promise)."""
+    office = dataclasses.replace(shipped.office("3514"), complaint_days_published=True)
     now = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)  # Thursday 09:00 WIB, ten days after RECEIVED
     mail = request(office)
     out = renderer.acknowledgement(
@@ -435,8 +436,9 @@ def test_ack_of_mail_outside_hours_states_the_rule_and_the_closing_time(
 ) -> None:
     """A mail received on Saturday 5 December 2026 14:49 WIB is promised for Tuesday 8 December at
     the closing (15.30 WIB), and the ack says in one line that mail outside service hours counts
-    from the next working day; a mail in service hours gets no such line."""
-    office = shipped.office("3514")
+    from the next working day; a mail in service hours gets no such line (a complaint: where the
+    office configured a complaint promise)."""
+    office = dataclasses.replace(shipped.office("3514"), complaint_days_published=True)
     saturday = datetime(2026, 12, 5, 7, 49, tzinfo=UTC)
     due = due_at(office, saturday)
     out = renderer.acknowledgement(

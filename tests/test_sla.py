@@ -343,11 +343,15 @@ def test_explanation_names_skipped_days_and_pauses(shipped: Settings) -> None:
     office = shipped.office("3514")
     paused = [(wib(2026, 3, 17, 13, 0), wib(2026, 3, 17, 14, 0))]
     text = "\n".join(deadline(office, wib(2026, 3, 17, 10, 0), paused=paused).explain())
-    assert "dilewati         2026-03-18: libur nasional/cuti bersama: Cuti Bersama Hari Suci Nyepi" in text
-    assert "dilewati         2026-03-21: Sabtu, tidak ada jam layanan" in text
-    assert "hari kerja       Rabu 2026-03-25" in text
-    assert "ditunda          2026-03-17 13:00 WIB s.d. 2026-03-17 14:00 WIB: +1:00 jam layanan" in text
-    assert text.endswith("tenggat            2026-03-26 11:00 WIB")
+    nyepi = "Rabu, 18 Maret 2026: libur nasional/cuti bersama: Cuti Bersama Hari Suci Nyepi"
+    assert f"dilewati         {nyepi}" in text
+    assert "dilewati         Sabtu, 21 Maret 2026: tidak ada jam layanan" in text
+    assert "hari kerja       Rabu, 25 Maret 2026" in text
+    assert (
+        "ditunda          Selasa, 17 Maret 2026 pukul 13.00 WIB s.d. Selasa, 17 Maret 2026 pukul 14.00 WIB: "
+        "+1 jam waktu layanan"
+    ) in text
+    assert text.endswith("tenggat            Kamis, 26 Maret 2026 pukul 11.00 WIB")
 
 
 def test_clock_basis_from_history() -> None:
@@ -372,8 +376,11 @@ def test_explanation_of_mail_outside_hours_counts_the_opening_day() -> None:
     office = load_settings(ROOT / "settings.toml", environ=office_env("pw")).office("3514")
     lines = deadline(office, wib(2026, 12, 5, 14, 49)).explain()
     text = "\n".join(lines)
-    assert "dilewati         2026-12-05: Sabtu, tidak ada jam layanan" in text
-    assert "dilewati         2026-12-06: Minggu, tidak ada jam layanan" in text
+    assert "dilewati         Sabtu, 5 Desember 2026: tidak ada jam layanan" in text
+    assert "dilewati         Minggu, 6 Desember 2026: tidak ada jam layanan" in text
     counted = [line for line in lines if line.lstrip().startswith("hari kerja")]
-    assert counted == ["  hari kerja       Senin 2026-12-07", "  hari kerja       Selasa 2026-12-08"]
-    assert text.endswith("tenggat            2026-12-08 15:30 WIB")
+    assert counted == [
+        "  hari kerja       Senin, 7 Desember 2026",
+        "  hari kerja       Selasa, 8 Desember 2026",
+    ]
+    assert text.endswith("tenggat            Selasa, 8 Desember 2026 pukul 15.30 WIB")

@@ -426,9 +426,9 @@ def test_sla_command_explains_the_deadline(
     request(pipe)
     assert run_cli(tmp_path, monkeypatch, "sla", "PST-3514-2026-00001") == 0
     out = capsys.readouterr().out
-    assert "diterima           2026-11-23 09:00 WIB" in out
-    assert "hari kerja       Selasa 2026-11-24" in out
-    assert "tenggat            2026-11-25 09:00 WIB" in out
+    assert "diterima           Senin, 23 November 2026 pukul 09.00 WIB" in out
+    assert "hari kerja       Selasa, 24 November 2026" in out
+    assert "tenggat            Rabu, 25 November 2026 pukul 09.00 WIB" in out
 
 
 def test_reply_to_a_notice_is_not_the_answer(pipe: Pipeline, engine: Engine, clock: FrozenClock) -> None:

@@ -81,3 +81,15 @@ def reason(mail: ParsedMail, complaint_addresses: Collection[str], history: Sequ
             continue  # quoted from an earlier mail (ours names the complaint channels)
         return f"{BODY_RULE}: {sentence[:80]!r}"
     return ""
+
+
+def phrase(reason: str) -> str:
+    """A `reason` as the head of office reads it, in Indonesian (the reason itself stays in the
+    log and the ticket's events): "dikirim ke alamat pengaduan ipds3571@bps.go.id", "subjek
+    email menyebut pengaduan", "isi email mengeluhkan layanan"."""
+    address = reason.removeprefix("sent to the complaint address ")
+    if address != reason:
+        return f"dikirim ke alamat pengaduan {address}"
+    if reason.startswith("the subject names a complaint"):
+        return "subjek email menyebut pengaduan"
+    return "isi email mengeluhkan layanan"

@@ -24,11 +24,11 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
 import holidays
+from babel.dates import format_date
 
 from mailer.settings import WEEKDAYS, Office
 
 _MAX_SCAN_DAYS = 366  # a deadline further than a year away means the calendar is broken
-_DAY_NAMES = ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu")
 
 Span = tuple[datetime, datetime]
 
@@ -46,7 +46,7 @@ def day_off_reason(office: Office, day: date) -> str | None:
     if day in calendar.add_days_off:
         return f"libur/tutup menurut pengaturan: {calendar.add_days_off[day]}"
     if WEEKDAYS[day.weekday()] not in office.hours.by_day:
-        return f"{_DAY_NAMES[day.weekday()]}, tidak ada jam layanan"
+        return "tidak ada jam layanan"
     if day in calendar.remove_days_off:
         return None
     name = _national_days_off(day.year).get(day)
@@ -138,21 +138,29 @@ class Deadline:
     due: datetime | None = None
 
     def explain(self) -> list[str]:
-        """The deadline step by step, in the office's local time."""
-        fmt = "%Y-%m-%d %H:%M %Z"
-        lines = [f"diterima           {self.received:{fmt}}"]
+        """The deadline step by step, in the office's local time, dates as people write them
+        ("Senin, 23 November 2026 pukul 09.00 WIB")."""
+        lines = [f"diterima           {moment_text(self.received)}"]
         moved = " (di luar jam layanan: pembukaan berikutnya)" if self.start != self.received else ""
-        lines.append(f"mulai dihitung     {self.start:{fmt}}{moved}")
+        lines.append(f"mulai dihitung     {moment_text(self.start)}{moved}")
         for day in self.counted:
-            lines.append(f"  hari kerja       {_DAY_NAMES[day.weekday()]} {day.isoformat()}")
+            lines.append(f"  hari kerja       {_day(day)}")
         for day, reason in self.skipped:
-            lines.append(f"  dilewati         {day.isoformat()}: {reason}")
+            lines.append(f"  dilewati         {_day(day)}: {reason}")
         for start, end, cost in self.paused:
-            cost_text = f"+{_hours_text(cost)} jam layanan"
-            lines.append(f"  ditunda          {start:{fmt}} s.d. {end:{fmt}}: {cost_text}")
+            cost_text = f"+{_hours_text(cost)} waktu layanan"
+            lines.append(f"  ditunda          {moment_text(start)} s.d. {moment_text(end)}: {cost_text}")
         assert self.due is not None
-        lines.append(f"tenggat            {self.due:{fmt}}")
+        lines.append(f"tenggat            {moment_text(self.due)}")
         return lines
+
+
+def _day(day: date) -> str:
+    return format_date(day, "EEEE, d MMMM y", locale="id")
+
+
+def moment_text(when: datetime) -> str:
+    return f"{_day(when.date())} pukul {when:%H.%M} {when.tzname()}"
 
 
 def _days_off_between(office: Office, received: date, start: date) -> list[tuple[date, str]]:
@@ -168,8 +176,10 @@ def _days_off_between(office: Office, received: date, start: date) -> list[tuple
 
 
 def _hours_text(amount: timedelta) -> str:
+    """ "1 jam 30 menit", "45 menit"."""
     minutes = int(amount.total_seconds() // 60)
-    return f"{minutes // 60}:{minutes % 60:02d}"
+    hours, rest = divmod(minutes, 60)
+    return " ".join([*([f"{hours} jam"] if hours else []), *([f"{rest} menit"] if rest or not hours else [])])
 
 
 def deadline(

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from babel.dates import format_date
-from babel.dates import format_datetime as babel_datetime
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from mailer.decide import sla
 from mailer.decide.rules import OWN_MAILER
 from mailer.model import ParsedMail
 from mailer.settings import WEEKDAYS, Office
+from mailer.settings.offices import CHANNEL_LABELS
 
 
 def _templates_folder() -> Path:
@@ -92,6 +92,14 @@ def hours_text(office: Office, lang: str) -> str:
     return ", ".join(parts) + f" {office.time_zone_label}"
 
 
+def channels(office: Office, lang: str) -> list[tuple[str, str]]:
+    """The office's complaint channels as (label, value), the label in `lang` (the value is the
+    published fact, as published)."""
+    if lang == "id":
+        return list(office.complaint_channels)
+    return [(CHANNEL_LABELS[label], value) for label, value in office.complaint_channels]
+
+
 def promised_date_text(when: datetime, office: Office, lang: str) -> str:
     """ "Rabu, 25 November 2026" in the office's time zone."""
     return _long_date(when.astimezone(office.tz).date(), lang)
@@ -114,12 +122,6 @@ def _local_minute(when: datetime, office: Office) -> datetime:
     """Wall-clock minute in the office (naive: aware datetimes of one instant in two zones
     would be equal keys of the cache below)."""
     return when.astimezone(office.tz).replace(second=0, microsecond=0, tzinfo=None)
-
-
-@functools.lru_cache(maxsize=4096)
-def _long_datetime(local: datetime, lang: str) -> str:
-    """ "Senin, 23 November 2026 10.00" (a backlog's mails share their minute: cached)."""
-    return babel_datetime(local, "EEEE, d MMMM y HH.mm", locale=lang)
 
 
 def one_line(text: str, limit: int) -> str:
@@ -174,14 +176,18 @@ class Renderer:
         template: str = "ack",
         thread: Sequence[tuple[str, str]] = (),
         late: bool = False,
+        forwarded: bool = False,
     ) -> Outgoing:
         """The acknowledgement of a new request (`template` "ack_complaint": of a complaint),
         threaded under the requester's mail (`thread`: Outlook's Thread-Topic and Thread-Index
         for it, threader.outlook_reply_headers). `late`: the mail is read after its deadline (the
-        desk was down, a dead letter retried): `due` counts from now, and the mail says so."""
+        desk was down, a dead letter retried): `due` counts from now, and the mail says so.
+        `forwarded`: a complaint that goes to the head of office (the mail says so only then)."""
         name = one_line(mail.from_.name, MAX_NAME_CHARS) if mail.from_ else ""
         context = {
             "late": late,
+            "forwarded": forwarded,
+            "channels": channels(office, lang),
             "read_text": promised_date_text(now, office, lang) if late else "",
             "office": office,
             "ticket_ref": ticket_ref,
@@ -191,15 +197,14 @@ class Renderer:
             "due_text": deadline_text(due, office, lang),
             # the clock started at the next opening: the mail says why day 1 is not today
             "outside_hours": not late and sla.clock_start(office, received) != received,
-            "received_text": _long_datetime(_local_minute(received, office), lang)
-            + f" {office.time_zone_label}",
+            "received_text": deadline_text(received, office, lang),
             "hours_text": hours_text(office, lang),
         }
         subject, text, html = self.render(template, lang, context)
         message_id = new_message_id(office)
         references = [*mail.references, *([mail.message_id] if mail.message_id else [])]
         headers = [
-            ("From", formataddr((office.name, office.email))),
+            ("From", formataddr((office.desk_name, office.email))),
             ("To", formataddr((name, to)) if mail.from_ and mail.from_.email == to else to),
             ("Subject", subject),
             ("Date", format_datetime(now.astimezone(office.tz))),
@@ -240,7 +245,7 @@ class Renderer:
         message_id = new_message_id(office)
         refs = list(thread)[-_MAX_REFERENCES:]
         headers = [
-            ("From", formataddr((office.name, office.email))),
+            ("From", formataddr((office.desk_name, office.email))),
             ("To", to),
             ("Subject", subject),
             ("Date", format_datetime(now.astimezone(office.tz))),

@@ -201,6 +201,14 @@ def search(settings: Settings, words: str, office: str | None, limit: int) -> in
     return 0 if hits else 1
 
 
+_STATE_WORDS = {
+    TicketState.OPEN: "terbuka",
+    TicketState.WAITING: "menunggu pemohon",
+    TicketState.ANSWERED: "dijawab",
+    TicketState.CLOSED: "ditutup",
+}
+
+
 def explain_sla(settings: Settings, ref: str) -> int:
     """The deadline of a ticket, as the calendar computes it: received, when the clock started,
     the working days counted, the days skipped and why, the paused spans, the due time."""
@@ -223,9 +231,10 @@ def explain_sla(settings: Settings, ref: str) -> int:
     start, paused = lifecycle.clock_basis(*clock, now)
     days = office.complaint_sla_working_days if kind == TicketKind.COMPLAINT else office.sla_working_days
     found = sla.deadline(office, start, working_days=days, paused=paused)
-    out(f"{ref}  [{ticket.state}]  {office.name}, {days} hari kerja, {office.time_zone}")
+    state = _STATE_WORDS.get(TicketState(ticket.state), ticket.state)
+    out(f"{ref}  [{state}]  {office.name}, {days} hari kerja, {office.time_zone_label}")
     if start != clock[0]:
-        since = f"{start.astimezone(office.tz):%Y-%m-%d %H:%M %Z}"
+        since = sla.moment_text(start.astimezone(office.tz))
         out(
             f"(putaran ke-{lifecycle.clock_round(clock[1])}: waktu dihitung ulang sejak {since}, pemohon "
             "menulis lagi setelah dijawab atau tiket dibuka kembali; pengingat dan eskalasi berlaku "
@@ -236,5 +245,5 @@ def explain_sla(settings: Settings, ref: str) -> int:
     if ticket.state == TicketState.WAITING:
         out("(sedang menunggu pemohon: tenggat bergeser selama penundaan)")
     elif ticket.state != TicketState.OPEN:
-        out(f"(status {ticket.state}: waktu layanan tidak berjalan)")
+        out(f"(status {state}: waktu layanan tidak berjalan)")
     return 0

@@ -66,6 +66,7 @@ def step_acknowledge(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
         template="ack_complaint" if tx.complaint else "ack",
         thread=outlook_reply_headers(read.hints, read.mail.subject, now, secrets.randbelow(256)),
         late=late,
+        forwarded=bool(tx.complaint) and not complaints.head_refusal(p, office, s),
     )
     why = "acknowledgement of a complaint in a conversation" if tx.complaint_in_conversation else ""
     reason = why or "acknowledgement of a new request"

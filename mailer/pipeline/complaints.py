@@ -81,7 +81,7 @@ def step_notify_head(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     fresh = tx.new_ticket or tx.complaint_in_conversation
     if not (fresh and tx.complaint and ticket is not None and office.head):
         return
-    refused = guard.refusal(s, office.code, office.head, p.own_addresses)
+    refused = head_refusal(p, office, s)
     if refused:
         tx.warnings.append(f"complaint not sent to the head of office: {refused}")
         return
@@ -94,7 +94,7 @@ def step_notify_head(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
         "text": read.written or mail.text.strip(),  # what they wrote (the trim step)
         "received_text": f"{received} {office.time_zone_label}",
         "due_text": promised_date_text(tx.due, office, "id"),
-        "reason": tx.complaint,
+        "reason": complaint.phrase(tx.complaint),
         "in_conversation": tx.complaint_in_conversation,
     }
     reply_to = ", ".join(a for a in (complaint_recipient(read, tx), office.email) if a)
@@ -114,6 +114,15 @@ def step_notify_head(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     opening = sla.clock_start(office, read.now)
     if opening > read.now:
         defer_outbox(s, outbox_id, opening)
+
+
+def head_refusal(p: Setup, office: Office, s: Session) -> str:
+    """Why a complaint of `office` would not go to its head ("" when it goes): no head is
+    configured, or the guard refuses the address. The acknowledgement says the complaint was
+    forwarded only when this is "" (the notice is queued in the same transaction)."""
+    if not office.head:
+        return "no head of office configured"
+    return guard.refusal(s, office.code, office.head, p.own_addresses) or ""
 
 
 def promise_days(s: Session, office: Office, ticket_id: int) -> int:

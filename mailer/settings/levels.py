@@ -18,6 +18,7 @@ class Province:
     # The province's PST head (escalation level 2, digest of every office of the province), with
     # their own time zone and hours: notices wait for their working hours. "" = no such level.
     head: str = ""
+    head_title: str = ""  # how notices and digests address the head
     time_zone: str = ""
     time_zone_label: str = ""
     hours: OfficeHours | None = None
@@ -32,6 +33,7 @@ class NationalLevel:
     time_zone: str
     time_zone_label: str
     hours: OfficeHours
+    head_title: str = ""  # how notices and digests address the head
 
 
 def read_provinces(r: TableReader) -> dict[str, Province]:
@@ -51,7 +53,10 @@ def read_province_heads(r: TableReader, provinces: dict[str, Province]) -> dict[
         table = r.table(code)
         table.seen.add("name")
         head, zone, label, hours = _level(table, required=False)
-        found[code] = replace(province, head=head, time_zone=zone, time_zone_label=label, hours=hours)
+        title = _title(table, head)
+        found[code] = replace(
+            province, head=head, head_title=title, time_zone=zone, time_zone_label=label, hours=hours
+        )
         table.done()
     return found
 
@@ -61,7 +66,7 @@ def read_national(r: TableReader) -> NationalLevel | None:
         return None
     head, zone, label, hours = _level(r, required=True)
     assert hours is not None
-    national = NationalLevel(r.text("name"), head, zone, label, hours)
+    national = NationalLevel(r.text("name"), head, zone, label, hours, _title(r, head))
     r.done()
     return national
 
@@ -75,6 +80,14 @@ def _level(r: TableReader, required: bool) -> tuple[str, str, str, OfficeHours |
     if head and not zone:
         raise r.fail("time_zone", "missing (the head's time zone: notices wait for their working hours)")
     return head, zone, label, hours
+
+
+def _title(r: TableReader, head: str) -> str:
+    """The head's title, as notices and digests address them: required with a head."""
+    title = str(r.text("head_title", ""))
+    if head and not title:
+        raise r.fail("head_title", "missing (how notices and digests address the head)")
+    return title
 
 
 def _zone(r: TableReader, required: bool) -> tuple[str, str]:

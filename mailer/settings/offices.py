@@ -72,7 +72,13 @@ class Office:
     remind_at_share: float | None = None  # this office's own escalation.remind_at_share
     closing_after_days: float = 7.0  # an answered ticket quiet this long is closed
     complaint_addresses: tuple[str, ...] = ()  # mail to these is a complaint (e.g. ipds3571@)
-    complaint_sla_working_days: int = 2  # the promise for a complaint
+    complaint_sla_working_days: int = 2  # the working deadline of a complaint (internal unless published)
+    complaint_days_published: bool = False  # the office configured a complaint promise: acks state it
+    hours_published: bool = False  # its standard publishes the hours: acks print them as its hours
+    asks_identity_and_purpose: bool = False  # its standard asks the requester to state both
+    free_of_charge: bool = False  # its standard says the service is free
+    head_title: str = ""  # how the head is addressed ("Kepala BPS Kabupaten Pasuruan")
+    desk_name: str = ""  # the desk's one name as a sender and signature ("PST BPS Kabupaten Pasuruan")
     complaint_mailbox: ComplaintMailbox | None = None  # its address is in complaint_addresses too
 
     @property
@@ -125,8 +131,21 @@ def _office(r: TableReader, code: str, provinces: dict[str, Province], env: dict
         remind_at_share=remind_share(r, None),
         complaint_addresses=r.addresses("complaint_addresses"),
     )
+    published = "complaint_sla_working_days" in r.data
     complaint_days = r.integer("complaint_sla_working_days", office.sla_working_days, minimum=1)
-    office = replace(office, complaint_sla_working_days=complaint_days)
+    head_title = r.text("head_title", "")
+    if office.head and not head_title:
+        raise r.fail("head_title", 'missing (how notices to the head address them, e.g. "Kepala BPS Kota X")')
+    office = replace(
+        office,
+        complaint_sla_working_days=complaint_days,
+        complaint_days_published=published,
+        hours_published=r.flag("hours_published", False),
+        asks_identity_and_purpose=r.flag("asks_identity_and_purpose", False),
+        free_of_charge=r.flag("free_of_charge", False),
+        head_title=head_title,
+        desk_name=r.text("desk_name", "") or f"PST {office.name}",
+    )
     mailbox = _complaint_mailbox(r.table("complaint_mailbox", required=False), office, env)
     if mailbox is not None:
         addresses = tuple(dict.fromkeys((*office.complaint_addresses, mailbox.email)))
@@ -134,6 +153,20 @@ def _office(r: TableReader, code: str, provinces: dict[str, Province], env: dict
     r.seen.add("closing")  # [offices.X.closing]: read by read_closing, with the [closing] default
     r.done()
     return office
+
+
+# The labels a complaint channel may have, with their English: the English acknowledgement
+# names each channel in English (the value, as published, stays as it is).
+CHANNEL_LABELS = {
+    "Langsung": "In person",
+    "Telepon": "Phone",
+    "WhatsApp": "WhatsApp",
+    "Email": "Email",
+    "Website": "Website",
+    "Facebook": "Facebook",
+    "Instagram": "Instagram",
+    "LAPOR!": "LAPOR!",
+}
 
 
 def _channels(r: TableReader) -> tuple[tuple[str, str], ...]:
@@ -145,6 +178,9 @@ def _channels(r: TableReader) -> tuple[tuple[str, str], ...]:
     for i, item in enumerate(value):
         if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
             raise r.fail(f"complaint_channels[{i}]", "must be a [label, value] pair of strings")
+        if item[0] not in CHANNEL_LABELS:
+            known = ", ".join(CHANNEL_LABELS)
+            raise r.fail(f"complaint_channels[{i}]", f"unknown label {item[0]!r} (one of: {known})")
         pairs.append((item[0], item[1]))
     return tuple(pairs)
 

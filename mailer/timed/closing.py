@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from babel.numbers import format_decimal
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -61,8 +62,9 @@ def own_addresses(settings: Settings) -> frozenset[str]:
     }
 
 
-def _days_text(days: float) -> str:
-    return str(int(days)) if float(days).is_integer() else f"{days:g}"
+def _days_text(days: float, lang: str) -> str:
+    """ "7", or "1,5" in Indonesian and "1.5" in English (babel)."""
+    return format_decimal(days, format="#,##0.##", locale=lang)
 
 
 def render_closing(
@@ -86,8 +88,8 @@ def render_closing(
         "requester_name": one_line(ticket.requester_name, MAX_NAME_CHARS),
         "subject": one_line(ticket.subject, MAX_SUBJECT_CHARS) or "-",
         "reply_subject": reply_subject(ticket.subject, lang),
-        "after_days": _days_text(office.closing_after_days),
-        "reopen_days": _days_text(settings.threading.reopen_days),
+        "after_days": _days_text(office.closing_after_days, lang),
+        "reopen_days": _days_text(settings.threading.reopen_days, lang),
         "ratings": links,
     }
     return renderer.compose(
@@ -108,7 +110,7 @@ def close_one(
     cutoff = now - timedelta(days=office.closing_after_days)
     if not close_quiet_ticket(s, ticket.id, now, cutoff):
         return Closed.SKIPPED, "no longer answered and quiet"
-    detail = f"no reply from the requester for {_days_text(office.closing_after_days)} days"
+    detail = f"no reply from the requester for {_days_text(office.closing_after_days, 'en')} days"
     tickets.add_ticket_event(
         s,
         ticket_id=ticket.id,

@@ -183,7 +183,7 @@ def line(office: Office, t: DueTicket, now: datetime, text: str, days_late: int 
         days_late=sla.working_days_late(office, t.due_at, now) if days_late is None else days_late,
         overdue=t.due_at <= now,
         due_today=now < t.due_at and _local_day(t.due_at, office) == _local_day(now, office),
-        officer=t.last_officer or "-",
+        officer=t.last_officer or "belum ada",
         excerpt=excerpt(text),
     )
 

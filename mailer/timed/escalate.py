@@ -75,20 +75,22 @@ def calendar_of(
 def recipient(settings: Settings, office: Office, level: NoticeLevel) -> Person | None:
     """Who gets `level` about a ticket of `office`, or None when the settings name nobody."""
     if level == NoticeLevel.REMINDER:
-        return Person(office.email, f"Petugas PST {office.name}", office)
+        return Person(office.email, f"Petugas {office.desk_name}", office)
     if level == NoticeLevel.OFFICE_HEAD:
-        return Person(office.head, f"Kepala {office.name}", office) if office.head else None
+        return Person(office.head, office.head_title, office) if office.head else None
     if level == NoticeLevel.PROVINCE_HEAD:
         p = settings.provinces.get(office.province_code)
         if p is None or not p.head or p.hours is None:
             return None
-        return Person(p.head, f"Kepala PST {p.name}", calendar_of(settings, p.code, p.name, p.time_zone,
+        return Person(p.head, p.head_title, calendar_of(settings, p.code, p.name, p.time_zone,
                                                                     p.time_zone_label, p.hours))  # fmt: skip
     n = settings.national
     if n is None:
         return None
     return Person(
-        n.head, n.name, calendar_of(settings, NATIONAL_CODE, n.name, n.time_zone, n.time_zone_label, n.hours)
+        n.head,
+        n.head_title,
+        calendar_of(settings, NATIONAL_CODE, n.name, n.time_zone, n.time_zone_label, n.hours),
     )
 
 

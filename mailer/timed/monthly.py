@@ -26,6 +26,8 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from babel.dates import format_date
+from babel.numbers import format_decimal
 from markupsafe import Markup, escape
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -193,7 +195,7 @@ def daily_chart(m: OfficeMonth, days_in_month: int) -> Markup:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart daily" role="img" width="{_W}" height="{_H}" '
         f'viewBox="0 0 {_W} {_H}" data-office="{m.code}">',
-        f"<title>Tiket diterima per hari, {escape(m.name)}, {m.month}</title>",
+        f"<title>Tiket diterima per hari, {escape(m.name)}, {month_text(m.month)}</title>",
         f'<line x1="{_PAD}" y1="{_H - _PAD}" x2="{_W - _PAD}" y2="{_H - _PAD}" stroke="#52606d"/>',
         f'<text x="{_PAD - 4}" y="{_PAD}" text-anchor="end" font-size="10">{top}</text>',
     ]
@@ -202,14 +204,17 @@ def daily_chart(m: OfficeMonth, days_in_month: int) -> Markup:
         requests, complaints = m.daily.get(day, (0, 0))
         x = _PAD + (day - 1) * bar + 1
         base: float = _H - _PAD
-        bars = ((requests, "#0b4f8a", TicketKind.REQUEST), (complaints, "#c0392b", TicketKind.COMPLAINT))
-        for count, colour, kind in bars:
+        bars = (
+            (requests, "#0b4f8a", TicketKind.REQUEST, "permintaan"),
+            (complaints, "#c0392b", TicketKind.COMPLAINT, "pengaduan"),
+        )
+        for count, colour, kind, word in bars:
             if count:
                 height = count * scale
                 base -= height
                 parts.append(
                     f'<rect class="bar {kind}" x="{x:.1f}" y="{base:.1f}" width="{bar - 2:.1f}" '
-                    f'height="{height:.1f}" fill="{colour}"><title>{day}: {count} {kind}</title></rect>'
+                    f'height="{height:.1f}" fill="{colour}"><title>{day}: {count} {word}</title></rect>'
                 )
         if day == 1 or day % 5 == 0:
             parts.append(
@@ -227,7 +232,7 @@ def ratings_chart(m: OfficeMonth) -> Markup:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart ratings" role="img" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" data-office="{m.code}">',
-        f"<title>Penilaian, {escape(m.name)}, {m.month}</title>",
+        f"<title>Penilaian, {escape(m.name)}, {month_text(m.month)}</title>",
     ]
     for i, count in enumerate(by_score):
         y, length = 8 + i * 25, (width - 120) * count / top
@@ -241,14 +246,39 @@ def ratings_chart(m: OfficeMonth) -> Markup:
     return Markup("".join(parts))
 
 
+def month_text(month: str) -> str:
+    """ "2026-11" as people write it: "November 2026"."""
+    year, number = parse_month(month)
+    return format_date(date(year, number, 1), "MMMM y", locale="id")
+
+
+def shown(m: OfficeMonth) -> dict[str, str]:
+    """The figures of `row()` as an Indonesian reader writes them: a decimal comma, at most two
+    decimals ("66,67", "3,5"), "" where none (the CSV keeps the dot: row())."""
+    row = m.row()
+    for key in _DECIMALS:
+        if row[key]:
+            row[key] = format_decimal(float(row[key]), format="#,##0.##", locale="id")
+    return row
+
+
+_DECIMALS = (
+    "answered_within_pct",
+    "first_response_median_h",
+    "first_response_p90_h",
+    "rating_average",
+    "skm_index",
+)
+
+
 def report_context(months: list[OfficeMonth], title: str) -> dict[str, Any]:
     """What templates/id/report.*.j2 show: per office its figures and its two charts."""
     sections = []
     for m in months:
         year, number = parse_month(m.month)
         days = (date(year + number // 12, number % 12 + 1, 1) - date(year, number, 1)).days
-        sections.append({"m": m, "row": m.row(), "daily": daily_chart(m, days), "ratings": ratings_chart(m)})
-    month = months[0].month if months else ""
+        sections.append({"m": m, "row": shown(m), "daily": daily_chart(m, days), "ratings": ratings_chart(m)})
+    month = month_text(months[0].month) if months else ""
     return {"title": title, "month": month, "sections": sections}
 
 

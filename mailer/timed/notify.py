@@ -15,7 +15,7 @@ from babel.dates import format_date
 from babel.dates import format_datetime as babel_datetime
 
 from mailer.decide.rules import OWN_MAILER
-from mailer.delivery.render import Outgoing, Renderer, build_mime, new_message_id
+from mailer.delivery.render import Outgoing, Renderer, build_mime, deadline_text, new_message_id
 from mailer.settings import Office
 from mailer.timed.digest import Digest, Line
 from mailer.timed.escalate import Person
@@ -31,14 +31,17 @@ TITLES = {
 
 
 def moment_text(when: datetime, office: Office) -> str:
-    """ "Rab, 25 Nov 2026 10.00 WIB" in the office's time zone."""
-    local = when.astimezone(office.tz)
-    return f"{babel_datetime(local, 'EEE, d MMM y HH.mm', locale=LANG)} {office.time_zone_label}"
+    """ "Rabu, 25 November 2026 pukul 10.00 WIB" in the office's time zone."""
+    return deadline_text(when, office, LANG)
 
 
 def due_text(line: Line) -> str:
-    """A ticket's deadline as its office reads it (Line.due_at is in the office's zone)."""
-    return f"{babel_datetime(line.due_at, 'EEE, d MMM y HH.mm', locale=LANG)} {line.zone_label}"
+    """A ticket's deadline as its office reads it (Line.due_at is in the office's zone):
+    "Rabu, 25 November 2026 pukul 10.00 WIB"."""
+    return f"{babel_datetime(line.due_at, _LONG, locale=LANG)} {line.zone_label}"
+
+
+_LONG = "EEEE, d MMMM y 'pukul' HH.mm"
 
 
 def _intro(level: NoticeLevel, office: Office, share: float, days: int, count: int) -> str:
@@ -63,7 +66,7 @@ def _headers(
     sender: Office, to: Person, subject: str, now: datetime, message_id: str, kind: str, ticket: str | None
 ) -> list[tuple[str, str]]:
     return [
-        ("From", formataddr((f"PST {sender.name}", sender.email))),
+        ("From", formataddr((sender.desk_name, sender.email))),
         ("To", formataddr((to.name, to.address))),
         ("Subject", subject),
         ("Date", format_datetime(now.astimezone(to.calendar.tz))),
