@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, literal, or_, select, update
 from sqlmodel import Session, col
 
 from storage.prepared import Prepared, rowcount, table_of
@@ -57,10 +57,15 @@ def add_outbox(
     next_attempt_at: datetime,
     created_at: datetime,
     quiet_after: datetime | None = None,
+    author: str = "",
+    envelope_sender: str = "",
 ) -> int:
     """Queue stored outgoing message `message_pk` for delivery, due at `next_attempt_at` (from
-    `quiet_after` on it waits out the quiet hours); returns the outbox id."""
+    `quiet_after` on it waits out the quiet hours); `author`, `envelope_sender`: of the incoming
+    mail that caused it, if one did. Returns the outbox id."""
     values = {
+        "author": author,
+        "envelope_sender": envelope_sender,
         "office_code": office_code,
         "message_pk": message_pk,
         "ticket_id": ticket_id,
@@ -257,6 +262,36 @@ def count_mail_to(
     (index ix_outbox_office_to_created; rows of this transaction included)."""
     values = {"office": office, "address": address, "since": since, "kinds": list(kinds)}
     return int(s.connection().execute(_COUNT_MAIL_TO, values).scalar_one())
+
+
+def _matching(column: Any, value: str) -> Any:
+    return func.coalesce(func.sum(case((column == value, 1), else_=0)), 0)
+
+
+def count_recent_mail(
+    s: Session,
+    office: str,
+    since: datetime,
+    kinds: Sequence[MessageKind],
+    to: str,
+    author: str,
+    envelope_sender: str,
+) -> tuple[int, int, int, int]:
+    """Mails of these kinds the office queued since `since`: (to `to`, caused by `author`, caused
+    by `envelope_sender`, in all); rows of this transaction included (ix_outbox_office_created).
+    An empty `author` or `envelope_sender` counts 0: no unknown sender is one sender."""
+    statement = (
+        select(
+            _matching(_O.c.envelope_to, to),
+            _matching(_O.c.author, author) if author else literal(0),
+            _matching(_O.c.envelope_sender, envelope_sender) if envelope_sender else literal(0),
+            func.count(),
+        )
+        .select_from(_O.join(_M, _M.c.id == _O.c.message_pk))
+        .where(_O.c.office_code == office, _O.c.created_at >= since, _M.c.kind.in_(list(kinds)))
+    )
+    row = s.connection().execute(statement).one()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
 # --- as operators see it: `mailer outbox`, `mailer status` -----------------------------------
