@@ -8,7 +8,8 @@ import asyncio
 import email
 import time
 import uuid
-from datetime import UTC, datetime, time as clock_time, timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
 from email import policy
 from email.message import EmailMessage
 
