@@ -264,8 +264,17 @@ def count_mail_to(
     return int(s.connection().execute(_COUNT_MAIL_TO, values).scalar_one())
 
 
-def _matching(column: Any, value: str) -> Any:
-    return func.coalesce(func.sum(case((column == value, 1), else_=0)), 0)
+def _capped_count(office: str, since: datetime, kinds: Sequence[MessageKind], cap: int, *where: Any) -> Any:
+    """How many such rows, counted no further than `cap` (a limit only needs to know whether it
+    is reached: a flood costs each mail at most `cap` index rows, not the hour's whole queue)."""
+    rows = (
+        select(_O.c.id)
+        .select_from(_O.join(_M, _M.c.id == _O.c.message_pk))
+        .where(_O.c.office_code == office, _O.c.created_at >= since, _M.c.kind.in_(list(kinds)), *where)
+        .limit(cap)
+        .subquery()
+    )
+    return select(func.count()).select_from(rows).scalar_subquery()
 
 
 def count_recent_mail(
@@ -273,22 +282,23 @@ def count_recent_mail(
     office: str,
     since: datetime,
     kinds: Sequence[MessageKind],
-    to: str,
-    author: str,
-    envelope_sender: str,
+    who: tuple[str, str, str],
+    caps: tuple[int, int],
 ) -> tuple[int, int, int, int]:
-    """Mails of these kinds the office queued since `since`: (to `to`, caused by `author`, caused
-    by `envelope_sender`, in all); rows of this transaction included (ix_outbox_office_created).
-    An empty `author` or `envelope_sender` counts 0: no unknown sender is one sender."""
-    statement = (
-        select(
-            _matching(_O.c.envelope_to, to),
-            _matching(_O.c.author, author) if author else literal(0),
-            _matching(_O.c.envelope_sender, envelope_sender) if envelope_sender else literal(0),
-            func.count(),
-        )
-        .select_from(_O.join(_M, _M.c.id == _O.c.message_pk))
-        .where(_O.c.office_code == office, _O.c.created_at >= since, _M.c.kind.in_(list(kinds)))
+    """Mails of these kinds the office queued since `since`: (to `who[0]`, caused by the author
+    `who[1]`, caused by the envelope sender `who[2]`, in all); each of the first three counted up
+    to `caps[0]`, the last up to `caps[1]`; rows of this transaction included (indexes
+    ix_outbox_office_{to,author,envelope_sender,}_created). An empty author or envelope sender
+    counts 0: no unknown sender is one sender."""
+    to, author, envelope_sender = who
+    per_sender, per_office = caps
+    statement = select(
+        _capped_count(office, since, kinds, per_sender, _O.c.envelope_to == to),
+        _capped_count(office, since, kinds, per_sender, _O.c.author == author) if author else literal(0),
+        _capped_count(office, since, kinds, per_sender, _O.c.envelope_sender == envelope_sender)
+        if envelope_sender
+        else literal(0),
+        _capped_count(office, since, kinds, per_office),
     )
     row = s.connection().execute(statement).one()
     return int(row[0]), int(row[1]), int(row[2]), int(row[3])

@@ -317,6 +317,13 @@ Index(
 )
 # The per-author, per-envelope-sender and per-office limits count an office's mail of the last hour.
 Index("ix_outbox_office_created", OutboxRow.office_code, OutboxRow.created_at)  # type: ignore[arg-type]
+Index("ix_outbox_office_author_created", OutboxRow.office_code, OutboxRow.author, OutboxRow.created_at)  # type: ignore[arg-type]
+Index(
+    "ix_outbox_office_envelope_sender_created",
+    OutboxRow.office_code,
+    OutboxRow.envelope_sender,
+    OutboxRow.created_at,  # type: ignore[arg-type]
+)
 
 
 class TicketNotice(SQLModel, table=True):

@@ -61,8 +61,9 @@ def flood_refusal(
     them to `to`, caused by the author or the envelope sender of `cause` (From, Return-Path of
     the incoming mail), or in all (floods.over_limit). "" when it may."""
     author, envelope_sender = cause
+    caps = (limits.per_sender, limits.per_office)
     to_count, by_author, by_envelope, in_office = outbox.count_recent_mail(
-        s, office_code, now - HOUR, kinds, to, author, envelope_sender
+        s, office_code, now - HOUR, kinds, (to, author, envelope_sender), caps
     )
     counts = floods.Counts(
         to_recipient=to_count,

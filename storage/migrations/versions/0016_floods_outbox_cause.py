@@ -4,8 +4,8 @@ Revision ID: 0016
 Revises: 0015
 
 The From and Return-Path of the incoming mail that caused an ack or a complaint notice, so that
-the limits count per author and per envelope sender, not only per recipient (issue 13), and an
-index for counting an office's mail of the last hour.
+the limits count per author and per envelope sender, not only per recipient (issue 13), and
+indexes for counting an office's mail of the last hour (in all, by author, by envelope sender).
 """
 
 from __future__ import annotations
@@ -25,10 +25,18 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('author', sqlmodel.sql.sqltypes.AutoString(), server_default='', nullable=False))
         batch_op.add_column(sa.Column('envelope_sender', sqlmodel.sql.sqltypes.AutoString(), server_default='', nullable=False))
         batch_op.create_index('ix_outbox_office_created', ['office_code', 'created_at'], unique=False)
+        batch_op.create_index(
+            'ix_outbox_office_author_created', ['office_code', 'author', 'created_at'], unique=False
+        )
+        batch_op.create_index(
+            'ix_outbox_office_envelope_sender_created', ['office_code', 'envelope_sender', 'created_at'], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_office_envelope_sender_created')
+        batch_op.drop_index('ix_outbox_office_author_created')
         batch_op.drop_index('ix_outbox_office_created')
         batch_op.drop_column('envelope_sender')
         batch_op.drop_column('author')
