@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, literal, or_, select, update
 from sqlmodel import Session, col
 
 from storage.prepared import Prepared, rowcount, table_of
@@ -57,10 +57,15 @@ def add_outbox(
     next_attempt_at: datetime,
     created_at: datetime,
     quiet_after: datetime | None = None,
+    author: str = "",
+    envelope_sender: str = "",
 ) -> int:
     """Queue stored outgoing message `message_pk` for delivery, due at `next_attempt_at` (from
-    `quiet_after` on it waits out the quiet hours); returns the outbox id."""
+    `quiet_after` on it waits out the quiet hours); `author`, `envelope_sender`: of the incoming
+    mail that caused it, if one did. Returns the outbox id."""
     values = {
+        "author": author,
+        "envelope_sender": envelope_sender,
         "office_code": office_code,
         "message_pk": message_pk,
         "ticket_id": ticket_id,
@@ -267,6 +272,46 @@ def count_mail_to(
     (index ix_outbox_office_to_created; rows of this transaction included)."""
     values = {"office": office, "address": address, "since": since, "kinds": list(kinds)}
     return int(s.connection().execute(_COUNT_MAIL_TO, values).scalar_one())
+
+
+def _capped_count(office: str, since: datetime, kinds: Sequence[MessageKind], cap: int, *where: Any) -> Any:
+    """How many such rows, counted no further than `cap` (a limit only needs to know whether it
+    is reached: a flood costs each mail at most `cap` index rows, not the hour's whole queue)."""
+    rows = (
+        select(_O.c.id)
+        .select_from(_O.join(_M, _M.c.id == _O.c.message_pk))
+        .where(_O.c.office_code == office, _O.c.created_at >= since, _M.c.kind.in_(list(kinds)), *where)
+        .limit(cap)
+        .subquery()
+    )
+    return select(func.count()).select_from(rows).scalar_subquery()
+
+
+def count_recent_mail(
+    s: Session,
+    office: str,
+    since: datetime,
+    kinds: Sequence[MessageKind],
+    who: tuple[str, str, str],
+    caps: tuple[int, int],
+) -> tuple[int, int, int, int]:
+    """Mails of these kinds the office queued since `since`: (to `who[0]`, caused by the author
+    `who[1]`, caused by the envelope sender `who[2]`, in all); each of the first three counted up
+    to `caps[0]`, the last up to `caps[1]`; rows of this transaction included (indexes
+    ix_outbox_office_{to,author,envelope_sender,}_created). An empty author or envelope sender
+    counts 0: no unknown sender is one sender."""
+    to, author, envelope_sender = who
+    per_sender, per_office = caps
+    statement = select(
+        _capped_count(office, since, kinds, per_sender, _O.c.envelope_to == to),
+        _capped_count(office, since, kinds, per_sender, _O.c.author == author) if author else literal(0),
+        _capped_count(office, since, kinds, per_sender, _O.c.envelope_sender == envelope_sender)
+        if envelope_sender
+        else literal(0),
+        _capped_count(office, since, kinds, per_office),
+    )
+    row = s.connection().execute(statement).one()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
 # --- as operators see it: `mailer outbox`, `mailer status` -----------------------------------

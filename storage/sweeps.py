@@ -16,8 +16,8 @@ from sqlmodel import Session, col
 
 from storage.prepared import rowcount, table_of
 from storage.search import index_ticket_text
-from storage.tables import DigestRow, MessageRow, Ticket, TicketNotice
-from storage.vocabulary import Direction, MessageKind, TicketState
+from storage.tables import DigestRow, MessageRow, Ticket, TicketEvent, TicketNotice
+from storage.vocabulary import Direction, MessageKind, TicketState, WithheldEvent
 
 Groups = Sequence[tuple[Sequence[str], datetime]]  # [(office codes, cutoff)]
 
@@ -38,7 +38,7 @@ class DueTicket(NamedTuple):
 
 
 _T, _M = table_of(Ticket), table_of(MessageRow)
-_N, _D = table_of(TicketNotice), table_of(DigestRow)
+_N, _D, _E = table_of(TicketNotice), table_of(DigestRow), table_of(TicketEvent)
 _DUE_COLUMNS = (
     _T.c.id, _T.c.ref, _T.c.office_code, _T.c.requester_email, _T.c.requester_name, _T.c.subject,
     _T.c.received_at, _T.c.due_at, _T.c.last_officer, _T.c.clock_round,
@@ -243,3 +243,31 @@ def close_quiet_ticket(s: Session, ticket_id: int, at: datetime, cutoff: datetim
         return False
     index_ticket_text(s, ticket_id)
     return True
+
+
+def last_digests(s: Session, managers: Iterable[str]) -> dict[str, datetime]:
+    """When each of these managers' latest digest was recorded (sent or found empty):
+    {manager: created_at}; a manager without one is absent."""
+    query = select(_D.c.manager, func.max(_D.c.created_at)).where(_D.c.manager.in_(list(managers)))
+    rows = s.connection().execute(query.group_by(_D.c.manager)).all()
+    return {str(m): at for m, at in rows if at is not None}  # max() keeps the column's type: aware UTC
+
+
+def withheld_notices(s: Session, since: dict[str, datetime]) -> dict[str, list[tuple[str, int]]]:
+    """Per office, the complaints whose notice to the head an hourly limit withheld since the
+    office's moment in `since`, counted by sender (the event's actor), most first:
+    {office_code: [(sender, count), …]}."""
+    if not since:
+        return {}
+    windows = [and_(_T.c.office_code == code, _E.c.at >= at) for code, at in since.items()]
+    query = (
+        select(_T.c.office_code, _E.c.actor, func.count())
+        .select_from(_E.join(_T, _T.c.id == _E.c.ticket_id))
+        .where(_E.c.event == WithheldEvent.COMPLAINT_NOTICE, or_(*windows))
+        .group_by(_T.c.office_code, _E.c.actor)
+        .order_by(func.count().desc(), _E.c.actor)
+    )
+    found: dict[str, list[tuple[str, int]]] = {}
+    for code, actor, count in s.connection().execute(query):
+        found.setdefault(str(code), []).append((str(actor), int(count)))
+    return found

@@ -249,6 +249,11 @@ class OutboxRow(SQLModel, table=True):
     # From this moment on the mail waits out the quiet hours of the night (mailer/quiet.py):
     # an acknowledgement's mail received + acknowledgement.immediate_within_minutes. None: never.
     quiet_after: datetime | None = utc_column(nullable=True)
+    # The author (From) and envelope sender (Return-Path) of the incoming mail that caused this
+    # one (an ack, a complaint notice); "" for mail no incoming mail caused. The hourly limits
+    # count them (mailer/decide/floods.py).
+    author: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    envelope_sender: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class DeadLetter(SQLModel, table=True):
@@ -321,6 +326,15 @@ Index(
     "ix_outbox_office_to_created",
     OutboxRow.office_code,
     OutboxRow.envelope_to,
+    OutboxRow.created_at,  # type: ignore[arg-type]
+)
+# The per-author, per-envelope-sender and per-office limits count an office's mail of the last hour.
+Index("ix_outbox_office_created", OutboxRow.office_code, OutboxRow.created_at)  # type: ignore[arg-type]
+Index("ix_outbox_office_author_created", OutboxRow.office_code, OutboxRow.author, OutboxRow.created_at)  # type: ignore[arg-type]
+Index(
+    "ix_outbox_office_envelope_sender_created",
+    OutboxRow.office_code,
+    OutboxRow.envelope_sender,
     OutboxRow.created_at,  # type: ignore[arg-type]
 )
 

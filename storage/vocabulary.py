@@ -12,6 +12,8 @@ values out: it names the member.
     messages.kind        MessageKind       what a stored mail is: fetched, or sent by the desk
     outbox.state         OutboxState       pending ─▶ sending ─▶ sent | failed, or suppressed
     notices.level        NoticeLevel       reminder 0 ─▶ office_head 1 ─▶ province_head 2 ─▶ national 3
+    ticket_events.event  WithheldEvent     an automatic mail an hourly limit withheld (the other
+                                           events are still spelled where they are written)
 
 Operators see an outbox row in a ShownOutboxState (a pending mail already tried is `deferred`).
 """
@@ -88,6 +90,14 @@ class MessageKind(StrEnum):
     COMPLAINT_NOTICE = "complaint_notice"  # a complaint forwarded to the head of office
     COMMAND_REFUSED = "command_refused"  # to a staff address: its #command was not carried out, why
     COMMAND_DONE = "command_done"  # to an officer: the #command was carried out (staff.confirm_commands)
+
+
+class WithheldEvent(StrEnum):
+    """A ticket event saying an hourly limit withheld an automatic mail (mailer/decide/floods.py);
+    its actor is the author of the mail that would have caused it, its detail the limit reached."""
+
+    ACK = "ack_withheld"  # no acknowledgement
+    COMPLAINT_NOTICE = "complaint_notice_withheld"  # no notice to the head: a line in the digest
 
 
 class OutboxState(StrEnum):

@@ -79,7 +79,7 @@ def test_real_bounce_of_an_ack_flags_the_requester(
     assert f"!! {BOUNCED} is BOUNCING" in shown and "<- bounce" in shown
     assert run_cli(settings, monkeypatch, tmp_path, "tickets") == 0
     assert f"{BOUNCED} [BOUNCING]" in capsys.readouterr().out
-    colleague = f"kolega.{uuid.uuid4().hex[:6]}@example.com"
+    colleague = f"kolega.{uuid.uuid4().hex[:6]}@fault.example"  # a Reply-To on From's domain is followed
     again, _ = make_mail(colleague, subject="Data lain", headers=(("Reply-To", BOUNCED),))
     deliver(again, colleague, expect=3)
     run_once(settings)

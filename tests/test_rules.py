@@ -314,9 +314,15 @@ def test_language(subject: str, body: str, expected: str) -> None:
 RECIPIENTS = [
     pytest.param(
         (Address("Rina", "rina@example.com"),),
-        Address("Rina", "rina.kantor@example.org"),
+        Address("Rina", "rina.kantor@example.com"),
         "rina@example.com",
-        id="reply-to-wins",
+        id="reply-to-on-the-same-domain",
+    ),
+    pytest.param(
+        (Address("Rina", "rina@example.com"),),
+        Address("Rina", "rina.kantor@example.org"),
+        "rina.kantor@example.org",
+        id="reply-to-on-another-domain-ignored",
     ),
     pytest.param(
         (Address("", "first@example.com"), Address("", "second@example.com")),
@@ -333,15 +339,15 @@ RECIPIENTS = [
 def test_acknowledgement_recipient(
     reply_to: tuple[Address, ...], from_: Address | None, expected: str | None
 ) -> None:
-    """The acknowledgement goes to the first Reply-To, else to From, else nowhere."""
+    """The acknowledgement goes to From, or the first Reply-To on From's domain; else nowhere."""
     parsed = ParsedMail(message_id=None, subject="x", from_=from_, reply_to=reply_to)
     assert acknowledgement_recipient(parsed) == expected
 
 
 def test_acknowledgement_recipient_from_parsed_headers() -> None:
-    """A parsed Reply-To header is where the acknowledgement goes, not the From address."""
-    parsed = mail(("Reply-To", "Rina Pribadi <Rina.Pribadi@Example.ORG>"), sender="rina@kampus.ac.id")
-    assert acknowledgement_recipient(parsed) == "rina.pribadi@example.org"
+    """A parsed Reply-To header on From's domain (any case) is where the acknowledgement goes."""
+    parsed = mail(("Reply-To", "Rina Pribadi <Rina.Pribadi@Kampus.AC.ID>"), sender="rina@kampus.ac.id")
+    assert acknowledgement_recipient(parsed) == "rina.pribadi@kampus.ac.id"
 
 
 def test_render_message_ids_are_recognised_as_ours(settings: Settings) -> None:

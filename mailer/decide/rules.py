@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
+from mailer.decide import floods
 from mailer.model import Decision, ParsedMail
 from storage.vocabulary import MessageKind
 
@@ -291,7 +292,6 @@ def answerable(address: str) -> bool:
 
 
 def acknowledgement_recipient(mail: ParsedMail) -> str | None:
-    """Where the acknowledgement goes: the first Reply-To, else From; None if neither."""
-    if mail.reply_to:
-        return mail.reply_to[0].email
-    return mail.from_.email if mail.from_ else None
+    """Where the acknowledgement goes: From, or the first Reply-To on From's domain (never a
+    third party on another domain: floods.reply_to_choice); None without a From."""
+    return floods.reply_to_choice(mail.from_, mail.reply_to)[0]

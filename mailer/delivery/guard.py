@@ -1,6 +1,8 @@
 """May an automatic mail go to this address? The check every automatic mail of an office
 passes before it is queued: acknowledgements now, reminders and closing notices later. A flag
 set after a mail was queued stops it too: the sender's claim checks again (outbox.advance_outbox).
+The hourly limits against floods and reflection (`flood_refusal`: per recipient, per author,
+per envelope sender, per office) are decided in mailer/decide/floods.py.
 
 Decide purely from what is stored; the caller acts (queues, or logs the reason and queues
 nothing). Each function returns the reason for refusing, "" when the mail may go.
@@ -13,7 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from mailer.decide import rules
+from mailer.decide import floods, rules
 from storage import flags, outbox
 from storage.vocabulary import MessageKind
 
@@ -44,3 +46,29 @@ def rate_refusal(
     if sent >= max_per_hour:
         return f"limit reached: {sent} {'/'.join(kinds)} to {to} in the last hour (at most {max_per_hour})"
     return ""
+
+
+def flood_refusal(
+    s: Session,
+    office_code: str,
+    now: datetime,
+    kinds: Sequence[MessageKind],
+    limits: floods.Limits,
+    to: str,
+    cause: tuple[str, str],
+) -> str:
+    """Why no more mail of these kinds may go this hour: the office already queued the limit of
+    them to `to`, caused by the author or the envelope sender of `cause` (From, Return-Path of
+    the incoming mail), or in all (floods.over_limit). "" when it may."""
+    author, envelope_sender = cause
+    caps = (limits.per_sender, limits.per_office)
+    to_count, by_author, by_envelope, in_office = outbox.count_recent_mail(
+        s, office_code, now - HOUR, kinds, (to, author, envelope_sender), caps
+    )
+    counts = floods.Counts(
+        to_recipient=to_count,
+        by_author=by_author if author else None,
+        by_envelope_sender=by_envelope if envelope_sender else None,
+        in_office=in_office,
+    )
+    return floods.over_limit(counts, limits, to, author, envelope_sender, "/".join(kinds))

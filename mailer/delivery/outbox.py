@@ -78,10 +78,13 @@ def enqueue(
     now: datetime,
     not_before: datetime | None = None,
     quiet_after: datetime | None = None,
+    cause: tuple[str, str] = ("", ""),
 ) -> int:
     """Store a rendered mail on its ticket and queue it for delivery, inside the caller's
     transaction (nothing is sent before that commits), due at `not_before` (default `now`);
-    from `quiet_after` on it waits out the quiet hours (quiet.py). Returns the outbox id."""
+    from `quiet_after` on it waits out the quiet hours (quiet.py); `cause`: (author, envelope
+    sender) of the incoming mail that caused it, counted by the hourly limits (guard.py).
+    Returns the outbox id."""
     message_pk = messages.add_message(
         s,
         office_code=office.code,
@@ -111,6 +114,8 @@ def enqueue(
         next_attempt_at=not_before or now,
         created_at=now,
         quiet_after=quiet_after,
+        author=cause[0],
+        envelope_sender=cause[1],
     )
 
 

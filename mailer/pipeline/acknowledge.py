@@ -6,8 +6,10 @@ A new request's acknowledgement (ticket number and the promised day), or a compl
 or made in a conversation: once), rendered into an outbox row committed with the mail; the
 outbox sends it. Withheld, with the reason, when the rules say so (auto-reply suppression, an
 office address), when staff answered already, when the guard refuses the address (flagged
-bouncing or complained) or the per-sender hourly limit is reached. Held until the morning when
-the mail came long ago and it is night at the office (quiet.py).
+bouncing or complained) or an hourly limit is reached (per recipient, author, envelope sender
+or office: guard.flood_refusal; then also a ticket event `ack_withheld`). It goes to From, or
+a Reply-To on From's domain (the ticket's requester); another Reply-To is ignored and logged.
+Held until the morning when the mail came long ago and it is night at the office (quiet.py).
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from mailer.decide import quiet, sla
+from mailer.decide import floods, quiet, sla
 from mailer.decide.threader import outlook_reply_headers
 from mailer.delivery import guard
 from mailer.delivery.outbox import enqueue
 from mailer.pipeline import complaints
 from mailer.pipeline.context import Attempt, Reading, Setup
-from storage.vocabulary import MessageKind
+from storage.vocabulary import MessageKind, WithheldEvent
 
 
 def step_acknowledge(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
@@ -38,15 +40,20 @@ def step_acknowledge(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
         tx.ack_withheld = "already answered by staff before the request was read"
         return
     to = complaints.complaint_recipient(read, tx) if tx.complaint else ticket.requester_email
-    office, now = read.office, read.now
-    tx.ack_withheld = guard.refusal(s, office.code, to, p.own_addresses) or guard.rate_refusal(
-        s, office.code, to, now, (MessageKind.ACK,), p.settings.acknowledgement.max_per_sender_per_hour
-    )
+    office, now, mail = read.office, read.now, read.mail
+    tx.reply_to_ignored = floods.reply_to_choice(mail.from_, mail.reply_to)[1]
+    cause = complaints.cause(read)
+    ack = p.settings.acknowledgement
+    limits = floods.Limits(ack.max_per_sender_per_hour, ack.max_per_office_per_hour)
+    tx.ack_withheld = guard.refusal(s, office.code, to, p.own_addresses)
+    if not tx.ack_withheld:
+        tx.ack_withheld = guard.flood_refusal(s, office.code, now, (MessageKind.ACK,), limits, to, cause)
+        if tx.ack_withheld:  # on the ticket too: staff see why this one got no acknowledgement
+            complaints.record_withheld(s, read, tx, WithheldEvent.ACK, tx.ack_withheld)
     if tx.ack_withheld:
         return
     assert tx.due is not None
     # Sent at once, unless its mail came long ago and it is night in the office (quiet.py)
-    ack = p.settings.acknowledgement
     received = quiet.received_time(read.fetched.received_at, read.mail.date, now)
     quiet_after = received + timedelta(minutes=ack.immediate_within_minutes)
     tx.ack_held_until = quiet.hold_until(quiet_after, now, office.tz, ack.quiet_hours)
@@ -70,5 +77,5 @@ def step_acknowledge(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     )
     why = "acknowledgement of a complaint in a conversation" if tx.complaint_in_conversation else ""
     reason = why or "acknowledgement of a new request"
-    enqueue(s, office, ticket.id, MessageKind.ACK, reason, out, now, tx.ack_held_until, quiet_after)
+    enqueue(s, office, ticket.id, MessageKind.ACK, reason, out, now, tx.ack_held_until, quiet_after, cause)
     tx.outgoing = out

@@ -9,7 +9,10 @@ reads a mail as one is in reading.py).
   mail, never later than the deadline it had); the acknowledge and notify_head steps then
   send the complaint acknowledgement and the notice to the head, as for a new complaint.
 - notify_head: a complaint (new, or made in a conversation) goes straight to the head of
-  office (`offices.X.head`), held until the office's next opening.
+  office (`offices.X.head`), held until the office's next opening; at most
+  `complaints.max_notices_per_sender_per_hour` caused by one author or envelope sender and
+  `…_per_office_per_hour` for the office: past them the ticket gets the event
+  `complaint_notice_withheld` and the head's next digest one line per sender instead.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from babel.dates import format_datetime as babel_datetime
 from sqlmodel import Session
 
 from mailer import log
-from mailer.decide import complaint, rules, sla
+from mailer.decide import complaint, floods, rules, sla
 from mailer.delivery import guard
 from mailer.delivery.outbox import enqueue
 from mailer.delivery.render import promised_date_text
@@ -27,7 +30,7 @@ from mailer.settings import Office
 from storage.messages import ticket_history_texts
 from storage.outbox import defer_outbox
 from storage.tickets import add_ticket_event, complaint_facts, make_complaint, ticket_kind
-from storage.vocabulary import MessageKind, TicketKind, TicketState
+from storage.vocabulary import MessageKind, TicketKind, TicketState, WithheldEvent
 
 logger = log.get(__name__)
 
@@ -85,6 +88,14 @@ def step_notify_head(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     if refused:
         tx.warnings.append(f"complaint not sent to the head of office: {refused}")
         return
+    limits = p.settings.complaints
+    per_hour = floods.Limits(limits.max_notices_per_sender_per_hour, limits.max_notices_per_office_per_hour)
+    kinds = (MessageKind.COMPLAINT_NOTICE,)
+    cause_ = cause(read)
+    tx.notice_withheld = guard.flood_refusal(s, office.code, read.now, kinds, per_hour, office.head, cause_)
+    if tx.notice_withheld:  # counted by the head's next digest: "N pengaduan lain dari …"
+        record_withheld(s, read, tx, WithheldEvent.COMPLAINT_NOTICE, tx.notice_withheld)
+        return
     assert tx.due is not None
     mail = read.mail
     received = babel_datetime(read.received_at.astimezone(office.tz), "EEEE, d MMMM y HH.mm", locale="id")
@@ -110,7 +121,7 @@ def step_notify_head(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     )
     why = "a complaint, to the head of office"  # should the sending slip into the night: the morning
     kind = MessageKind.COMPLAINT_NOTICE
-    outbox_id = enqueue(s, office, ticket.id, kind, why, out, read.now, quiet_after=read.now)
+    outbox_id = enqueue(s, office, ticket.id, kind, why, out, read.now, quiet_after=read.now, cause=cause_)
     opening = sla.clock_start(office, read.now)
     if opening > read.now:
         defer_outbox(s, outbox_id, opening)
@@ -123,6 +134,24 @@ def head_refusal(p: Setup, office: Office, s: Session) -> str:
     if not office.head:
         return "no head of office configured"
     return guard.refusal(s, office.code, office.head, p.own_addresses) or ""
+
+
+def cause(read: Reading) -> tuple[str, str]:
+    """(author, envelope sender) of the mail read: its From and Return-Path addresses ("" when
+    it has none); what the hourly limits count (guard.flood_refusal)."""
+    return (read.mail.from_.email if read.mail.from_ else "", read.mail.return_path or "")
+
+
+def record_withheld(s: Session, read: Reading, tx: Attempt, event: WithheldEvent, reason: str) -> None:
+    """A ticket event saying an hourly limit withheld an automatic mail: by the author (else the
+    envelope sender) of the mail read, the limit reached as its detail."""
+    assert tx.ticket is not None
+    state = tx.change.state if tx.change is not None else tx.ticket.state
+    author, envelope_sender = cause(read)
+    add_ticket_event(
+        s, ticket_id=tx.ticket.id, message_pk=tx.message_pk, at=read.now, event=event,
+        state=TicketState(state), actor=author or envelope_sender, detail=reason,
+    )  # fmt: skip
 
 
 def promise_days(s: Session, office: Office, ticket_id: int) -> int:

@@ -98,6 +98,8 @@ class Attempt:
     change: lifecycle.Change | None = None
     complaint_in_conversation: bool = False  # a follow-up made its ticket a complaint
     ack_withheld: str = ""  # why a new ticket got no acknowledgement
+    reply_to_ignored: tuple[str, ...] = ()  # Reply-To addresses not on From's domain: no ack there
+    notice_withheld: str = ""  # why a complaint was not forwarded to the head (an hourly limit)
     ack_held_until: datetime | None = None  # its mail came long ago and it is night: held until then
     outgoing: Outgoing | None = None  # the acknowledgement queued
     warnings: list[str] = field(default_factory=list)  # e.g. a complaint not sent to the head

@@ -244,6 +244,11 @@ def _report_flags(tx: Attempt) -> None:
         logger.info("address_unflagged", address=address, reason="it wrote to the office again")
     if tx.ack_withheld:
         logger.info("ack_withheld", reason=tx.ack_withheld)
+    if tx.reply_to_ignored:
+        ignored = list(tx.reply_to_ignored)
+        logger.info("reply_to_ignored", reply_to=ignored, reason="not on the domain of From")
+    if tx.notice_withheld:
+        logger.warning("complaint_notice_withheld", reason=tx.notice_withheld)
 
 
 def _close(

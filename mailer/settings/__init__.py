@@ -8,8 +8,8 @@ wrong setting stops the start before any mailbox is touched. Where each table is
     servers.py       [offices.CODE.imap], [offices.CODE.smtp]: host, TLS, password
     levels.py        [provinces.CODE], [national]: the heads above the offices
     working_time.py  every [….hours]; [calendar], [offices.CODE.calendar]
-    sections.py      [daemon], [outbox], [threading], [acknowledgement], [attachments],
-                     [escalation], [digest], [report], [status], [metrics]
+    sections.py      [daemon], [outbox], [threading], [acknowledgement], [complaints],
+                     [attachments], [escalation], [digest], [report], [status], [metrics]
     reader.py        `TableReader`: typed access to one table, with the file/key/reason errors
 """
 
@@ -19,6 +19,7 @@ from mailer.settings.offices import ComplaintMailbox, Office, StaffSettings
 from mailer.settings.sections import (
     AcknowledgementSettings,
     AttachmentSettings,
+    ComplaintSettings,
     DaemonSettings,
     DigestSettings,
     EscalationSettings,
@@ -37,6 +38,7 @@ __all__ = [
     "AttachmentSettings",
     "CalendarSettings",
     "ComplaintMailbox",
+    "ComplaintSettings",
     "DaemonSettings",
     "DigestSettings",
     "EscalationSettings",

@@ -19,6 +19,7 @@ from mailer.settings.reader import TableReader
 from mailer.settings.sections import (
     AcknowledgementSettings,
     AttachmentSettings,
+    ComplaintSettings,
     DaemonSettings,
     DigestSettings,
     EscalationSettings,
@@ -29,6 +30,7 @@ from mailer.settings.sections import (
     ThreadingSettings,
     read_acknowledgement,
     read_attachments,
+    read_complaints,
     read_daemon,
     read_digest,
     read_escalation,
@@ -53,6 +55,7 @@ class Settings:
     provinces: dict[str, Province]
     threading: ThreadingSettings = field(default_factory=ThreadingSettings)
     acknowledgement: AcknowledgementSettings = field(default_factory=AcknowledgementSettings)
+    complaints: ComplaintSettings = field(default_factory=ComplaintSettings)
     attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
     escalation: EscalationSettings = field(default_factory=EscalationSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
@@ -103,6 +106,7 @@ def load_settings(path: str | Path, environ: dict[str, str] | None = None) -> Se
         provinces=provinces,
         threading=read_threading(root.table("threading", required=False)),
         acknowledgement=read_acknowledgement(root.table("acknowledgement", required=False)),
+        complaints=read_complaints(root.table("complaints", required=False)),
         attachments=read_attachments(root.table("attachments", required=False)),
         escalation=read_escalation(root.table("escalation", required=False)),
         digest=read_digest(root.table("digest", required=False)),

@@ -1,5 +1,6 @@
 """The small top-level tables of `settings.toml`, one dataclass each: [daemon], [outbox],
-[threading], [acknowledgement], [attachments], [escalation], [digest], [report], [status].
+[threading], [acknowledgement], [complaints], [attachments], [escalation], [digest], [report],
+[status].
 
 Each dataclass is its table's schema: a field is a key of the same name, its default the value
 when the key is absent. `TableReader.fill` reads the plain fields (true/false, an integer of
@@ -53,11 +54,23 @@ class ThreadingSettings:
 
 @dataclass(frozen=True)
 class AcknowledgementSettings:
-    max_per_sender_per_hour: int = 3  # more new requests from one address get a ticket, no ack
+    # At most this many acks an hour to one address, caused by one author (From) and by one
+    # envelope sender (Return-Path); more requests get a ticket, no ack (mailer/decide/floods.py)
+    max_per_sender_per_hour: int = 3
+    max_per_office_per_hour: int = 30  # acks of one office in an hour, to everyone
     # An ack goes out at once if its mail arrived less than this long ago, or outside the quiet
     # hours of the office; else it waits until they end (mailer/decide/quiet.py).
     immediate_within_minutes: float = 60.0
     quiet_hours: tuple[str, str] = ("21:00", "06:00")  # office local time; may span midnight
+
+
+@dataclass(frozen=True)
+class ComplaintSettings:
+    """The notices of complaints to the head of office: at most this many an hour caused by one
+    author or envelope sender, and for the office; past them one line in the head's digest."""
+
+    max_notices_per_sender_per_hour: int = 2
+    max_notices_per_office_per_hour: int = 10
 
 
 @dataclass(frozen=True)
@@ -151,11 +164,30 @@ def read_threading(r: TableReader) -> ThreadingSettings:
 
 def read_acknowledgement(r: TableReader) -> AcknowledgementSettings:
     d = AcknowledgementSettings()
+    per_sender = r.integer("max_per_sender_per_hour", d.max_per_sender_per_hour, minimum=1)
+    per_office = r.integer("max_per_office_per_hour", d.max_per_office_per_hour, minimum=1)
+    if per_office < per_sender:
+        raise r.fail("max_per_office_per_hour", f"must not be below max_per_sender_per_hour ({per_sender})")
     return r.fill(
         AcknowledgementSettings,
-        max_per_sender_per_hour=r.integer("max_per_sender_per_hour", d.max_per_sender_per_hour, minimum=1),
+        max_per_sender_per_hour=per_sender,
+        max_per_office_per_hour=per_office,
         immediate_within_minutes=r.number("immediate_within_minutes", d.immediate_within_minutes),
         quiet_hours=_quiet_hours(r, d.quiet_hours),
+    )
+
+
+def read_complaints(r: TableReader) -> ComplaintSettings:
+    d = ComplaintSettings()
+    per_sender = r.integer("max_notices_per_sender_per_hour", d.max_notices_per_sender_per_hour, minimum=1)
+    per_office = r.integer("max_notices_per_office_per_hour", d.max_notices_per_office_per_hour, minimum=1)
+    if per_office < per_sender:
+        why = f"must not be below max_notices_per_sender_per_hour ({per_sender})"
+        raise r.fail("max_notices_per_office_per_hour", why)
+    return r.fill(
+        ComplaintSettings,
+        max_notices_per_sender_per_hour=per_sender,
+        max_notices_per_office_per_hour=per_office,
     )
 
 

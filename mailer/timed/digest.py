@@ -4,7 +4,9 @@ the queries (sweeps.digest_counts, digest_tickets, request_texts) and queues the
 Managers: each head of office (their office), each province PST head (every regency/city office
 of the province), the national level (every office). One digest per manager per working day
 (their calendar), at `digest.local_time` of their zone but not before their opening nor after
-their closing: overdue tickets and tickets due later that day, by office, the counts on top.
+their closing: overdue tickets and tickets due later that day, by office, the counts on top;
+and, per office, one line per sender whose complaints an hourly limit kept from reaching the
+head one by one since the head's previous digest ("N pengaduan lain dari <sender>").
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from mailer.decide import sla
+from mailer.decide import floods, sla
 from mailer.settings import Office, Settings
 from mailer.timed import escalate
 from mailer.timed.escalate import Person
@@ -145,11 +147,20 @@ class Line:
 
 
 @dataclass(frozen=True)
+class Withheld:
+    """Complaints of one sender not forwarded to the head one by one (an hourly limit)."""
+
+    sender: str  # the address, made safe for one line (floods.sender_label)
+    count: int
+
+
+@dataclass(frozen=True)
 class OfficeSection:
     office: Office
     overdue: int
     due_today: int
     lines: tuple[Line, ...]
+    withheld: tuple[Withheld, ...] = ()  # since the head's previous digest, most first
 
     @property
     def more(self) -> int:
@@ -166,6 +177,11 @@ class Digest:
     @property
     def total(self) -> int:
         return sum(s.overdue + s.due_today for s in self.sections)
+
+    @property
+    def withheld(self) -> int:
+        """Complaints not forwarded one by one, in all its offices: a digest worth sending too."""
+        return sum(w.count for s in self.sections for w in s.withheld)
 
 
 def _local_day(at: datetime, office: Office) -> date:
@@ -194,9 +210,11 @@ def sections(
     counts: dict[str, tuple[int, int]],
     tickets: list[DueTicket],
     texts: dict[int, str],
+    withheld: dict[str, list[tuple[str, int]]] | None = None,
 ) -> dict[str, OfficeSection]:
-    """Each office's part of a digest from what the queries found: its counts and its listed
-    tickets (earliest deadline first), {office_code: section}. The same for every manager."""
+    """Each office's part of a digest from what the queries found: its counts, its listed
+    tickets (earliest deadline first) and its withheld complaint notices by sender,
+    {office_code: section}. The same for every manager."""
     by_office: dict[str, list[DueTicket]] = defaultdict(list)
     for t in tickets:
         by_office[t.office_code].append(t)
@@ -216,8 +234,18 @@ def sections(
             )
 
         lines = tuple(line(office, t, now, texts.get(t.id, ""), late(t)) for t in listed)
-        found[office.code] = OfficeSection(office, overdue, due_today, lines)
+        held = tuple(Withheld(floods.sender_label(a), n) for a, n in (withheld or {}).get(office.code, ()))
+        found[office.code] = OfficeSection(office, overdue, due_today, lines, held)
     return found
+
+
+def withheld_since(
+    offices: Sequence[Office], last: dict[str, datetime], now: datetime
+) -> dict[str, datetime]:
+    """From when each office's withheld complaint notices go in a digest: the office head's
+    previous digest (`last`: {head: when}), else a week before `now`; {office_code: moment}."""
+    week = now - timedelta(days=7)
+    return {o.code: last.get(o.head, week) for o in offices}
 
 
 def build(manager: Manager, day: date, found: dict[str, OfficeSection]) -> Digest:

@@ -117,7 +117,7 @@ class Sweeper:
     def sections(
         self, s: Session, offices: Sequence[Office], now: datetime
     ) -> dict[str, digest.OfficeSection]:
-        """Every office's digest section as of `now`: three queries for all the offices."""
+        """Every office's digest section as of `now`: five queries for all the offices."""
         ends: dict[datetime, list[str]] = defaultdict(list)
         for office in offices:
             ends[digest.end_of_day(office, now)].append(office.code)
@@ -125,7 +125,9 @@ class Sweeper:
         counts = sweeps.digest_counts(s, groups, now)
         tickets = sweeps.digest_tickets(s, groups, self.settings.digest.max_tickets_per_office)
         texts = sweeps.request_texts(s, [t.id for t in tickets])
-        return digest.sections(offices, now, counts, tickets, texts)
+        last = sweeps.last_digests(s, {o.head for o in offices if o.head})
+        withheld = sweeps.withheld_notices(s, digest.withheld_since(offices, last, now))
+        return digest.sections(offices, now, counts, tickets, texts, withheld)
 
     def compose(self, s: Session, manager: digest.Manager, day: date, now: datetime) -> digest.Digest:
         """A manager's digest of `day` as of `now` (for `mailer digest --preview`)."""
@@ -152,7 +154,7 @@ class Sweeper:
         manager, day = found.manager, found.day.isoformat()
         address, sender = manager.person.address, manager.sender
         context = {"office": sender.code, "mailbox": sender.email, "to": address, "day": day}
-        if found.total == 0 and not self.settings.digest.send_empty:
+        if found.total == 0 and not found.withheld and not self.settings.digest.send_empty:
             sweeps.add_digest(s, address, day, 0, None, now)
             report.empty_digests += 1
             logger.info("digest_empty", **context, role=manager.role)
