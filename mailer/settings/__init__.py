@@ -4,7 +4,7 @@ Every problem is a ConfigError naming the file, the dotted key and the reason, s
 wrong setting stops the start before any mailbox is touched. Where each table is read:
 
     load.py          the whole file, in order; [storage], [log]; `Settings`
-    offices.py       [offices.CODE] and its [….staff] and [….closing]; [closing]
+    offices.py       [offices.CODE] and its [….sla], [….staff] and [….closing]; [closing]
     servers.py       [offices.CODE.imap], [offices.CODE.smtp]: host, TLS, password
     levels.py        [provinces.CODE], [national]: the heads above the offices
     working_time.py  every [….hours]; [calendar], [offices.CODE.calendar]
@@ -15,7 +15,7 @@ wrong setting stops the start before any mailbox is touched. Where each table is
 
 from mailer.settings.levels import NationalLevel, Province
 from mailer.settings.load import Settings, load_settings
-from mailer.settings.offices import Office, StaffSettings
+from mailer.settings.offices import AfterWait, Office, Promise, StaffSettings
 from mailer.settings.sections import (
     AcknowledgementSettings,
     AttachmentSettings,
@@ -33,6 +33,7 @@ from mailer.settings.working_time import WEEKDAYS, CalendarSettings, OfficeHours
 __all__ = [
     "WEEKDAYS",
     "AcknowledgementSettings",
+    "AfterWait",
     "AttachmentSettings",
     "CalendarSettings",
     "DaemonSettings",
@@ -43,6 +44,7 @@ __all__ = [
     "Office",
     "OfficeHours",
     "OutboxSettings",
+    "Promise",
     "Province",
     "ReportSettings",
     "Secret",

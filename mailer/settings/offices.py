@@ -1,12 +1,14 @@
 """The offices: each `[offices.CODE]` table (who it is, what it publishes, its promise), with
-its `[….hours]`, `[….staff]`, `[….calendar]` and `[….imap]` / `[….smtp]`; and `[closing]`
-(when an answered ticket is closed), which an office's own `[offices.CODE.closing]` overrides.
+its `[….hours]`, `[….sla]`, `[….staff]`, `[….calendar]` and `[….imap]` / `[….smtp]`; and
+`[closing]` (when an answered ticket is closed), which an office's own `[offices.CODE.closing]`
+overrides.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from mailer.settings.levels import Province
@@ -29,6 +31,29 @@ class StaffSettings:
         """Whether an address belongs to the office's staff by the settings (not yet verified)."""
         domain = address.rpartition("@")[2]
         return address in self.addresses or any(domain == d or domain.endswith("." + d) for d in self.domains)
+
+
+class AfterWait(StrEnum):
+    """What the SLA clock does when the requester answers a ticket the office put to waiting
+    (#tunggu): `[offices.CODE.sla] after_wait`."""
+
+    PAUSE = "pause"  # it runs on: the deadline moves by the office time spent waiting
+    RESTART = "restart"  # a full new period from the clarification ("setelah permintaan jelas")
+
+
+@dataclass(frozen=True)
+class Promise:
+    """How an office counts and words its promise (`[offices.CODE.sla]`)."""
+
+    after_wait: AfterWait = AfterWait.PAUSE
+    # The promise as the acknowledgement states it, by language ("id", "en"): the standard's
+    # own words, e.g. "3 (tiga) hari kerja setelah permintaan jelas dan …"; none: the templates'
+    # "N hari kerja setelah email diterima".
+    words: tuple[tuple[str, str], ...] = ()
+
+    def worded(self, lang: str) -> str:
+        """The promise's words in `lang`, "" when the office sets none."""
+        return dict(self.words).get(lang, "")
 
 
 @dataclass(frozen=True)
@@ -56,6 +81,7 @@ class Office:
     closing_after_days: float = 7.0  # an answered ticket quiet this long is closed
     complaint_addresses: tuple[str, ...] = ()  # mail to these is a complaint (e.g. ipds3571@)
     complaint_sla_working_days: int = 2  # the promise for a complaint
+    promise: Promise = field(default_factory=Promise)  # [….sla]: after a wait, and its words
 
     @property
     def tz(self) -> ZoneInfo:
@@ -108,10 +134,10 @@ def _office(r: TableReader, code: str, provinces: dict[str, Province], env: dict
         complaint_addresses=r.addresses("complaint_addresses"),
     )
     complaint_days = r.integer("complaint_sla_working_days", office.sla_working_days, minimum=1)
-    office = replace(office, complaint_sla_working_days=complaint_days)
-    r.seen.add("closing")  # [offices.X.closing]: read by read_closing, with the [closing] default
+    r.seen.update(("closing", "sla"))  # [….closing]: read_closing's; [….sla]: once these keys are good
     r.done()
-    return office
+    promise = _promise(r.table("sla", required=False), office.sla_working_days)
+    return replace(office, complaint_sla_working_days=complaint_days, promise=promise)
 
 
 def _channels(r: TableReader) -> tuple[tuple[str, str], ...]:
@@ -125,6 +151,24 @@ def _channels(r: TableReader) -> tuple[tuple[str, str], ...]:
             raise r.fail(f"complaint_channels[{i}]", "must be a [label, value] pair of strings")
         pairs.append((item[0], item[1]))
     return tuple(pairs)
+
+
+def _promise(r: TableReader, days: int) -> Promise:
+    """[offices.CODE.sla]: after_wait, and the promise's words in both languages or in none.
+    Words that name another number of days than `sla_working_days` are refused: the public
+    would read one promise and the desk count another."""
+    after_wait = AfterWait(r.choice("after_wait", tuple(AfterWait), AfterWait.PAUSE))
+    words = {lang: r.text(f"promise_{lang}", "") for lang in ("id", "en")}
+    if bool(words["id"]) != bool(words["en"]):
+        missing = "promise_en" if words["id"] else "promise_id"
+        raise r.fail(missing, "the promise needs its words in both languages (promise_id and promise_en)")
+    for lang, text in words.items():
+        found = re.match(r"(\d+)\b", text)
+        if text and (found is None or int(found.group(1)) != days):
+            reason = f"must start with the office's sla_working_days ({days}), got {text[:40]!r}"
+            raise r.fail(f"promise_{lang}", reason)
+    r.done()
+    return Promise(after_wait, tuple((lang, text) for lang, text in words.items() if text))
 
 
 def _staff(r: TableReader) -> StaffSettings:
