@@ -669,8 +669,7 @@ def test_shipped_sla_policy_per_office(shipped: Settings) -> None:
     ("edits", "key", "reason"),
     [
         (
-            ('after_wait = "restart"\npromise_id = "3 (tiga) hari kerja setelah permintaan jelas',
-             'after_wait = "restrat"\npromise_id = "3 (tiga) hari kerja setelah permintaan jelas'),
+            ('after_wait = "restart"', 'after_wait = "restrat"'),
             "offices.8205.sla.after_wait",
             "must be one of pause, restart",
         ),
