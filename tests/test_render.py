@@ -115,7 +115,9 @@ def test_indonesian_ack_states_every_published_fact(shipped: Settings, renderer:
         assert f"<li>{escape(label)}: {escape(value)}</li>" in html
     assert f"Jam layanan : {hours_text(office, 'id')}" in text
     said = office.promise.worded("id")  # the standard's own words, where the office sets them
-    promise = f", yaitu {said}." if said else f" ({office.sla_working_days} hari kerja setelah email diterima)."
+    promise = (
+        f", yaitu {said}." if said else f" ({office.sla_working_days} hari kerja setelah email diterima)."
+    )
     assert f"paling lambat {DUE_TEXT[code]}{promise}" in flat(text)
 
 
