@@ -128,6 +128,12 @@ def ticket_message_ids(s: Session, ticket_id: int) -> list[str]:
     return [str(m) for m in rows]
 
 
+def ticket_has_mail_of_kind(s: Session, ticket_id: int, kind: MessageKind) -> bool:
+    """Whether a mail of `kind` is stored on the ticket (e.g. a closing mail already queued)."""
+    query = select(_M.c.id).where(_M.c.ticket_id == ticket_id, _M.c.kind == kind).limit(1)
+    return s.connection().execute(query).first() is not None
+
+
 def latest_outlook_mail(s: Session, ticket_id: int) -> bytes | None:
     """The raw bytes of the newest mail received on a ticket that carried Outlook's
     Thread-Index (a reply of ours continues its conversation), or None."""
