@@ -133,9 +133,10 @@ def test_officer_close_after_answer_queues_one_rating_request(
     pipe: Pipeline, engine: Engine, clock: FrozenClock, word: str
 ) -> None:
     """An answered ticket closed by an officer: closed, and one closing mail to the requester,
-    threaded, saying the consultation is complete, with the four rating links."""
+    threaded under the answer (never citing the officer's command to the office), saying the
+    consultation is complete, with the four rating links."""
     mid = request(pipe)
-    answer(pipe, mid)
+    answer_mid = answer(pipe, mid)
     clock.advance(timedelta(minutes=30))
     command(pipe, mid, word)
     ticket = the_ticket(engine)
@@ -146,7 +147,11 @@ def test_officer_close_after_answer_queues_one_rating_request(
     assert "kami tutup karena layanan konsultasi telah selesai." in " ".join(mail.body_text.split())
     assert "tidak ada tanggapan lanjutan" not in mail.body_text
     assert "4 = Sangat puas" in mail.body_text and "1 = Tidak puas" in mail.body_text
-    html = email.message_from_bytes(mail.raw, policy=policy.default).get_body(("html",))
+    parsed = email.message_from_bytes(mail.raw, policy=policy.default)
+    assert parsed["In-Reply-To"] == f"<{answer_mid}>"  # the answer Rina saw, not the #command
+    cited = [r for r in str(parsed["References"]).split() if r.endswith("@mail.example.com>")]
+    assert cited == [f"<{mid}>", f"<{answer_mid}>"]  # the ack is ours; the command is left out
+    html = parsed.get_body(("html",))
     assert html is not None
     assert html.get_content().count('href="mailto:bps3514@bps.go.id?subject=Penilaian') == 4
 

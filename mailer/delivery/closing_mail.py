@@ -35,6 +35,17 @@ from storage import messages
 from storage.sweeps import QuietTicket
 from storage.vocabulary import NOT_TO_ANSWER, MessageKind
 
+# Mails that stayed inside the office (an officer's #selesai, notes, notices to staff and heads):
+# the requester never saw them, so the closing mail neither answers nor cites them.
+INSIDE_THE_OFFICE = (
+    MessageKind.STAFF_COMMAND,
+    MessageKind.STAFF_NOTE,
+    MessageKind.NOTICE,
+    MessageKind.DIGEST,
+    MessageKind.REPORT,
+    MessageKind.COMPLAINT_NOTICE,
+)
+
 
 def own_addresses(settings: Settings) -> frozenset[str]:
     """The desk's own addresses: office mailboxes and complaint addresses (no automatic mail)."""
@@ -104,7 +115,7 @@ def queue_closing(
     latest = messages.latest_outlook_mail(s, ticket.id)
     hints = outlook_hints(latest) if latest is not None else NO_HINTS
     outlook = outlook_reply_headers(hints, ticket.subject, now, secrets.randbelow(256))
-    thread = messages.ticket_message_ids(s, ticket.id)
+    thread = messages.ticket_message_ids(s, ticket.id, leave_out=INSIDE_THE_OFFICE)
     out = render_closing(renderer, settings, office, ticket, thread, now, outlook, by_officer)
     why = "closing notice with a rating request" + (" (closed by an officer)" if by_officer else "")
     enqueue(s, office, ticket.id, MessageKind.CLOSING, why, out, now, quiet_after=now)
