@@ -130,14 +130,23 @@ def ticket_with_messages(
     return ticket, [(m, o) for m, o in rows]
 
 
-def ticket_message_ids(s: Session, ticket_id: int) -> list[str]:
-    """The Message-IDs of a ticket's mails, oldest first (a reply's References)."""
-    rows = s.execute(
+def ticket_message_ids(s: Session, ticket_id: int, leave_out: Sequence[MessageKind] = ()) -> list[str]:
+    """The Message-IDs of a ticket's mails, oldest first (a reply's References), without the
+    mails of the kinds in `leave_out` (e.g. what stayed inside the office)."""
+    query = (
         select(col(MessageRow.message_id))
         .where(col(MessageRow.ticket_id) == ticket_id, col(MessageRow.message_id).is_not(None))
         .order_by(col(MessageRow.id))
-    ).scalars()
-    return [str(m) for m in rows]
+    )
+    if leave_out:
+        query = query.where(col(MessageRow.kind).not_in(list(leave_out)))
+    return [str(m) for m in s.execute(query).scalars()]
+
+
+def ticket_has_mail_of_kind(s: Session, ticket_id: int, kind: MessageKind) -> bool:
+    """Whether a mail of `kind` is stored on the ticket (e.g. a closing mail already queued)."""
+    query = select(_M.c.id).where(_M.c.ticket_id == ticket_id, _M.c.kind == kind).limit(1)
+    return s.connection().execute(query).first() is not None
 
 
 def latest_outlook_mail(s: Session, ticket_id: int) -> bytes | None:

@@ -200,19 +200,27 @@ class QuietTicket(NamedTuple):
     resolution: str  # answered | thanks | spam | duplicate | closed
 
 
+_QUIET_COLUMNS = (
+    col(Ticket.id),
+    col(Ticket.ref),
+    col(Ticket.requester_email),
+    col(Ticket.requester_name),
+    col(Ticket.subject),
+    col(Ticket.language),
+    col(Ticket.kind),
+    col(Ticket.resolution),
+)
+
+
+def closing_facts(s: Session, ticket_id: int) -> QuietTicket:
+    """What a ticket's closing mail needs (an officer closed it: quiet or not)."""
+    return QuietTicket(*s.execute(select(*_QUIET_COLUMNS).where(col(Ticket.id) == ticket_id)).one())
+
+
 def quiet_answered_tickets(s: Session, office: str, cutoff: datetime, limit: int = 100) -> list[QuietTicket]:
     """Up to `limit` tickets of an office answered, with no state change and no mail since `cutoff`."""
     rows = s.execute(
-        select(
-            col(Ticket.id),
-            col(Ticket.ref),
-            col(Ticket.requester_email),
-            col(Ticket.requester_name),
-            col(Ticket.subject),
-            col(Ticket.language),
-            col(Ticket.kind),
-            col(Ticket.resolution),
-        )
+        select(*_QUIET_COLUMNS)
         .where(
             col(Ticket.office_code) == office,
             col(Ticket.state) == TicketState.ANSWERED,

@@ -205,6 +205,11 @@ def ticket_events(s: Session, ticket_id: int) -> list[TicketEvent]:
     return list(s.execute(query).scalars())
 
 
+def ticket_resolution(s: Session, ticket_id: int) -> str:
+    """How a ticket was settled ("" while it is not): storage.vocabulary.Resolution's words."""
+    return str(s.execute(select(col(Ticket.resolution)).where(col(Ticket.id) == ticket_id)).scalar_one())
+
+
 def ticket_kind(s: Session, ticket_id: int) -> str:
     """request | complaint."""
     return str(s.execute(select(col(Ticket.kind)).where(col(Ticket.id) == ticket_id)).scalar_one())

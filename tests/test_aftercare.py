@@ -428,6 +428,22 @@ def test_complaint_ticket_has_own_ack_promise_and_goes_to_the_head(
     assert parsed["Reply-To"] == f"{RINA}, {OFFICE}"
 
 
+def test_complaint_notice_gives_the_head_the_deadline_with_its_time(
+    settings: Settings, engine: Engine, clock: FrozenClock
+) -> None:
+    """The head reads the same deadline as the complainant's acknowledgement (an office that
+    publishes a complaint promise): day and time."""
+    settings = with_head(settings, complaint_sla_working_days=5, complaint_days_published=True)
+    pipe = Pipeline(settings, engine, Renderer(), clock)
+    raw, _ = make_mail(RINA, subject="Pengaduan layanan PST", body="Email saya tidak dibalas.")
+    pipe.process(fetched(raw))
+    (notice,) = outgoing(engine, "complaint_notice")
+    (ack,) = outgoing(engine, "ack")
+    due = "Senin, 30 November 2026 pukul 09.00 WIB"
+    assert f"Tenggat    : {due} (5 hari kerja)" in notice.body_text
+    assert due in " ".join(ack.body_text.split())
+
+
 def test_complaint_keeps_its_promise_when_the_requester_writes_again(
     settings: Settings, engine: Engine, clock: FrozenClock
 ) -> None:

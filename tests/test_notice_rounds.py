@@ -200,7 +200,7 @@ def test_show_and_sla_explain_the_rounds(
     capsys.readouterr()
     assert cli.main(["show", ref], settings=settings) == 0
     shown = capsys.readouterr().out
-    assert "(clock round 2: restarted by a reply or a reopening)" in shown
+    assert "(clock round 2: restarted by a reply, a reopening or a clarification)" in shown
     assert "[clock round 2: a fresh deadline, notices start again]" in shown
     notices = [line.split()[2:5] for line in shown.splitlines() if line.startswith("  notice    :")]
     assert notices == [["round", "1", "reminder"], ["round", "1", "office_head"],

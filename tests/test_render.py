@@ -22,7 +22,7 @@ from mailer.intake.parse import parse
 from mailer.model import ParsedMail
 from mailer.settings import Office, OfficeHours, Settings, load_settings
 from storage.vocabulary import MessageKind
-from tests.conftest import OFFICE_CODES, ROOT, make_mail, office_env
+from tests.conftest import OFFICE_CODES, ROOT, SHARED, make_mail, office_env
 
 RECEIVED = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 09:00 WIB, 11:00 WIT
 SUBJECT = "Permohonan data jumlah penduduk miskin 2024"
@@ -114,10 +114,35 @@ def test_indonesian_ack_states_every_published_fact(shipped: Settings, renderer:
         assert f"- {label}: {value}\n" in text
         assert f"<li>{escape(label)}: {escape(value)}</li>" in html
     assert (f"Jam layanan : {hours_text(office, 'id')}" in text) is office.hours_published
-    assert (
-        f"paling lambat {DUE_TEXT[code]} ({office.sla_working_days} hari kerja setelah email diterima)"
-        in flat(text)
+    said = office.promise.worded("id")  # the standard's own words, where the office sets them
+    promise = (
+        f", yaitu {said}." if said else f" ({office.sla_working_days} hari kerja setelah email diterima)."
     )
+    assert f"paling lambat {DUE_TEXT[code]}{promise}" in flat(text)
+
+
+# The promise of the online channel in the standards of Halmahera Utara and Tulang Bawang.
+STANDARD_WORDS = "3 (tiga) hari kerja setelah permintaan jelas dan persyaratan pelayanan lengkap"
+
+
+@pytest.mark.parametrize(
+    ("code", "seed"), [("8205", "003_e3f5f7d2cdddd59f.txt"), ("1808", "004_0e3b2f113904483c.txt")]
+)
+def test_ack_of_a_restarting_office_states_its_standards_own_words(
+    shipped: Settings, renderer: Renderer, code: str, seed: str
+) -> None:
+    """Halmahera Utara and Tulang Bawang state the promise in their standard's words, in text and
+    HTML, and the English ack in English: the words the settings quote are the seed's."""
+    assert STANDARD_WORDS in " ".join((SHARED / "seeds" / seed).read_text(encoding="utf-8").split())
+    office = shipped.office(code)
+    text, html = bodies(acknowledge(renderer, office, request(office))[1])
+    assert f"paling lambat {DUE_TEXT[code]}, yaitu {STANDARD_WORDS}." in flat(text)
+    assert f"<strong>{DUE_TEXT[code]}</strong>, yaitu {STANDARD_WORDS}." in flat(html)
+    assert "setelah email diterima" not in text + html
+    text_en, html_en = bodies(acknowledge(renderer, office, request(office), "en")[1])
+    words_en = "3 working days after the request is clear and the service requirements are complete"
+    assert f", that is {words_en}." in flat(text_en) and f", that is {words_en}." in flat(html_en)
+    assert "permintaan jelas" not in text_en + html_en
 
 
 @pytest.mark.parametrize(

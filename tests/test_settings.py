@@ -718,3 +718,50 @@ def test_quiet_hours_as_shipped_and_none(tmp_path: Path, shipped: Settings) -> N
     assert (ack.quiet_hours, ack.immediate_within_minutes) == (("21:00", "06:00"), 60.0)
     path = write_settings(tmp_path, ('quiet_hours = "21:00-06:00"', 'quiet_hours = ""'))
     assert load_settings(path, environ=office_env(PASSWORD)).acknowledgement.quiet_hours == ("00:00", "00:00")
+
+
+# -- [offices.X.sla]: the clock after a wait, and the promise's words ----------------------------
+
+_WORDS = 'promise_id = "3 (tiga) hari kerja setelah permintaan jelas dan persyaratan pelayanan lengkap"'
+_WORDS_EN = (
+    'promise_en = "3 working days after the request is clear and the service requirements are complete"'
+)
+
+
+def test_shipped_sla_policy_per_office(shipped: Settings) -> None:
+    """Halmahera Utara and Tulang Bawang restart the clock after a wait and quote their standard;
+    the other offices keep the pause and the templates' own words."""
+    found = {o.code: (o.promise.after_wait, bool(o.promise.worded("id"))) for o in shipped.offices}
+    assert found == {
+        "3571": ("pause", False),
+        "3576": ("pause", False),
+        "3514": ("pause", False),
+        "8205": ("restart", True),
+        "1808": ("restart", True),
+    }
+
+
+@pytest.mark.parametrize(
+    ("edits", "key", "reason"),
+    [
+        (
+            ('after_wait = "restart"', 'after_wait = "restrat"'),
+            "offices.8205.sla.after_wait",
+            "must be one of pause, restart",
+        ),
+        ((_WORDS_EN, ""), "offices.8205.sla.promise_en", "both languages"),
+        ((_WORDS, _WORDS.replace('"3 (tiga)', '"2 (dua)')), "offices.8205.sla.promise_id",
+         "must start with the office's sla_working_days (3)"),
+        ((_WORDS_EN, _WORDS_EN + '\npromise_fr = "3 jours"'), "offices.8205.sla.promise_fr",
+         "unknown key"),
+    ],
+)  # fmt: skip
+def test_wrong_sla_setting_names_file_key_and_reason(
+    tmp_path: Path, edits: tuple[str, str], key: str, reason: str
+) -> None:
+    """A wrong [offices.X.sla] value stops the start with the file, the dotted key and the reason."""
+    path = write_settings(tmp_path, edits)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ=office_env(PASSWORD))
+    assert (caught.value.file, caught.value.key) == (str(path.resolve()), key)
+    assert reason in caught.value.reason

@@ -90,7 +90,7 @@ def indonesian_mails(settings: Settings, renderer: Renderer) -> dict[str, str]:
     }
     closing = {
         "requester_name": "Rina", "subject": "Data kemiskinan 2024", "reply_subject": "Re: Data",
-        "after_days": "7", "reopen_days": "30",
+        "after_days": "7", "reopen_days": "30", "by_officer": False,
         "ratings": [{"score": 4, "label": "Sangat puas", "url": "mailto:x@example.com"}],
     }  # fmt: skip
     found["closing"] = bodies(

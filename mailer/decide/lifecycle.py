@@ -1,6 +1,6 @@
 """A ticket's states and what moves it between them. Pure: the pipeline applies the result.
 
-    open ──staff answer──▶ answered ──7 days quiet (later issue)──▶ closed
+    open ──staff answer──▶ answered ──7 days quiet, or #selesai/#tutup──▶ closed (rating asked)
       │                      │  ▲
       │ #tunggu              │  └── requester's pure thank-you: stays answered
       ▼                      ▼
@@ -9,8 +9,12 @@
 - `open`: awaiting the office's answer; the SLA clock runs.
 - `answered`: the office answered (or settled it without a reply: #terjawab, #terimakasih,
   #spam, #duplikat); the clock is stopped.
-- `waiting`: the office waits for the requester (#tunggu); the clock is paused.
-- `closed`: done (#selesai / #tutup).
+- `waiting`: the office waits for the requester (#tunggu); the clock is paused. When the
+  requester answers, it runs on (`after_wait = "pause"`: the deadline moves by the wait) or,
+  for an office whose standard counts "setelah permintaan jelas" (`after_wait = "restart"`),
+  a full new period starts from the clarification (event `clarified`, a new clock round).
+- `closed`: done (#selesai / #tutup). An officer closing an answered ticket asks the requester
+  for a rating, as the 7-day close does; never one settled as spam or duplicate.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mailer.decide.staff import Action, Command
-from storage.vocabulary import Resolution, TicketState
+from mailer.settings import AfterWait
+from storage.vocabulary import NOT_TO_ANSWER, Resolution, TicketState
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,23 +33,31 @@ class Change:
     """What happens to a ticket: its new state, the event recorded, and side effects."""
 
     state: TicketState
-    event: str  # answered | waiting | resumed | replied | thanked | settled | closed | reopened | note
+    # answered | waiting | resumed | clarified | replied | thanked | settled | closed | reopened | note
+    event: str
     resolution: Resolution | None = None  # None: unchanged; Resolution.NONE clears it
     fresh_clock: bool = False  # the SLA clock starts again from this mail
     resume: bool = False  # the paused clock runs again: the deadline moves by the pause
     first_response: bool = False  # counts as the office's answer (first response, if the first)
+    ask_rating: bool = False  # an officer closed an answered ticket: ask the requester to rate it
     detail: str = ""
 
 
-def requester_wrote(state: str, thanks: bool) -> Change | None:
+def requester_wrote(state: str, thanks: bool, after_wait: AfterWait = AfterWait.PAUSE) -> Change | None:
     """The requester (or someone on the ticket) wrote again. A reply after an answer reopens the
-    ticket with a fresh clock, except a pure thank-you; a reply while waiting resumes it."""
+    ticket with a fresh clock, except a pure thank-you; a reply while waiting resumes it: the
+    paused clock runs on, or (`after_wait` RESTART) a full new period starts from the reply."""
     if state == TicketState.ANSWERED:
         if thanks:
             return Change(TicketState.ANSWERED, "thanked", detail="a thank-you: the ticket stays answered")
         detail = "the requester wrote again"
         return Change(
             TicketState.OPEN, "replied", resolution=Resolution.NONE, fresh_clock=True, detail=detail
+        )
+    if state == TicketState.WAITING and after_wait is AfterWait.RESTART:
+        detail = "the requester answered: a full new period from now (after_wait = restart)"
+        return Change(
+            TicketState.OPEN, "clarified", resolution=Resolution.NONE, fresh_clock=True, detail=detail
         )
     if state == TicketState.WAITING:
         detail = "the requester answered"
@@ -64,11 +77,20 @@ def staff_answered(state: str) -> Change:
     return Change(TicketState.ANSWERED, "answered", resolution=Resolution.ANSWERED, first_response=True)
 
 
-def staff_command(state: str, command: Command) -> Change:
-    """An officer's command word, sent only to the office."""
+def staff_command(state: str, command: Command, resolution: str = Resolution.NONE) -> Change:
+    """An officer's command word, sent only to the office (`resolution`: the ticket's before).
+    Closing an answered ticket asks for a rating, as the 7-day close does; a ticket settled as
+    spam or duplicate closes silently and keeps saying so."""
     detail = f"#{command.word}"
     if command.action is Action.CLOSE:
-        return Change(TicketState.CLOSED, "closed", resolution=command.resolution, detail=detail)
+        silent = resolution in NOT_TO_ANSWER
+        return Change(
+            TicketState.CLOSED,
+            "closed",
+            resolution=None if silent else command.resolution,
+            ask_rating=state == TicketState.ANSWERED and not silent,
+            detail=detail,
+        )
     if command.action is Action.WAIT:
         return Change(TicketState.WAITING, "waiting", detail=detail)
     if command.action is Action.SETTLE:
@@ -97,13 +119,14 @@ def staff_note(state: str) -> Change:
 
 # Events after which the clock counts afresh from the event's time: each starts a new round
 # of the clock (tickets.clock_round), with its own reminder and escalation ladder.
-FRESH_CLOCK_EVENTS = frozenset({"replied", "reopened"})
+FRESH_CLOCK_EVENTS = frozenset({"replied", "reopened", "clarified"})
 
 
 def clock_round(history: Sequence[tuple[datetime, str, str]]) -> int:
     """The round of a ticket's SLA clock after its history of (at, event, state after): 1 from
-    the request, one more at each fresh start. A pause (`waiting`, then `resumed`) moves the
-    deadline within the round; an answer stops the clock without ending the round."""
+    the request, one more at each fresh start (a clarification after a wait, where the office
+    restarts: `clarified`). A pause (`waiting`, then `resumed`) moves the deadline within the
+    round; an answer stops the clock without ending the round."""
     return 1 + sum(1 for _, event, _ in history if event in FRESH_CLOCK_EVENTS)
 
 
@@ -112,7 +135,8 @@ def clock_basis(
 ) -> tuple[datetime, list[tuple[datetime, datetime]]]:
     """Where a ticket's SLA clock counts from, and the spans it was paused, from its history of
     (at, event, state after): the receipt, or the last fresh start (a reply after an answer, a
-    reopening); every span spent in `waiting` since then, the open one ending `now`."""
+    reopening, a clarification after a wait that restarts the clock); every span spent in
+    `waiting` since then, the open one ending `now`."""
     start, waiting_since = received_at, None
     paused: list[tuple[datetime, datetime]] = []
     for at, event, state in history:

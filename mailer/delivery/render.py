@@ -195,6 +195,7 @@ class Renderer:
             "subject": one_line(mail.subject, MAX_SUBJECT_CHARS) or "-",
             "reply_subject": reply_subject(mail.subject, lang),
             "due_text": deadline_text(due, office, lang),
+            "promise": office.promise.worded(lang),  # the standard's words, "" for "N hari kerja …"
             # the clock started at the next opening: the mail says why day 1 is not today
             "outside_hours": not late and sla.clock_start(office, received) != received,
             "received_text": deadline_text(received, office, lang),

@@ -9,7 +9,7 @@ from email import message_from_bytes, policy
 from typing import TYPE_CHECKING
 
 from mailer.operator.terminal import out
-from mailer.settings import Office, Settings
+from mailer.settings import AfterWait, Office, Settings
 from storage.vocabulary import Direction, MessageKind, NoticeLevel, OutboxState, TicketKind, TicketState
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def show_ticket(settings: Settings, ref: str, raw: bool, full: bool = False) -> 
     out(f"  received  : {t.received_at.astimezone(tz):%Y-%m-%d %H:%M %Z}")
     again = ""
     if t.clock_round > 1:
-        again = f"  (clock round {t.clock_round}: restarted by a reply or a reopening)"
+        again = f"  (clock round {t.clock_round}: restarted by a reply, a reopening or a clarification)"
     out(f"  due       : {t.due_at.astimezone(tz):%Y-%m-%d %H:%M %Z}{again}")
     out(f"  people    : {', '.join(f'{email} ({role})' for email, role in sorted(people.items()))}")
     for direction, other, reason in links:
@@ -237,12 +237,15 @@ def explain_sla(settings: Settings, ref: str) -> int:
         since = sla.moment_text(start.astimezone(office.tz))
         out(
             f"(putaran ke-{lifecycle.clock_round(clock[1])}: waktu dihitung ulang sejak {since}, pemohon "
-            "menulis lagi setelah dijawab atau tiket dibuka kembali; pengingat dan eskalasi berlaku "
+            "menulis lagi setelah dijawab atau memperjelas permintaan yang ditunggu, atau tiket dibuka "
+            "kembali; pengingat dan eskalasi berlaku "
             "lagi untuk tenggat ini)"
         )
     for line in found.explain():
         out(line)
-    if ticket.state == TicketState.WAITING:
+    if ticket.state == TicketState.WAITING and office.promise.after_wait is AfterWait.RESTART:
+        out("(sedang menunggu pemohon: saat pemohon menjawab, tenggat dihitung ulang penuh dari jawabannya)")
+    elif ticket.state == TicketState.WAITING:
         out("(sedang menunggu pemohon: tenggat bergeser selama penundaan)")
     elif ticket.state != TicketState.OPEN:
         out(f"(status {state}: waktu layanan tidak berjalan)")

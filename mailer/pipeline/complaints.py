@@ -24,7 +24,7 @@ from mailer import log
 from mailer.decide import complaint, floods, rules, sla
 from mailer.delivery import guard
 from mailer.delivery.outbox import enqueue
-from mailer.delivery.render import promised_date_text
+from mailer.delivery.render import deadline_text
 from mailer.pipeline.context import Attempt, Reading, Setup
 from mailer.settings import Office
 from storage.messages import ticket_history_texts
@@ -104,7 +104,7 @@ def step_notify_head(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
         "subject": " ".join(mail.subject.split()) or "-",
         "text": read.written or mail.text.strip(),  # what they wrote (the trim step)
         "received_text": f"{received} {office.time_zone_label}",
-        "due_text": promised_date_text(tx.due, office, "id"),
+        "due_text": deadline_text(tx.due, office, "id"),  # day and time, as the acknowledgement says
         "reason": complaint.phrase(tx.complaint),
         "in_conversation": tx.complaint_in_conversation,
     }

@@ -91,6 +91,8 @@ class Attempt:
     unflagged: list[str] = field(default_factory=list)  # addresses whose bouncing flag was lifted
     rating: int | None = None  # the SKM score (1-4) a rating mail gives; it moves no ticket
     rating_how: str = ""  # mailto | reply
+    rating_asked: bool = False  # an officer closed it after an answer: the rating request queued
+    rating_withheld: str = ""  # … or why it was not (spam/duplicate, asked before, the guard)
     message_pk: int | None = None
     language: str = "id"
     due: datetime | None = None

@@ -10,6 +10,7 @@ short loop that runs them; the steps live in the modules beside it.
           complaints.py   → complaint_followup
           sent_folder.py  → adopt_answers
           acknowledge.py  → acknowledge
+          ratings.py      → ask_rating
           complaints.py   → notify_head
           refusal.py      → refuse_command → confirm_command
           store.py        → cursor ]                                  one transaction: an Attempt
@@ -71,6 +72,7 @@ IN_TX: tuple[tuple[str, TxStep], ...] = (
     ("complaint_followup", complaints.step_complaint_followup),
     ("adopt_answers", sent_folder.step_adopt_answers),
     ("acknowledge", acknowledge.step_acknowledge),
+    ("ask_rating", ratings.step_ask_rating),
     ("notify_head", complaints.step_notify_head),
     ("refuse_command", refusal.step_refuse_command),
     ("confirm_command", refusal.step_confirm_command),

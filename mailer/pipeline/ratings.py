@@ -1,10 +1,13 @@
-"""The pipeline's rating step (see driver.py for the order).
+"""The pipeline's rating steps (see driver.py for the order).
 
-    … dedupe → thread → flags → rating → store → …
+    … dedupe → thread → flags → rating → store → … → lifecycle → … → ask_rating → …
 
-A reply to our closing mail, or a mail whose subject carries the rating marker of one of the
-office's tickets, that gives a score (1–4) is recorded as the ticket's rating (SKM); it never
-reopens the ticket (the lifecycle step leaves it be) and is never acknowledged.
+- rating: a reply to our closing mail, or a mail whose subject carries the rating marker of
+  one of the office's tickets, that gives a score (1–4) is recorded as the ticket's rating
+  (SKM); it never reopens the ticket (the lifecycle step leaves it be) and is never acknowledged.
+- ask_rating: an officer closed an answered ticket (#selesai, #tutup): the requester gets the
+  closing mail with the rating request, as after the 7-day close (delivery/closing_mail.py:
+  once per ticket, never for spam or a duplicate, the guard asked, the quiet hours kept).
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from sqlmodel import Session
 
 from mailer import log
 from mailer.decide import rating
+from mailer.delivery.closing_mail import queue_closing
 from mailer.pipeline.context import Attempt, Reading, Setup
 from storage.conversations import ticket_participants
 from storage.ratings import save_rating
 from storage.sent_mail import our_mail_among
+from storage.sweeps import closing_facts
 from storage.vocabulary import MessageKind
 
 logger = log.get(__name__)
@@ -55,7 +60,20 @@ def step_rating(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     save_rating(s, ticket.id, office.code, score, tx.rating_how, sender, mail.message_id, read.now)
 
 
+def step_ask_rating(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
+    """An officer closed an answered ticket: queue the closing mail that asks for a rating."""
+    if tx.ticket is None or tx.change is None or not tx.change.ask_rating:
+        return
+    facts = closing_facts(s, tx.ticket.id)
+    withheld = queue_closing(s, p.settings, p.renderer, read.office, facts, read.now, by_officer=True)
+    tx.rating_asked, tx.rating_withheld = not withheld, withheld
+
+
 def report(tx: Attempt) -> None:
-    """Log what the step did (inside the driver's bound context)."""
+    """Log what the steps did (inside the driver's bound context)."""
     if tx.rating is not None:
         logger.info("rating_recorded", score=tx.rating, how=tx.rating_how)
+    if tx.rating_asked:
+        logger.info("rating_requested", reason="closed by an officer after an answer")
+    elif tx.rating_withheld:
+        logger.info("rating_request_withheld", reason=tx.rating_withheld)

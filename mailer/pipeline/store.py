@@ -7,7 +7,8 @@
 - relate: the ticket's people (From/To/Cc, officers as staff) and, for a new ticket opened
   from another, the link to it.
 - lifecycle: the ticket's next state (decide/lifecycle.py): an officer's answer, command or
-  note, the requester writing again or reopening; a fresh or resumed SLA deadline.
+  note, the requester writing again or reopening; a fresh or resumed SLA deadline (a
+  clarification after #tunggu: resumed, or fresh where the office's `sla.after_wait` restarts).
 - cursor (run by the driver after the batch): the mailbox cursor, committed with the mail.
 """
 
@@ -33,6 +34,7 @@ from storage.tickets import (
     next_ticket_seq,
     note_ticket_message,
     ticket_clock,
+    ticket_resolution,
 )
 from storage.vocabulary import Direction, MessageKind, Resolution, TicketKind, TicketState
 
@@ -168,7 +170,8 @@ def step_lifecycle(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     officer = tx.officer
     if officer is not None:
         if tx.command is not None:
-            change = lifecycle.staff_command(ticket.state, tx.command)
+            before = ticket_resolution(s, ticket.id) if tx.command.action is staff.Action.CLOSE else ""
+            change = lifecycle.staff_command(ticket.state, tx.command, before)
         elif staff.goes_outside(mail, p.own_addresses):
             change = lifecycle.staff_answered(ticket.state)
         elif our_mail_among(s, read.office.code, NOTICE_KINDS, [*mail.in_reply_to, *mail.references]):
@@ -180,7 +183,7 @@ def step_lifecycle(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
         change, actor = lifecycle.requester_reopened(), mail.from_.email if mail.from_ else ""
     elif decision.kind is MessageKind.REQUEST:
         thanks = ticket.state == TicketState.ANSWERED and staff.is_thanks(mail.text)
-        found = lifecycle.requester_wrote(ticket.state, thanks)
+        found = lifecycle.requester_wrote(ticket.state, thanks, read.office.promise.after_wait)
         if found is None:
             return
         change, actor = found, mail.from_.email if mail.from_ else ""
@@ -190,7 +193,7 @@ def step_lifecycle(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     days = None
     if change.fresh_clock or change.resume:  # a complaint keeps its own promise
         days = complaints.promise_days(s, read.office, ticket.id)
-    if change.fresh_clock:
+    if change.fresh_clock:  # counted from this mail like a new one (outside hours: next opening)
         tx.due = due = sla.due_at(read.office, read.received_at, working_days=days)
     elif change.resume:  # the deadline moves by the office time spent waiting
         received, history = ticket_clock(s, ticket.id)

@@ -4,7 +4,8 @@ Every problem is a ConfigError naming the file, the dotted key and the reason, s
 wrong setting stops the start before any mailbox is touched. Where each table is read:
 
     load.py          the whole file, in order; [storage], [log]; `Settings`
-    offices.py       [offices.CODE] and its [….staff], [….complaint_mailbox], [….closing]; [closing]
+    offices.py       [offices.CODE] and its [….sla], [….staff], [….complaint_mailbox], [….closing];
+                     [closing]
     servers.py       [offices.CODE.imap], [offices.CODE.smtp]: host, TLS, password
     levels.py        [provinces.CODE], [national]: the heads above the offices
     working_time.py  every [….hours]; [calendar], [offices.CODE.calendar]
@@ -15,7 +16,7 @@ wrong setting stops the start before any mailbox is touched. Where each table is
 
 from mailer.settings.levels import NationalLevel, Province
 from mailer.settings.load import Settings, load_settings
-from mailer.settings.offices import ComplaintMailbox, Office, StaffSettings
+from mailer.settings.offices import AfterWait, ComplaintMailbox, Office, Promise, StaffSettings
 from mailer.settings.sections import (
     AcknowledgementSettings,
     AttachmentSettings,
@@ -35,6 +36,7 @@ from mailer.settings.working_time import WEEKDAYS, CalendarSettings, OfficeHours
 __all__ = [
     "WEEKDAYS",
     "AcknowledgementSettings",
+    "AfterWait",
     "AttachmentSettings",
     "CalendarSettings",
     "ComplaintMailbox",
@@ -48,6 +50,7 @@ __all__ = [
     "Office",
     "OfficeHours",
     "OutboxSettings",
+    "Promise",
     "Province",
     "ReportSettings",
     "Secret",

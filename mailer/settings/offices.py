@@ -1,6 +1,6 @@
 """The offices: each `[offices.CODE]` table (who it is, what it publishes, its promise), with
-its `[….hours]`, `[….staff]`, `[….calendar]`, `[….imap]` / `[….smtp]` and the optional
-`[….complaint_mailbox]` (a mailbox of its own for complaints); and `[closing]`
+its `[….hours]`, `[….sla]`, `[….staff]`, `[….calendar]`, `[….imap]` / `[….smtp]` and the
+optional `[….complaint_mailbox]` (a mailbox of its own for complaints); and `[closing]`
 (when an answered ticket is closed), which an office's own `[offices.CODE.closing]` overrides.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from mailer.settings.levels import Province
@@ -31,6 +32,29 @@ class StaffSettings:
         """Whether an address belongs to the office's staff by the settings (not yet verified)."""
         domain = address.rpartition("@")[2]
         return address in self.addresses or any(domain == d or domain.endswith("." + d) for d in self.domains)
+
+
+class AfterWait(StrEnum):
+    """What the SLA clock does when the requester answers a ticket the office put to waiting
+    (#tunggu): `[offices.CODE.sla] after_wait`."""
+
+    PAUSE = "pause"  # it runs on: the deadline moves by the office time spent waiting
+    RESTART = "restart"  # a full new period from the clarification ("setelah permintaan jelas")
+
+
+@dataclass(frozen=True)
+class Promise:
+    """How an office counts and words its promise (`[offices.CODE.sla]`)."""
+
+    after_wait: AfterWait = AfterWait.PAUSE
+    # The promise as the acknowledgement states it, by language ("id", "en"): the standard's
+    # own words, e.g. "3 (tiga) hari kerja setelah permintaan jelas dan …"; none: the templates'
+    # "N hari kerja setelah email diterima".
+    words: tuple[tuple[str, str], ...] = ()
+
+    def worded(self, lang: str) -> str:
+        """The promise's words in `lang`, "" when the office sets none."""
+        return dict(self.words).get(lang, "")
 
 
 @dataclass(frozen=True)
@@ -79,6 +103,7 @@ class Office:
     free_of_charge: bool = False  # its standard says the service is free
     head_title: str = ""  # how the head is addressed ("Kepala BPS Kabupaten Pasuruan")
     desk_name: str = ""  # the desk's one name as a sender and signature ("PST BPS Kabupaten Pasuruan")
+    promise: Promise = field(default_factory=Promise)  # [….sla]: after a wait, and its words
     complaint_mailbox: ComplaintMailbox | None = None  # its address is in complaint_addresses too
 
     @property
@@ -150,9 +175,10 @@ def _office(r: TableReader, code: str, provinces: dict[str, Province], env: dict
     if mailbox is not None:
         addresses = tuple(dict.fromkeys((*office.complaint_addresses, mailbox.email)))
         office = replace(office, complaint_mailbox=mailbox, complaint_addresses=addresses)
-    r.seen.add("closing")  # [offices.X.closing]: read by read_closing, with the [closing] default
+    r.seen.update(("closing", "sla"))  # [….closing]: read_closing's; [….sla]: once these keys are good
     r.done()
-    return office
+    promise = _promise(r.table("sla", required=False), office.sla_working_days)
+    return replace(office, promise=promise)
 
 
 # The labels a complaint channel may have, with their English: the English acknowledgement
@@ -195,6 +221,24 @@ def _complaint_mailbox(r: TableReader, office: Office, env: dict[str, str]) -> C
     imap = read_second_imap(r, env, office.imap, email)
     r.done()
     return ComplaintMailbox(email, imap)
+
+
+def _promise(r: TableReader, days: int) -> Promise:
+    """[offices.CODE.sla]: after_wait, and the promise's words in both languages or in none.
+    Words that name another number of days than `sla_working_days` are refused: the public
+    would read one promise and the desk count another."""
+    after_wait = AfterWait(r.choice("after_wait", tuple(AfterWait), AfterWait.PAUSE))
+    words = {lang: r.text(f"promise_{lang}", "") for lang in ("id", "en")}
+    if bool(words["id"]) != bool(words["en"]):
+        missing = "promise_en" if words["id"] else "promise_id"
+        raise r.fail(missing, "the promise needs its words in both languages (promise_id and promise_en)")
+    for lang, text in words.items():
+        found = re.match(r"(\d+)\b", text)
+        if text and (found is None or int(found.group(1)) != days):
+            reason = f"must start with the office's sla_working_days ({days}), got {text[:40]!r}"
+            raise r.fail(f"promise_{lang}", reason)
+    r.done()
+    return Promise(after_wait, tuple((lang, text) for lang, text in words.items() if text))
 
 
 def _staff(r: TableReader) -> StaffSettings:

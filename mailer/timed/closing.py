@@ -1,46 +1,36 @@
 """Closing quiet tickets: an answered ticket the requester has not followed up for
 `closing.after_days` (7 days in the service standards) is closed, and the requester gets a
-short closing mail asking for a rating (rating.py builds its links).
+short closing mail asking for a rating (delivery/closing_mail.py; an officer's #selesai on an
+answered ticket asks the same, once per ticket: the pipeline's ask_rating step).
 
 Runs periodically (aftercare.py) and acts only while the office is open, so no closing mail
 goes out at night. Each ticket is closed in its own transaction together with its event and
 its closing mail in the outbox, on the condition that it is still answered and quiet: a
 restart, a second pass or a reply arriving meanwhile never closes twice or mails twice.
 A ticket an officer settled as spam or as a duplicate (#spam, #duplikat) closes silently: a
-rating request to a spammer, or a second one for one question, is mail nobody wants.
+rating request to a spammer, or a second one for one question, is mail nobody wants; so does a
+ticket whose rating was already asked (closed by an officer, reopened, answered, quiet again).
 """
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from babel.numbers import format_decimal
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from mailer import log
 from mailer.clock import Clock
-from mailer.decide import rating, sla
-from mailer.decide.threader import NO_HINTS, outlook_hints, outlook_reply_headers
-from mailer.delivery import guard
-from mailer.delivery.outbox import enqueue
-from mailer.delivery.render import (
-    LANGUAGES,
-    MAX_NAME_CHARS,
-    MAX_SUBJECT_CHARS,
-    Outgoing,
-    Renderer,
-    one_line,
-    reply_subject,
-)
+from mailer.decide import sla
+from mailer.delivery.closing_mail import days_text, queue_closing
+from mailer.delivery.render import Renderer
 from mailer.settings import Office, Settings
-from storage import db, messages, sweeps, tickets
+from storage import db, sweeps, tickets
 from storage.sweeps import close_quiet_ticket
-from storage.vocabulary import NOT_TO_ANSWER, MessageKind, TicketState
+from storage.vocabulary import TicketState
 
 logger = log.get(__name__)
 ACTOR = "pst-mailer"  # who closed it, in the ticket's history
@@ -53,48 +43,6 @@ class Closed(StrEnum):
     CLOSED = TicketState.CLOSED  # closed, its closing mail queued
     WITHOUT_MAIL = "closed_without_mail"  # closed; no mail (settled as spam/duplicate, or the guard)
     SKIPPED = "skipped"  # no longer answered and quiet: left as it is
-
-
-def own_addresses(settings: Settings) -> frozenset[str]:
-    """The desk's own addresses: office mailboxes and complaint addresses (no automatic mail)."""
-    return frozenset(o.email for o in settings.offices) | {
-        a for o in settings.offices for a in o.complaint_addresses
-    }
-
-
-def _days_text(days: float, lang: str) -> str:
-    """ "7", or "1,5" in Indonesian and "1.5" in English (babel)."""
-    return format_decimal(days, format="#,##0.##", locale=lang)
-
-
-def render_closing(
-    renderer: Renderer,
-    settings: Settings,
-    office: Office,
-    ticket: sweeps.QuietTicket,
-    thread: list[str],
-    now: datetime,
-    outlook: Sequence[tuple[str, str]] = (),
-) -> Outgoing:
-    """The closing mail: threaded under the ticket's conversation (`outlook`: Thread-Topic and
-    Thread-Index when the requester writes from Outlook), in the ticket's language, with one
-    `mailto:` rating link per score."""
-    lang = ticket.language if ticket.language in LANGUAGES else "id"
-    links = [
-        {"score": k, "label": rating.LABELS[lang][k], "url": rating.mailto(office.email, ticket.ref, k, lang)}
-        for k in (4, 3, 2, 1)
-    ]
-    context = {
-        "requester_name": one_line(ticket.requester_name, MAX_NAME_CHARS),
-        "subject": one_line(ticket.subject, MAX_SUBJECT_CHARS) or "-",
-        "reply_subject": reply_subject(ticket.subject, lang),
-        "after_days": _days_text(office.closing_after_days, lang),
-        "reopen_days": _days_text(settings.threading.reopen_days, lang),
-        "ratings": links,
-    }
-    return renderer.compose(
-        office, "closing", lang, context, ticket.requester_email, ticket.ref, now, thread, extra=outlook
-    )
 
 
 def close_one(
@@ -110,7 +58,7 @@ def close_one(
     cutoff = now - timedelta(days=office.closing_after_days)
     if not close_quiet_ticket(s, ticket.id, now, cutoff):
         return Closed.SKIPPED, "no longer answered and quiet"
-    detail = f"no reply from the requester for {_days_text(office.closing_after_days, 'en')} days"
+    detail = f"no reply from the requester for {days_text(office.closing_after_days)} days"
     tickets.add_ticket_event(
         s,
         ticket_id=ticket.id,
@@ -121,22 +69,9 @@ def close_one(
         actor=ACTOR,
         detail=detail,
     )
-    if ticket.resolution in NOT_TO_ANSWER:  # settled as spam or duplicate: no more mail to them
-        return Closed.WITHOUT_MAIL, f"settled as {ticket.resolution}: no closing mail, no rating request"
-    refused = guard.refusal(s, office.code, ticket.requester_email, own_addresses(settings))
-    if refused:
-        return Closed.WITHOUT_MAIL, refused
-    # Outlook files it in the conversation of the requester's latest mail from Outlook, if any
-    latest = messages.latest_outlook_mail(s, ticket.id)
-    hints = outlook_hints(latest) if latest is not None else NO_HINTS
-    outlook = outlook_reply_headers(hints, ticket.subject, now, secrets.randbelow(256))
-    out = render_closing(
-        renderer, settings, office, ticket, messages.ticket_message_ids(s, ticket.id), now, outlook
-    )
     # queued in office hours; should the sending slip into the night, it waits for the morning
-    why = "closing notice with a rating request"
-    enqueue(s, office, ticket.id, MessageKind.CLOSING, why, out, now, quiet_after=now)
-    return Closed.CLOSED, ""
+    withheld = queue_closing(s, settings, renderer, office, ticket, now)
+    return (Closed.WITHOUT_MAIL, withheld) if withheld else (Closed.CLOSED, "")
 
 
 def _quiet(engine: Engine, office: Office, cutoff: datetime) -> Iterator[sweeps.QuietTicket]:
