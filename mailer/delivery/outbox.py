@@ -4,10 +4,15 @@ A mail is rendered into the outbox inside the transaction that stored the reques
 nothing is sent before it is committed. The sender takes due rows oldest first; one commit per
 mail records the previous one `sent` and marks the next `sending` (in flight), then submits it.
 Failures are recorded at once: `pending` again with a backoff (4xx, connection trouble) or
-`failed` (5xx, too many attempts). Each of the office's SMTP connections (`outbox.connections`) is a lane
-with at most one mail in flight, so a killed process leaves at most that many rows `sending`;
-they go back to `pending` at the next start and are sent then. The only window for a
-duplicate is between the server's final 250 and our next commit, a few milliseconds.
+`failed` (5xx, too many attempts). Each of the office's SMTP connections (`outbox.connections`)
+is a lane with at most one mail in flight.
+
+Once the server has answered, its answer is recorded whatever the database does: the write is
+retried with backoff until it succeeds (the submission itself is never repeated), and while it
+fails the sender claims nothing more, so no more than one mail per lane is ever accepted and
+not yet recorded. A process killed at that moment leaves those rows `sending`; the next start
+puts them back and sends them again, byte for byte (same Message-ID, which mail clients fold).
+So a crash costs at most one duplicate per connection, and loses nothing (README, "Crashes").
 
 What was queued may no longer be wanted when its turn comes: the claim (outbox.advance_outbox)
 re-checks the recipient's flag (a bounce or complaint read later in the same backlog) and, for a
@@ -31,14 +36,22 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from mailer import log
+from mailer import backoff, log
+from mailer.backoff import Backoff
 from mailer.clock import Clock
 from mailer.decide import quiet
 from mailer.delivery.smtp import Submitter
 from mailer.errors import PermanentError, RecipientDeferred, TransientError
 from mailer.settings import Office, OutboxSettings
 from storage import db, messages, outbox
-from storage.outbox import OutboxItem, advance_outbox, hold_outbox, outbox_hindrance, suppress_outbox
+from storage.outbox import (
+    OutboxItem,
+    advance_outbox,
+    hold_outbox,
+    outbox_hindrance,
+    settle_outbox,
+    suppress_outbox,
+)
 from storage.vocabulary import NOT_TO_ANSWER, Direction, MessageKind, OutboxState, ShownOutboxState
 
 if TYPE_CHECKING:  # not at run time: the sender process does without jinja2 and babel
@@ -46,6 +59,7 @@ if TYPE_CHECKING:  # not at run time: the sender process does without jinja2 and
 
 logger = log.get(__name__)
 _IDLE_WAIT_S = 5.0
+_RECORD_MAX_S = 10.0  # a mail accepted but not recorded is tried again at least this often
 T = TypeVar("T")
 
 
@@ -128,7 +142,9 @@ class OutboxSender:
         self.quiet_hours = quiet_hours  # acknowledgement.quiet_hours, office local time
         self.submitters = [Submitter(office.smtp) for _ in range(settings.connections)]
         self.wake = asyncio.Event()
+        self.pause: backoff.Pause = backoff.pause  # tests put a fake clock's here
         self._log = logger.bind(office=office.code, mailbox=office.imap.username)
+        self._trouble = asyncio.Event()  # set when the database failed in this round: claim no more
 
     def _tx(self, fn: Callable[..., T], *args: Any) -> T:
         with db.transaction(self.engine) as s:
@@ -176,15 +192,23 @@ class OutboxSender:
 
     async def send_due(self, stop: asyncio.Event | None = None) -> Counter[str]:
         """One round: submit the due mails, oldest first, over the office's connections (each a
-        lane with at most one mail in flight). Returns counts by result."""
+        lane with at most one mail in flight). Returns counts by result.
+        Raises the database's error, once every lane has recorded what it sent."""
         items = await self._db(outbox.due_outbox, self.office.code, self.clock.now(), self.settings.batch)
         queue: asyncio.Queue[outbox.OutboxItem] = asyncio.Queue()
         for item in items:
             queue.put_nowait(item)
+        self._trouble = asyncio.Event()
         lanes = [self._lane(submitter, queue, stop) for submitter in self.submitters[: max(1, len(items))]]
         done: Counter[str] = Counter()
-        for counts in await asyncio.gather(*lanes):
-            done.update(counts)
+        failure: BaseException | None = None
+        for counts in await asyncio.gather(*lanes, return_exceptions=True):
+            if isinstance(counts, BaseException):
+                failure = failure or counts
+            else:
+                done.update(counts)
+        if failure is not None:
+            raise failure
         return done
 
     async def _lane(
@@ -192,22 +216,54 @@ class OutboxSender:
     ) -> Counter[str]:
         done: Counter[str] = Counter()
         sent_id: int | None = None
-        while not queue.empty() and not (stop is not None and stop.is_set()):
+        while not queue.empty() and not (stop is not None and stop.is_set()) and not self._trouble.is_set():
             item = queue.get_nowait()
-            taken, detail = await self._advance(sent_id, item)
+            try:
+                taken, detail = await self._advance(sent_id, item)
+            except Exception:
+                # The previous mail was accepted: record it before anything else (and put the
+                # claim back, in case its commit went through after all). Then the round stops.
+                self._trouble.set()
+                await self._record(stop, sent_id, settle_outbox, sent_id, item.id, self.clock.now())
+                raise
             sent_id = None
             if taken is not Taken.SENDING:
                 self._not_taken(item, taken, detail)
                 done[taken] += 1
                 continue
-            result = await self._deliver(submitter, item)
+            result = await self._deliver(submitter, item, stop)
             done[result] += 1
             sent_id = item.id if result is Delivery.SENT else None
             if result is Delivery.RETRY_CONNECTION:
                 break  # the server is in trouble: the rest waits for the next round
         if sent_id is not None:
-            await self._advance(sent_id, None)
+            await self._record(stop, sent_id, settle_outbox, sent_id, None, self.clock.now())
         return done
+
+    async def _record(
+        self, stop: asyncio.Event | None, outbox_id: int | None, fn: Callable[..., T], *args: Any
+    ) -> None:
+        """Write what the server said about a submission (`fn(session, *args)`), retried with
+        backoff until it is written; the submission is never repeated. Gives up only when
+        asked to stop: the row stays `sending` and goes again at the next start."""
+        log = self._log.bind(outbox_id=outbox_id)
+        retry = Backoff("outcome_not_recorded", "outcome_recorded", log, self.clock, max_s=_RECORD_MAX_S)
+        never = asyncio.Event()
+        while True:
+            try:
+                await self._db(fn, *args)
+            except Exception as exc:
+                self._trouble.set()
+                delay = retry.failed(exc, with_traceback=not db.is_failure(exc))
+                if stop is not None and stop.is_set():
+                    log.error(
+                        "outcome_left_unrecorded", note="the row stays sending: sent again at the next start"
+                    )
+                    return
+                await self.pause(delay, stop or never)
+            else:
+                retry.succeeded()
+                return
 
     def _not_taken(self, item: OutboxItem, taken: Taken, detail: str) -> None:
         log = self._log.bind(
@@ -220,30 +276,29 @@ class OutboxSender:
         else:
             log.info("mail_not_taken", state=detail)
 
-    async def _deliver(self, submitter: Submitter, item: OutboxItem) -> Delivery:
+    async def _deliver(self, submitter: Submitter, item: OutboxItem, stop: asyncio.Event | None) -> Delivery:
         log = self._log.bind(
             outbox_id=item.id, ticket=item.ticket_ref, message_id=item.message_id, to=item.envelope_to
         )
         try:
             reply = await submitter.send(item.envelope_from, item.envelope_to, item.raw)
         except PermanentError as exc:
-            await self._db(outbox.mark_failed, item.id, str(exc), self.clock.now())
+            await self._record(stop, item.id, outbox.mark_failed, item.id, str(exc), self.clock.now())
             log.error("mail_failed", reason=str(exc), attempts=item.attempts + 1)
             return Delivery.FAILED
         except TransientError as exc:
             attempts = item.attempts + 1
             if attempts >= self.settings.max_attempts:
-                await self._db(
-                    outbox.mark_failed, item.id, f"gave up after {attempts} attempts: {exc}", self.clock.now()
-                )
+                why = f"gave up after {attempts} attempts: {exc}"
+                await self._record(stop, item.id, outbox.mark_failed, item.id, why, self.clock.now())
                 log.error("mail_failed", reason=str(exc), attempts=attempts)
                 return Delivery.FAILED
             delay = min(self.settings.retry_min_s * 2 ** (attempts - 1), self.settings.retry_max_s)
             retry_at = self.clock.now() + timedelta(seconds=delay)
-            await self._db(outbox.mark_retry, item.id, str(exc), retry_at)
+            await self._record(stop, item.id, outbox.mark_retry, item.id, str(exc), retry_at)
             log.warning("mail_deferred", reason=str(exc), attempts=attempts, retry_in_s=delay)
             return Delivery.DEFERRED if isinstance(exc, RecipientDeferred) else Delivery.RETRY_CONNECTION
-        log.info("mail_sent", reply=reply.strip()[:120])  # recorded `sent` by the caller's next commit
+        log.info("mail_sent", reply=reply.strip()[:120])  # recorded `sent` by the lane's next commit
         return Delivery.SENT
 
     async def _wait(self, stop: asyncio.Event) -> None:
@@ -261,23 +316,21 @@ class OutboxSender:
             waiter.cancel()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Send until `stop` is set; never raises."""
+        """Send until `stop` is set; never raises. While the database fails, the rounds back
+        off (0.5 s doubling to a minute) with one log line per burst of failures."""
+        retry = Backoff("outbox_round_failed", "outbox_rounds_resumed", self._log, self.clock)
         resumed = False
         while not stop.is_set():
-            if not resumed:
-                try:
+            try:
+                if not resumed:
                     await self.resume()
                     resumed = True
-                except Exception as exc:
-                    self._log.error("outbox_resume_failed", reason=f"{type(exc).__name__}: {exc}")
-                    await self._wait(stop)
-                    continue
-            self.wake.clear()  # a wake-up from here on is seen by the wait below
-            try:
+                self.wake.clear()  # a wake-up from here on is seen by the wait below
                 done = await self.send_due(stop)
             except Exception as exc:
-                self._log.error("outbox_round_failed", reason=f"{type(exc).__name__}: {exc}", exc_info=exc)
-                done = Counter()
+                await self.pause(retry.failed(exc, with_traceback=not db.is_failure(exc)), stop)
+                continue
+            retry.succeeded()
             if not done or Delivery.RETRY_CONNECTION in done:
                 await self._wait(stop)
         await self.close()

@@ -1,0 +1,213 @@
+"""Crashes and database faults around a submission: what a server accepted is recorded (the
+record retried, never the submission), a broken SQLite connection does not outlive the fault,
+a failing database is retried with backoff and one log line per burst, and `mailer run` killed
+again and again while it sends loses nothing and sends at most one duplicate per connection
+in flight per kill, with the same Message-ID."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import random
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import OperationalError
+
+from mailer.clock import FrozenClock
+from mailer.delivery.outbox import OutboxSender
+from mailer.delivery.smtp import Submitter
+from mailer.settings import Settings
+from storage import db
+from storage.tables import OutboxRow
+from tests import crashing, mailstack
+from tests.conftest import make_mail, one_pass, requester
+from tests.test_restart import fill_office, write_settings
+
+OFFICE = "bps3514@bps.go.id"
+MONDAY_9_WIB = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """The file unwritable for new opens: immutable (chattr +i) for root, whom modes do not
+    stop; mode 0444 for anyone else."""
+    as_root = os.geteuid() == 0
+    if as_root:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+    else:
+        path.chmod(0o444)
+    try:
+        yield
+    finally:
+        if as_root:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        else:
+            path.chmod(0o644)
+
+
+@contextlib.contextmanager
+def write_lock(path: Path) -> Iterator[sqlite3.Connection]:
+    """Another process's transaction holding the database's write lock until the block ends."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def write(engine: Engine) -> None:
+    with db.statements(engine) as conn:
+        conn.execute(text("UPDATE outbox SET last_error = '' WHERE id = -1"))
+
+
+def test_pool_recovers_once_the_file_is_writable_again(engine: Engine, settings: Settings) -> None:
+    """A connection opened while the SQLite file could not be written (SQLite then opens it
+    read-only) is thrown away when a write fails: once the file is writable, writes succeed."""
+    path = Path(settings.database_url.removeprefix("sqlite:///"))
+    engine.dispose()
+    with read_only(path), pytest.raises(OperationalError, match="readonly"):
+        write(engine)
+    for _ in range(20):
+        write(engine)
+
+
+class AcceptedThenLocked:
+    """The real submitter; once the server has accepted a mail, another process takes the
+    database's write lock and keeps it `hold_s` (a real fault: a long transaction elsewhere)."""
+
+    def __init__(self, real: Submitter, path: Path, hold_s: float) -> None:
+        self.real, self.path, self.hold_s = real, path, hold_s
+        self.released = threading.Event()
+
+    async def send(self, envelope_from: str, envelope_to: str, raw: bytes) -> str:
+        reply = await self.real.send(envelope_from, envelope_to, raw)
+        locked = threading.Event()
+
+        def hold() -> None:
+            with write_lock(self.path):
+                locked.set()
+                self.released.wait(self.hold_s)
+
+        threading.Thread(target=hold, daemon=True).start()
+        locked.wait(5)
+        return reply
+
+    async def close(self) -> None:
+        await self.real.close()
+
+
+@pytest.mark.mailstack
+@pytest.mark.usefixtures("office_mailboxes")
+def test_database_locked_just_after_the_250_records_the_mail_once_free(
+    settings: Settings, events: list[dict[str, object]]
+) -> None:
+    """The database is locked right after Postfix accepted an acknowledgement: the sender keeps
+    trying to record it (not to send it) and records it `sent` once the lock is gone; the
+    requester has exactly one copy, and a restart sends nothing more."""
+    clock = FrozenClock(MONDAY_9_WIB)
+    who = requester()
+    mailstack.send(make_mail(who)[0], who, [OFFICE])
+    mailstack.wait_for(OFFICE, 1)
+    one_pass(dataclasses.replace(settings, outbox=dataclasses.replace(settings.outbox, enabled=False)), clock)
+    path = Path(settings.database_url.removeprefix("sqlite:///"))
+    engine = db.make_engine(settings.database_url, busy_timeout_s=0.2)
+    office = settings.office("3514")
+
+    async def scenario() -> None:
+        sender = OutboxSender(office, settings.outbox, engine, clock, settings.acknowledgement.quiet_hours)
+        fault = AcceptedThenLocked(sender.submitters[0], path, hold_s=2.0)
+        sender.submitters = [fault]  # type: ignore[list-item]
+        assert await sender.send_due() == {"sent": 1}
+        await sender.close()
+        again = OutboxSender(office, settings.outbox, engine, clock, settings.acknowledgement.quiet_hours)
+        await again.resume()
+        assert await again.send_due() == {}
+        await again.close()
+
+    try:
+        asyncio.run(scenario())
+        with db.reading(engine) as s:
+            assert s.execute(select(OutboxRow.state)).scalars().all() == ["sent"]
+    finally:
+        engine.dispose()
+    assert len(mailstack.wait_for(who, 1)) == 1
+    names = [e["event"] for e in events]
+    assert names.count("outcome_not_recorded") == 1  # one line, not one per attempt
+    assert names.count("outcome_recorded") == 1
+    assert "outbox_resumed_in_flight" not in names
+    time.sleep(0.5)  # a duplicate would have landed by now
+    assert len(mailstack.fetch_all(who)) == 1
+
+
+def test_sender_backs_off_while_the_database_stays_locked(
+    engine: Engine, settings: Settings, events: list[dict[str, object]]
+) -> None:
+    """A database locked for long: the sender's rounds wait 0.5 s, 1 s, 2 s … up to a minute
+    between attempts (a fake clock), log one line for the whole burst and one when it ends."""
+    path = Path(settings.database_url.removeprefix("sqlite:///"))
+    clock = FrozenClock(MONDAY_9_WIB)
+    locked = db.make_engine(settings.database_url, busy_timeout_s=0.01)
+    sender = OutboxSender(settings.office("3514"), settings.outbox, locked, clock, ("21:00", "06:00"))
+    waits: list[float] = []
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        lock = write_lock(path)
+        lock.__enter__()
+
+        async def fake_pause(seconds: float, _stop: asyncio.Event) -> None:
+            waits.append(seconds)
+            clock.advance(timedelta(seconds=seconds))
+            if len(waits) == 12:
+                lock.__exit__(None, None, None)  # the other transaction ends
+                asyncio.get_running_loop().call_later(0.3, stop.set)
+
+        sender.pause = fake_pause
+        await sender.run(stop)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        locked.dispose()
+    assert waits == [0.5, 1, 2, 4, 8, 16, 32, 60, 60, 60, 60, 60]
+    failed = [e for e in events if e["event"] == "outbox_round_failed"]
+    assert len(failed) == 1 and "database is locked" in str(failed[0]["reason"])
+    assert "exc_info" not in failed[0]  # the database failing is no bug: no traceback
+    [over] = [e for e in events if e["event"] == "outbox_rounds_resumed"]
+    assert over["failures"] == 12 and over["lasted_s"] == sum(waits)
+
+
+@pytest.mark.mailstack
+@pytest.mark.usefixtures("office_mailboxes")
+@pytest.mark.timeout(180)
+def test_sigkill_while_sending_many_times_loses_nothing_one_duplicate_per_connection_at_most(
+    tmp_path: Path,
+) -> None:
+    """`mailer run` killed (SIGKILL) a dozen times while it sends a backlog of 200, then run to
+    the end: every requester has an acknowledgement, duplicates number at most one per SMTP
+    connection per kill, and every copy of a mail carries its Message-ID."""
+    total, kills = 200, 12
+    requesters = fill_office(total)
+    settings = write_settings(tmp_path, sending=True)
+    database = tmp_path / "pst.sqlite3"
+    landed = crashing.kill_while_sending(settings, database, total, kills, random.Random(6))
+    crashing.finish(settings, database, total)
+    run = crashing.CrashRun(kills=landed, received=crashing.received(requesters))
+    connections = 2  # settings.toml, [outbox] connections
+    assert landed >= kills // 2  # most kills came while mail was being sent
+    assert run.lost == []
+    assert run.extra <= landed * connections, run.extra
+    assert run.mixed_ids == []
+    assert all(ids[0] for ids in run.received.values())
