@@ -13,6 +13,7 @@ opens a file it may not write read-only, silently, and such a connection would s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,6 +82,38 @@ def make_engine(url: str, checkpoint_pages: int = 1000, busy_timeout_s: float = 
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+class HeldWrite:
+    """A write transaction opened ahead of the moment it must commit at once (SQLite: the write
+    lock taken at `open`, waiting for others there). The outbox opens one before an SMTP DATA,
+    so that the commit recording the server's 250 waits for nobody: `take` hands the connection
+    to that commit; `close` rolls back and closes what was not taken."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.conn: Connection | None = None
+
+    async def open(self) -> None:
+        self.conn = await asyncio.to_thread(self._begin)
+
+    def _begin(self) -> Connection:
+        conn = self.engine.connect()
+        try:
+            conn.begin()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def take(self) -> Connection | None:
+        conn, self.conn = self.conn, None
+        return conn
+
+    def close(self) -> None:
+        conn = self.take()
+        if conn is not None:
+            conn.close()
 
 
 @contextmanager

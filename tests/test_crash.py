@@ -15,9 +15,10 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, text
@@ -83,53 +84,85 @@ def test_pool_recovers_once_the_file_is_writable_again(engine: Engine, settings:
         write(engine)
 
 
-class AcceptedThenLocked:
-    """The real submitter; once the server has accepted a mail, another process takes the
-    database's write lock and keeps it `hold_s` (a real fault: a long transaction elsewhere)."""
+class FaultAfterAccept:
+    """The real submitter; once the server has accepted a mail, `fault` starts (in a thread)
+    and lasts `hold_s`, before the sender may record it."""
 
-    def __init__(self, real: Submitter, path: Path, hold_s: float) -> None:
-        self.real, self.path, self.hold_s = real, path, hold_s
-        self.released = threading.Event()
+    def __init__(
+        self, real: Submitter, fault: Callable[[], contextlib.AbstractContextManager[object]]
+    ) -> None:
+        self.real, self.fault = real, fault
 
-    async def send(self, envelope_from: str, envelope_to: str, raw: bytes) -> str:
-        reply = await self.real.send(envelope_from, envelope_to, raw)
-        locked = threading.Event()
+    async def send(
+        self, envelope_from: str, envelope_to: str, raw: bytes, before_data: BeforeData | None = None
+    ) -> str:
+        reply = await self.real.send(envelope_from, envelope_to, raw, before_data)
+        started = threading.Event()
 
         def hold() -> None:
-            with write_lock(self.path):
-                locked.set()
-                self.released.wait(self.hold_s)
+            with self.fault():
+                started.set()
+                time.sleep(HOLD_S)
 
         threading.Thread(target=hold, daemon=True).start()
-        locked.wait(5)
+        started.wait(5)
         return reply
 
     async def close(self) -> None:
         await self.real.close()
 
 
-@pytest.mark.mailstack
-@pytest.mark.usefixtures("office_mailboxes")
-def test_database_locked_just_after_the_250_records_the_mail_once_free(
-    settings: Settings, events: list[dict[str, object]]
-) -> None:
-    """The database is locked right after Postfix accepted an acknowledgement: the sender keeps
-    trying to record it (not to send it) and records it `sent` once the lock is gone; the
-    requester has exactly one copy, and a restart sends nothing more."""
-    clock = FrozenClock(MONDAY_9_WIB)
+HOLD_S = 1.5
+BeforeData = Callable[[], Awaitable[object]]
+
+
+@contextlib.contextmanager
+def failing_disk(path: Path) -> Iterator[None]:
+    """Writes to the database and its WAL fail with an I/O error, even on open files: both
+    made immutable (chattr +i; root only). The shared-memory file is left alone (it is mapped)."""
+    files = [str(path), f"{path}-wal"]
+    subprocess.run(["chattr", "+i", *files], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", *files], check=True)
+
+
+def queued_ack(settings: Settings, clock: FrozenClock) -> str:
+    """A request read (sending off): its acknowledgement waits in the outbox. Returns its writer."""
     who = requester()
     mailstack.send(make_mail(who)[0], who, [OFFICE])
     mailstack.wait_for(OFFICE, 1)
     one_pass(dataclasses.replace(settings, outbox=dataclasses.replace(settings.outbox, enabled=False)), clock)
+    return who
+
+
+def outbox_rows(engine: Engine) -> list[str]:
+    with db.reading(engine) as s:
+        return list(s.execute(select(OutboxRow.state)).scalars())
+
+
+@pytest.mark.mailstack
+@pytest.mark.usefixtures("office_mailboxes")
+@pytest.mark.skipif(os.geteuid() != 0, reason="an I/O error on an open file needs chattr (root)")
+def test_disk_failing_just_after_the_250_records_the_mail_once_it_works(
+    settings: Settings, events: list[dict[str, object]]
+) -> None:
+    """The disk fails (I/O error) right after Postfix accepted an acknowledgement: the sender
+    keeps trying to record it, never to send it again, and records it `sent` once the disk
+    works; the requester has exactly one copy, and a restart sends nothing more."""
+    clock = FrozenClock(MONDAY_9_WIB)
+    who = queued_ack(settings, clock)
     path = Path(settings.database_url.removeprefix("sqlite:///"))
     engine = db.make_engine(settings.database_url, busy_timeout_s=0.2)
     office = settings.office("3514")
 
     async def scenario() -> None:
         sender = OutboxSender(office, settings.outbox, engine, clock, settings.acknowledgement.quiet_hours)
-        fault = AcceptedThenLocked(sender.submitters[0], path, hold_s=2.0)
-        sender.submitters = [fault]  # type: ignore[list-item]
-        assert await sender.send_due() == {"sent": 1}
+        sender.submitters = [FaultAfterAccept(sender.submitters[0], lambda: failing_disk(path))]  # type: ignore[list-item]
+        with pytest.raises(OperationalError, match="disk I/O error"):
+            await sender.send_due()  # the round stops (and the loop backs off) but it was recorded
+        assert outbox_rows(engine) == ["sent"]
         await sender.close()
         again = OutboxSender(office, settings.outbox, engine, clock, settings.acknowledgement.quiet_hours)
         await again.resume()
@@ -138,16 +171,62 @@ def test_database_locked_just_after_the_250_records_the_mail_once_free(
 
     try:
         asyncio.run(scenario())
-        with db.reading(engine) as s:
-            assert s.execute(select(OutboxRow.state)).scalars().all() == ["sent"]
     finally:
         engine.dispose()
-    assert len(mailstack.wait_for(who, 1)) == 1
     names = [e["event"] for e in events]
-    assert names.count("outcome_not_recorded") == 1  # one line, not one per attempt
+    assert 1 <= names.count("outcome_not_recorded") <= 2  # a line per reason, not per attempt
     assert names.count("outcome_recorded") == 1
     assert "outbox_resumed_in_flight" not in names
+    mailstack.wait_for(who, 1)
     time.sleep(0.5)  # a duplicate would have landed by now
+    assert len(mailstack.fetch_all(who)) == 1
+
+
+@pytest.mark.mailstack
+@pytest.mark.usefixtures("office_mailboxes")
+def test_database_locked_when_a_mail_would_go_sends_it_once_the_lock_is_gone(settings: Settings) -> None:
+    """Another process holds the database's write lock when the sender is about to submit an
+    acknowledgement: nothing is submitted (the server's envelope is reset), the mail goes back
+    to the queue, and the next round, with the lock gone, sends it exactly once."""
+    clock = FrozenClock(MONDAY_9_WIB)
+    who = queued_ack(settings, clock)
+    path = Path(settings.database_url.removeprefix("sqlite:///"))
+    engine = db.make_engine(settings.database_url, busy_timeout_s=0.2)
+    sender = OutboxSender(
+        settings.office("3514"), settings.outbox, engine, clock, settings.acknowledgement.quiet_hours
+    )
+
+    async def scenario() -> None:
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        sends: list[str] = []
+
+        async def pause(seconds: float, _stop: asyncio.Event) -> None:
+            if other.in_transaction:
+                other.execute("ROLLBACK")  # the other transaction ends while we wait
+
+        class LockedFirst(FaultAfterAccept):
+            async def send(self, *args: Any) -> str:
+                sends.append(args[1])
+                if len(sends) == 1:
+                    other.execute("BEGIN IMMEDIATE")  # claimed; now another process takes the lock
+                return await self.real.send(*args)
+
+        sender.pause = pause
+        sender.submitters = [LockedFirst(sender.submitters[0], contextlib.nullcontext)]  # type: ignore[list-item]
+        with pytest.raises(OperationalError, match="locked"):
+            await sender.send_due()
+        assert outbox_rows(engine) == ["pending"]
+        assert await sender.send_due() == {"sent": 1}
+        assert sends == [who, who]
+        await sender.close()
+        other.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        engine.dispose()
+    mailstack.wait_for(who, 1)
+    time.sleep(0.5)
     assert len(mailstack.fetch_all(who)) == 1
 
 

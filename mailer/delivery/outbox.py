@@ -7,6 +7,10 @@ Failures are recorded at once: `pending` again with a backoff (4xx, connection t
 `failed` (5xx, too many attempts). Each of the office's SMTP connections (`outbox.connections`)
 is a lane with at most one mail in flight.
 
+The transaction that records a mail accepted is opened before DATA (db.HeldWrite; on SQLite
+it takes the write lock there, waiting for the mailbox threads' commits before the mail goes
+rather than after): between the server's 250 and our commit there is only the commit. The
+price: while a server takes its time over DATA (up to the SMTP timeout), other writers wait.
 Once the server has answered, its answer is recorded whatever the database does: the write is
 retried with backoff until it succeeds (the submission itself is never repeated), and while it
 fails the sender claims nothing more, so no more than one mail per lane is ever accepted and
@@ -33,13 +37,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlmodel import Session
 
 from mailer import backoff, log
 from mailer.backoff import Backoff
 from mailer.clock import Clock
 from mailer.decide import quiet
+from mailer.delivery.guard import suppression_reason
 from mailer.delivery.smtp import Submitter
 from mailer.errors import PermanentError, RecipientDeferred, TransientError
 from mailer.settings import Office, OutboxSettings
@@ -52,7 +57,7 @@ from storage.outbox import (
     settle_outbox,
     suppress_outbox,
 )
-from storage.vocabulary import NOT_TO_ANSWER, Direction, MessageKind, OutboxState, ShownOutboxState
+from storage.vocabulary import Direction, MessageKind, OutboxState, ShownOutboxState
 
 if TYPE_CHECKING:  # not at run time: the sender process does without jinja2 and babel
     from mailer.delivery.render import Outgoing
@@ -154,31 +159,48 @@ class OutboxSender:
         """Run a storage function in its own transaction, off the event loop."""
         return await asyncio.to_thread(self._tx, fn, *args)
 
-    def _advance_tx(self, sent_id: int | None, item: OutboxItem | None) -> tuple[Taken, str]:
-        with db.statements(self.engine) as conn:
-            now = self.clock.now()
-            hold = (
-                None
-                if item is None
-                else quiet.hold_until(item.quiet_after, now, self.office.tz, self.quiet_hours)
-            )
-            sending_id = item.id if item is not None and hold is None else None
-            if advance_outbox(conn, sent_id, sending_id, now) or item is None:
-                return Taken.SENDING, ""
-            found = outbox_hindrance(conn, item.id)
-            reason = suppression_reason(found) if found is not None else ""
-            if reason and suppress_outbox(conn, item.id, reason):
-                return Taken.SUPPRESSED, reason
-            if hold is not None and found is not None and found.state == OutboxState.PENDING:
-                hold_outbox(conn, item.id, hold)
-                return Taken.HELD, hold.astimezone(self.office.tz).isoformat(timespec="minutes")
-            return Taken.SKIPPED, found.state if found is not None else "gone"
+    def _advance_on(
+        self, conn: Connection, sent_id: int | None, item: OutboxItem | None
+    ) -> tuple[Taken, str]:
+        now = self.clock.now()
+        hold = (
+            None
+            if item is None
+            else quiet.hold_until(item.quiet_after, now, self.office.tz, self.quiet_hours)
+        )
+        sending_id = item.id if item is not None and hold is None else None
+        if advance_outbox(conn, sent_id, sending_id, now) or item is None:
+            return Taken.SENDING, ""
+        found = outbox_hindrance(conn, item.id)
+        reason = suppression_reason(found) if found is not None else ""
+        if reason and suppress_outbox(conn, item.id, reason):
+            return Taken.SUPPRESSED, reason
+        if hold is not None and found is not None and found.state == OutboxState.PENDING:
+            hold_outbox(conn, item.id, hold)
+            return Taken.HELD, hold.astimezone(self.office.tz).isoformat(timespec="minutes")
+        return Taken.SKIPPED, found.state if found is not None else "gone"
 
-    async def _advance(self, sent_id: int | None, item: OutboxItem | None) -> tuple[Taken, str]:
-        """Record `sent_id` sent and take `item`, in one commit, off the loop. Returns what
-        became of `item` (Taken): (SENDING, "") in flight, submit it; (SUPPRESSED, why) never
-        to go; (HELD, until) for the end of the quiet hours; (SKIPPED, state) taken elsewhere."""
-        return await asyncio.to_thread(self._advance_tx, sent_id, item)
+    def _advance_tx(
+        self, held: Connection | None, sent_id: int | None, item: OutboxItem | None
+    ) -> tuple[Taken, str]:
+        if held is None:
+            with db.statements(self.engine) as conn:
+                return self._advance_on(conn, sent_id, item)
+        try:  # the transaction opened before DATA (db.HeldWrite)
+            taken = self._advance_on(held, sent_id, item)
+            held.commit()
+            return taken
+        finally:
+            held.close()  # rolled back if not committed
+
+    async def _advance(
+        self, sent_id: int | None, item: OutboxItem | None, held: Connection | None = None
+    ) -> tuple[Taken, str]:
+        """Record `sent_id` sent and take `item`, in one commit (of `held`, the transaction
+        opened before DATA, if given), off the loop. Returns what became of `item` (Taken):
+        (SENDING, "") in flight, submit it; (SUPPRESSED, why) never to go; (HELD, until) for the
+        end of the quiet hours; (SKIPPED, state) taken elsewhere."""
+        return await asyncio.to_thread(self._advance_tx, held, sent_id, item)
 
     async def resume(self) -> None:
         """Put back what a stopped process left half-sent."""
@@ -211,15 +233,23 @@ class OutboxSender:
             raise failure
         return done
 
+    async def _submit(self, submitter: Submitter, item: OutboxItem, held: db.HeldWrite) -> str:
+        try:
+            return await submitter.send(item.envelope_from, item.envelope_to, item.raw, held.open)
+        except BaseException:
+            await asyncio.to_thread(held.close)  # before a failure is recorded: it holds the lock
+            raise
+
     async def _lane(
         self, submitter: Submitter, queue: asyncio.Queue[outbox.OutboxItem], stop: asyncio.Event | None
     ) -> Counter[str]:
         done: Counter[str] = Counter()
         sent_id: int | None = None
+        held = db.HeldWrite(self.engine)
         while not queue.empty() and not (stop is not None and stop.is_set()) and not self._trouble.is_set():
             item = queue.get_nowait()
             try:
-                taken, detail = await self._advance(sent_id, item)
+                taken, detail = await self._advance(sent_id, item, held.take())
             except Exception:
                 # The previous mail was accepted: record it before anything else (and put the
                 # claim back, in case its commit went through after all). Then the round stops.
@@ -231,13 +261,24 @@ class OutboxSender:
                 self._not_taken(item, taken, detail)
                 done[taken] += 1
                 continue
-            result = await self._deliver(submitter, item, stop)
+            held = db.HeldWrite(self.engine)
+            try:
+                result = await self._deliver(submitter, item, stop, held)
+            except Exception:  # the database failed before DATA: nothing was submitted
+                self._trouble.set()
+                await self._record(stop, item.id, settle_outbox, None, item.id, self.clock.now())
+                raise
             done[result] += 1
             sent_id = item.id if result is Delivery.SENT else None
             if result is Delivery.RETRY_CONNECTION:
                 break  # the server is in trouble: the rest waits for the next round
         if sent_id is not None:
-            await self._record(stop, sent_id, settle_outbox, sent_id, None, self.clock.now())
+            try:
+                await self._advance(sent_id, None, held.take())
+            except Exception:
+                self._trouble.set()
+                await self._record(stop, sent_id, settle_outbox, sent_id, None, self.clock.now())
+                raise
         return done
 
     async def _record(
@@ -276,12 +317,16 @@ class OutboxSender:
         else:
             log.info("mail_not_taken", state=detail)
 
-    async def _deliver(self, submitter: Submitter, item: OutboxItem, stop: asyncio.Event | None) -> Delivery:
+    async def _deliver(
+        self, submitter: Submitter, item: OutboxItem, stop: asyncio.Event | None, held: db.HeldWrite
+    ) -> Delivery:
+        """Submit `item`; the write transaction that records its acceptance is opened (`held`)
+        once the server took the envelope, before DATA. Records a failure at once (retried)."""
         log = self._log.bind(
             outbox_id=item.id, ticket=item.ticket_ref, message_id=item.message_id, to=item.envelope_to
         )
         try:
-            reply = await submitter.send(item.envelope_from, item.envelope_to, item.raw)
+            reply = await self._submit(submitter, item, held)
         except PermanentError as exc:
             await self._record(stop, item.id, outbox.mark_failed, item.id, str(exc), self.clock.now())
             log.error("mail_failed", reason=str(exc), attempts=item.attempts + 1)
@@ -339,16 +384,3 @@ class OutboxSender:
     async def close(self) -> None:
         for submitter in self.submitters:
             await submitter.close()
-
-
-def suppression_reason(found: outbox.Hindrance) -> str:
-    """Why a queued mail must not go at all (a flag on its recipient, its requester's ticket
-    settled as spam or duplicate), or "" when nothing stops it."""
-    if found.state != OutboxState.PENDING:
-        return ""
-    if found.flag:
-        since = f" since {found.flag_since:%Y-%m-%d %H:%M} UTC" if found.flag_since else ""
-        return f"recipient is {found.flag}{since}: {found.flag_reason}"
-    if found.resolution in NOT_TO_ANSWER:
-        return f"ticket {found.ticket_ref} was settled as {found.resolution} before the mail went"
-    return ""
