@@ -105,10 +105,12 @@ def sent(database: Path) -> int:
 
 def finish(settings: Path, database: Path, total: int, timeout_s: float = 60.0) -> None:
     """Run the daemon until every mail is sent, then stop it with SIGTERM."""
+    log = settings.parent / "run.log"
+    started_before = log.read_bytes().count(b"daemon_started") if log.exists() else 0
     proc = start(settings)
     deadline = time.monotonic() + timeout_s
-    try:
-        while sent(database) < total:
+    try:  # up (its signal handlers set: a SIGTERM stops it cleanly), and everything sent
+        while sent(database) < total or log.read_bytes().count(b"daemon_started") == started_before:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"not all sent: {outbox_states(database)}")
             time.sleep(0.05)

@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import OperationalError
 
+from mailer.backoff import Backoff
 from mailer.clock import FrozenClock
 from mailer.delivery.outbox import OutboxSender
 from mailer.delivery.smtp import Submitter
@@ -290,3 +292,32 @@ def test_sigkill_while_sending_many_times_loses_nothing_one_duplicate_per_connec
     assert run.extra <= landed * connections, run.extra
     assert run.mixed_ids == []
     assert all(ids[0] for ids in run.received.values())
+
+
+def test_backoff_doubles_to_its_cap_and_logs_a_burst_once(events: list[dict[str, object]]) -> None:
+    """Backoff: waits double from min_s to max_s; one line when a burst starts, one more only if
+    the reason changes, one when it ends (with how many failed and for how long), and the next
+    burst starts again from min_s."""
+    clock = FrozenClock(MONDAY_9_WIB)
+    retry = Backoff("thing_failed", "thing_recovered", structlog.get_logger(), clock, min_s=1, max_s=8)
+    waits = []
+    for n in range(6):
+        waits.append(
+            retry.failed(
+                OperationalError("BEGIN", {}, Exception("database is locked" if n < 4 else "disk I/O error"))
+            )
+        )
+        clock.advance(timedelta(seconds=waits[-1]))
+    retry.succeeded()
+    retry.succeeded()  # nothing to say
+    assert waits == [1, 2, 4, 8, 8, 8]
+    assert retry.failed(OperationalError("BEGIN", {}, Exception("database is locked"))) == 1
+    lines = [(e["event"], e.get("failures")) for e in events]
+    assert lines == [
+        ("thing_failed", 1),
+        ("thing_failed", 5),  # the reason changed
+        ("thing_recovered", 6),
+        ("thing_failed", 1),
+    ]
+    recovered = next(e for e in events if e["event"] == "thing_recovered")
+    assert recovered["lasted_s"] == 31

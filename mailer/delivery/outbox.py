@@ -16,7 +16,7 @@ retried with backoff until it succeeds (the submission itself is never repeated)
 fails the sender claims nothing more, so no more than one mail per lane is ever accepted and
 not yet recorded. A process killed at that moment leaves those rows `sending`; the next start
 puts them back and sends them again, byte for byte (same Message-ID, which mail clients fold).
-So a crash costs at most one duplicate per connection, and loses nothing (README, "Crashes").
+So a crash costs at most one duplicate per connection, and loses nothing (README, "Restarts").
 
 What was queued may no longer be wanted when its turn comes: the claim (outbox.advance_outbox)
 re-checks the recipient's flag (a bounce or complaint read later in the same backlog) and, for a
@@ -150,6 +150,7 @@ class OutboxSender:
         self.pause: backoff.Pause = backoff.pause  # tests put a fake clock's here
         self._log = logger.bind(office=office.code, mailbox=office.imap.username)
         self._trouble = asyncio.Event()  # set when the database failed in this round: claim no more
+        self._turn = asyncio.Lock()  # the lanes' turns at the write transaction opened before DATA
 
     def _tx(self, fn: Callable[..., T], *args: Any) -> T:
         with db.transaction(self.engine) as s:
@@ -233,11 +234,21 @@ class OutboxSender:
             raise failure
         return done
 
+    async def _commit(
+        self, held: db.HeldWrite, sent_id: int | None, item: OutboxItem | None
+    ) -> tuple[Taken, str]:
+        """`_advance` in the transaction `held` opened before DATA (if it was), then its turn given up."""
+        try:
+            return await self._advance(sent_id, item, held.take())
+        finally:
+            held.release()
+
     async def _submit(self, submitter: Submitter, item: OutboxItem, held: db.HeldWrite) -> str:
         try:
             return await submitter.send(item.envelope_from, item.envelope_to, item.raw, held.open)
         except BaseException:
             await asyncio.to_thread(held.close)  # before a failure is recorded: it holds the lock
+            held.release()
             raise
 
     async def _lane(
@@ -245,11 +256,11 @@ class OutboxSender:
     ) -> Counter[str]:
         done: Counter[str] = Counter()
         sent_id: int | None = None
-        held = db.HeldWrite(self.engine)
+        held = db.HeldWrite(self.engine, self._turn)
         while not queue.empty() and not (stop is not None and stop.is_set()) and not self._trouble.is_set():
             item = queue.get_nowait()
             try:
-                taken, detail = await self._advance(sent_id, item, held.take())
+                taken, detail = await self._commit(held, sent_id, item)
             except Exception:
                 # The previous mail was accepted: record it before anything else (and put the
                 # claim back, in case its commit went through after all). Then the round stops.
@@ -261,7 +272,7 @@ class OutboxSender:
                 self._not_taken(item, taken, detail)
                 done[taken] += 1
                 continue
-            held = db.HeldWrite(self.engine)
+            held = db.HeldWrite(self.engine, self._turn)
             try:
                 result = await self._deliver(submitter, item, stop, held)
             except Exception:  # the database failed before DATA: nothing was submitted
@@ -274,7 +285,7 @@ class OutboxSender:
                 break  # the server is in trouble: the rest waits for the next round
         if sent_id is not None:
             try:
-                await self._advance(sent_id, None, held.take())
+                await self._commit(held, sent_id, None)
             except Exception:
                 self._trouble.set()
                 await self._record(stop, sent_id, settle_outbox, sent_id, None, self.clock.now())
