@@ -35,7 +35,7 @@ def reason_of(exc: BaseException) -> str:
 
 class Backoff:
     """Delays of a failing loop (min_s, doubling, capped at max_s) and its log lines: `event`
-    (error) at the first failure of a burst or when the reason changes, `recovered` (info) at
+    (at `level`) at the first failure of a burst or when the reason changes, `recovered` (info) at
     the first success after a burst."""
 
     def __init__(
@@ -46,9 +46,10 @@ class Backoff:
         clock: Clock,
         min_s: float = DB_RETRY_MIN_S,
         max_s: float = DB_RETRY_MAX_S,
+        level: str = "error",
     ) -> None:
         self.event, self.recovered, self.log, self.clock = event, recovered, log, clock
-        self.min_s, self.max_s = min_s, max_s
+        self.min_s, self.max_s, self.level = min_s, max_s, level
         self.failures = 0
         self._since: datetime | None = None
         self._reason = ""

@@ -28,7 +28,10 @@ from sqlalchemy.exc import OperationalError
 from mailer.backoff import Backoff
 from mailer.clock import FrozenClock
 from mailer.delivery.outbox import OutboxSender
+from mailer.delivery.render import Renderer
 from mailer.delivery.smtp import Submitter
+from mailer.intake.fetch import MailboxWatcher
+from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings
 from storage import db
 from storage.tables import OutboxRow
@@ -321,3 +324,45 @@ def test_backoff_doubles_to_its_cap_and_logs_a_burst_once(events: list[dict[str,
     ]
     recovered = next(e for e in events if e["event"] == "thing_recovered")
     assert recovered["lasted_s"] == 31
+
+
+@pytest.mark.mailstack
+@pytest.mark.usefixtures("office_mailboxes")
+def test_mailbox_watcher_backs_off_while_the_database_fails_after_each_login(
+    settings: Settings, engine: Engine, clock: FrozenClock, events: list[dict[str, object]]
+) -> None:
+    """The IMAP login works but the database is locked at every sync: the watcher's waits keep
+    doubling (a login does not reset them; only a sync that works does) and it logs one line for
+    the burst, and one when the database is back and a sync works."""
+    who = requester()
+    mailstack.send(make_mail(who)[0], who, [OFFICE])
+    mailstack.wait_for(OFFICE, 1)
+    path = Path(settings.database_url.removeprefix("sqlite:///"))
+    daemon = dataclasses.replace(settings.daemon, reconnect_min_s=0.05, reconnect_max_s=0.4)
+    locked = db.make_engine(settings.database_url, busy_timeout_s=0.01)
+    pipeline = Pipeline(settings, locked, Renderer(), clock)
+    watcher = MailboxWatcher(settings.office("3514"), daemon, locked, pipeline, clock)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        task = asyncio.create_task(watcher.run(stop))
+        await asyncio.sleep(2.0)  # with waits reset at each login: some 20 attempts
+        other.execute("ROLLBACK")
+        other.close()
+        await asyncio.wait_for(watcher.caught_up.wait(), 5)
+        stop.set()
+        watcher.request_stop()
+        await task
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        watcher.shutdown()
+        locked.dispose()
+    failed = [e for e in events if e["event"] == "mailbox_disconnected"]
+    assert len(failed) == 1 and "database is locked" in str(failed[0]["reason"])
+    [back] = [e for e in events if e["event"] == "mailbox_reconnected"]
+    assert 4 <= int(back["failures"]) <= 9  # 0.05 + 0.1 + 0.2 + 0.4 + 0.4 … in 2 s
+    assert [e["event"] for e in events].count("ticket_created") == 1
