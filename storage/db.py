@@ -4,17 +4,25 @@ SQLite runs in WAL mode with `synchronous=NORMAL` (a committed transaction survi
 process being killed; the last ones may be lost on power failure) and takes the write lock at
 BEGIN (`BEGIN IMMEDIATE`), so that threads writing at once wait for each other instead of
 failing with "database is locked" halfway through a transaction.
+
+A SQLite connection that failed because the file could not be written (read-only, I/O error,
+gone) is thrown away with every idle one of the pool (SQLAlchemy's disconnect handling), so
+that once the file is writable again the next transaction opens a fresh connection: SQLite
+opens a file it may not write read-only, silently, and such a connection would stay so.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine.url import make_url
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlmodel import Session
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -28,15 +36,35 @@ def include_name(name: str | None, type_: str, parent_names: object) -> bool:
     return not (type_ == "table" and name is not None and name.startswith(NOT_MODELLED_PREFIX))
 
 
-def make_engine(url: str, checkpoint_pages: int = 1000) -> Engine:
+# SQLite's messages for a connection that cannot write its file (SQLITE_READONLY*, SQLITE_IOERR*,
+# SQLITE_CANTOPEN): recycled. Not "database is locked" (wait) nor "disk is full" (the connection
+# is sound; space comes back).
+_BROKEN_SQLITE = ("readonly database", "disk i/o error", "unable to open database file")
+
+
+def is_failure(exc: BaseException) -> bool:
+    """Whether `exc` is the database failing (locked, unreachable, unwritable, full): not the
+    fault of the data, worth trying again later."""
+    return isinstance(exc, OperationalError | DisconnectionError | InterfaceError)
+
+
+def _recycle_broken(ctx: ExceptionContext) -> None:
+    message = str(ctx.original_exception).lower()
+    if any(text in message for text in _BROKEN_SQLITE):
+        ctx.is_disconnect = True  # invalidates this connection and the idle ones of the pool
+
+
+def make_engine(url: str, checkpoint_pages: int = 1000, busy_timeout_s: float = 30.0) -> Engine:
     """An engine for `url` with the SQLite pragmas set on every connection. `checkpoint_pages`:
-    a commit that leaves the WAL longer than this runs a checkpoint (SQLite's default, 1000)."""
+    a commit that leaves the WAL longer than this runs a checkpoint (SQLite's default, 1000).
+    `busy_timeout_s`: how long a transaction waits for another's write lock before failing."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s})
+    event.listen(engine, "handle_error", _recycle_broken)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -45,7 +73,7 @@ def make_engine(url: str, checkpoint_pages: int = 1000) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cursor.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
         cursor.close()
 
@@ -54,6 +82,55 @@ def make_engine(url: str, checkpoint_pages: int = 1000) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+class HeldWrite:
+    """A write transaction opened ahead of the moment it must commit at once (SQLite: the write
+    lock taken at `open`, waiting for others there). The outbox opens one before an SMTP DATA,
+    so that the commit recording the server's 250 waits for nobody: `take` hands the connection
+    to that commit; `close` rolls back and closes what was not taken. `turn`, when given, is
+    held from `open` to `release`: writers of one event loop queue there, woken as soon as the
+    previous one is done, rather than in SQLite's busy handler, which polls (1 to 100 ms)."""
+
+    def __init__(self, engine: Engine, turn: asyncio.Lock | None = None) -> None:
+        self.engine, self.turn = engine, turn
+        self.conn: Connection | None = None
+        self._has_turn = False
+
+    async def open(self) -> None:
+        if self.turn is not None:
+            await self.turn.acquire()
+            self._has_turn = True
+        try:
+            self.conn = await asyncio.to_thread(self._begin)
+        except BaseException:
+            self.release()
+            raise
+
+    def _begin(self) -> Connection:
+        conn = self.engine.connect()
+        try:
+            conn.begin()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def take(self) -> Connection | None:
+        conn, self.conn = self.conn, None
+        return conn
+
+    def close(self) -> None:
+        """Roll back and close what was not taken (from any thread; then `release`)."""
+        conn = self.take()
+        if conn is not None:
+            conn.close()
+
+    def release(self) -> None:
+        """Give up the turn, once the transaction is committed or closed (event loop thread)."""
+        if self._has_turn and self.turn is not None:
+            self._has_turn = False
+            self.turn.release()
 
 
 @contextmanager

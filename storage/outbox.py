@@ -38,9 +38,9 @@ _CLAIM = Prepared(
     )
     .values(state=OutboxState.SENDING)
 )
-_SENT = (
+_SENT = (  # only a mail in flight: a record written twice (a retried commit) counts once
     update(_O)
-    .where(_O.c.id == bindparam("outbox"))
+    .where(_O.c.id == bindparam("outbox"), _O.c.state == OutboxState.SENDING)
     .values(state=OutboxState.SENT, sent_at=bindparam("now"), attempts=_O.c.attempts + 1, last_error="")
 )
 _MARK_SENT = Prepared(_SENT)
@@ -131,6 +131,19 @@ def advance_outbox(conn: Connection, sent_id: int | None, sending_id: int | None
     if sending_id is None:
         return False
     return int(_CLAIM.run(conn, {"outbox": sending_id}).rowcount) == 1
+
+
+def settle_outbox(s: Session, sent_id: int | None, claimed_id: int | None, now: datetime) -> None:
+    """After a failed `advance_outbox`, retried until it succeeds: record `sent_id` sent and put
+    `claimed_id` back to `pending` if the failed commit went through after all (it was not sent)."""
+    if sent_id is not None:
+        _MARK_SENT.run(s, {"outbox": sent_id, "now": now})
+    if claimed_id is not None:
+        s.execute(
+            update(OutboxRow)
+            .where(col(OutboxRow.id) == claimed_id, col(OutboxRow.state) == OutboxState.SENDING)
+            .values(state=OutboxState.PENDING)
+        )
 
 
 class Hindrance(NamedTuple):

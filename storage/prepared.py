@@ -4,9 +4,9 @@ SQLAlchemy's per-call work (cache key, parameter set-up, result wrapping) was ab
 the CPU of storing a mail. A `Prepared` statement keeps the same SQL and the same conversions
 (each parameter through its type's bind processor for the dialect, e.g. UTCDateTime then
 SQLite's datetime-to-text), and skips the rest. It reaches into SQLAlchemy's compiled form
-(`binds`, `positiontup`, `effective_value`), which is why pyproject.toml pins SQLAlchemy's minor
-version; tests/test_storage.py compares the rows it stores with the ORM's on SQLite and
-PostgreSQL, run it after an upgrade.
+(`binds`, `positiontup`, `effective_value`) and error handling (`_handle_dbapi_exception`),
+which is why pyproject.toml pins SQLAlchemy's minor version; tests/test_storage.py compares
+the rows it stores with the ORM's on SQLite and PostgreSQL, run it after an upgrade.
 
 Also here: the other small helpers every storage module uses (`table_of`, `rowcount`).
 """
@@ -55,7 +55,12 @@ class Prepared:
         if form.order is not None:
             args = [args[name] for name in form.order]
         cursor = connection.connection.cursor()
-        cursor.execute(form.sql, args)
+        try:
+            cursor.execute(form.sql, args)
+        except connection.dialect.loaded_dbapi.Error as exc:
+            # As if SQLAlchemy had run it: its handle_error events (a broken SQLite connection
+            # recycled, storage/db.py), the pool invalidated on a disconnect, the error wrapped.
+            connection._handle_dbapi_exception(exc, form.sql, args, cursor, None)
         return cursor
 
     def _compile(self, connection: Connection, keys: frozenset[str]) -> _Form:

@@ -23,7 +23,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"mailer.daemon"}),
     frozenset({"mailer.operator", "mailer.__main__"}),
 )
-FOUNDATION = frozenset({"clock", "errors", "log", "metrics", "model", "tls", "settings"})
+FOUNDATION = frozenset({"backoff", "clock", "errors", "log", "metrics", "model", "tls", "settings"})
 
 
 def module_files() -> Iterator[tuple[str, Path]]:

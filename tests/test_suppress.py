@@ -13,7 +13,8 @@ from sqlalchemy import Engine, select
 
 from mailer.clock import FrozenClock
 from mailer.daemon import open_database
-from mailer.delivery.outbox import enqueue, suppression_reason
+from mailer.delivery.guard import suppression_reason
+from mailer.delivery.queue import enqueue
 from mailer.delivery.render import Outgoing, Renderer
 from mailer.model import FetchedMail
 from mailer.pipeline.driver import Pipeline

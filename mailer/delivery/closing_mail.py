@@ -21,7 +21,7 @@ from sqlmodel import Session
 from mailer.decide import rating
 from mailer.decide.threader import NO_HINTS, outlook_hints, outlook_reply_headers
 from mailer.delivery import guard
-from mailer.delivery.outbox import enqueue
+from mailer.delivery.queue import enqueue
 from mailer.delivery.render import (
     LANGUAGES,
     MAX_NAME_CHARS,

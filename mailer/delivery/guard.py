@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from mailer.decide import floods, rules
 from storage import flags, outbox
-from storage.vocabulary import MessageKind
+from storage.vocabulary import NOT_TO_ANSWER, MessageKind, OutboxState
 
 HOUR = timedelta(hours=1)
 
@@ -72,3 +72,16 @@ def flood_refusal(
         in_office=in_office,
     )
     return floods.over_limit(counts, limits, to, author, envelope_sender, "/".join(kinds))
+
+
+def suppression_reason(found: outbox.Hindrance) -> str:
+    """Why a queued mail must not go at all (a flag on its recipient, its requester's ticket
+    settled as spam or duplicate), or "" when nothing stops it."""
+    if found.state != OutboxState.PENDING:
+        return ""
+    if found.flag:
+        since = f" since {found.flag_since:%Y-%m-%d %H:%M} UTC" if found.flag_since else ""
+        return f"recipient is {found.flag}{since}: {found.flag_reason}"
+    if found.resolution in NOT_TO_ANSWER:
+        return f"ticket {found.ticket_ref} was settled as {found.resolution} before the mail went"
+    return ""

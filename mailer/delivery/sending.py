@@ -4,7 +4,8 @@ Fetching (parse, SQL) and sending (SMTP) are both Python work: in one process th
 on one GIL, and a backlog keeps one core busy while the other waits. Under `mailer run` the
 senders of every office therefore run in a child process (multiprocessing, spawn) with their
 own database connection; the outbox protocol is the same as in one process (outbox.py), so a
-stop or a crash loses nothing and sends nothing twice:
+stop loses nothing and sends nothing twice, and a crash loses nothing and sends at most one
+mail twice per SMTP connection:
 
 - the child dies with the daemon: on Linux the kernel kills it when its parent dies
   (PR_SET_PDEATHSIG), so a daemon killed with SIGKILL leaves no sender running behind it, as

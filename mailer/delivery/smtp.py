@@ -1,7 +1,14 @@
 """SMTP adapter over aiosmtplib: one reusable connection per office, replies sorted into
-transient (retry later) and permanent (record and move on) failures."""
+transient (retry later) and permanent (record and move on) failures.
+
+A submission is MAIL, RCPT, then DATA; `before_data` runs between RCPT and DATA, once the
+server has taken the envelope and just before it may accept the mail (the outbox opens the
+transaction that records the answer there, so that nothing stands between the server's 250 and
+our commit but the commit itself)."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 import aiosmtplib
 
@@ -46,19 +53,44 @@ class Submitter:
         smtp = await self._connect()
         await _quietly_close(smtp)
 
-    async def send(self, envelope_from: str, envelope_to: str, raw: bytes) -> str:
-        """Submit one mail; returns the server's reply. Raises TransientError or PermanentError."""
+    async def send(
+        self,
+        envelope_from: str,
+        envelope_to: str,
+        raw: bytes,
+        before_data: Callable[[], Awaitable[object]] | None = None,
+    ) -> str:
+        """Submit one mail; returns the server's reply. Raises TransientError or PermanentError,
+        or what `before_data` raised (the server's envelope reset: nothing was submitted)."""
         if self._smtp is None or not self._smtp.is_connected:
             self._smtp = await self._connect()
+        smtp = self._smtp
         try:
-            _errors, reply = await self._smtp.sendmail(envelope_from, [envelope_to], raw)
-            return reply
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            refused = exc.recipients[0]
-            error = classify(refused.code, refused.message)
+            if smtp.is_ehlo_or_helo_needed:
+                await smtp.ehlo()
+            options = [f"SIZE={len(raw)}"] if smtp.supports_extension("size") else []
+            await smtp.mail(envelope_from, options=options)
+            await smtp.rcpt(envelope_to)
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            await self._reset_after_error()
+            error = classify(exc.code, exc.message)
             if isinstance(error, TransientError):
                 raise RecipientDeferred(str(error)) from exc
             raise error from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset_after_error()
+            raise classify(exc.code, exc.message) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await self.close()
+            raise TransientError(f"SMTP connection lost: {exc}") from exc
+        if before_data is not None:
+            try:
+                await before_data()
+            except BaseException:
+                await self._reset_after_error()
+                raise
+        try:
+            return (await smtp.data(raw)).message
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset_after_error()
             raise classify(exc.code, exc.message) from exc

@@ -27,6 +27,7 @@ import structlog
 from sqlalchemy import Engine
 
 from mailer import log, metrics
+from mailer.backoff import Backoff
 from mailer.clock import Clock
 from mailer.errors import PermanentError
 from mailer.intake.budget import ByteBudget
@@ -246,33 +247,43 @@ class MailboxWatcher:
             self.caught_up.set()  # caught up or failed: nobody waits on it any longer
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Watch until `stop` is set; never raises (failures are logged and retried)."""
-        backoff = self.daemon.reconnect_min_s
+        """Watch until `stop` is set; never raises. A failure (the server, the network, the
+        database) is retried after reconnect_min_s, doubling up to reconnect_max_s, with one
+        log line per burst of failures; the wait starts again from the minimum only once a
+        sync has succeeded (a database that fails after each login does not reset it)."""
+        retry = Backoff(
+            "mailbox_disconnected",
+            "mailbox_reconnected",
+            self._log,
+            self.clock,
+            self.daemon.reconnect_min_s,
+            self.daemon.reconnect_max_s,
+            level="warning",  # servers drop idle connections now and then
+        )
         if self.follows is not None:
             await _first(self.follows.caught_up, stop)
         while not stop.is_set():
+            wait_s = 0.0
             try:
                 await self._call(self.connect)
-                backoff = self.daemon.reconnect_min_s
                 while not stop.is_set():
                     await self._call(self.sync)
+                    retry.succeeded()
                     self.caught_up.set()
                     await self._call(self.wait)
                     await self._call(self.note_ok)  # IDLE or NOOP answered: still working
             except PermanentError as exc:
                 self._log.error("mailbox_failed", reason=str(exc), retry_in_s=self.daemon.reconnect_max_s)
                 await self._call(self.note_failure, str(exc))
-                backoff = self.daemon.reconnect_max_s
+                wait_s = self.daemon.reconnect_max_s
             except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                self._log.warning("mailbox_disconnected", reason=reason, retry_in_s=backoff)
-                await self._call(self.note_failure, reason)
+                wait_s = retry.failed(exc)
+                await self._call(self.note_failure, f"{type(exc).__name__}: {exc}")
             finally:
                 await self._call(self.client.close)
             if not stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=backoff)
-                backoff = min(backoff * 2, self.daemon.reconnect_max_s)
+                    await asyncio.wait_for(stop.wait(), timeout=wait_s)
         self._log.info("mailbox_stopped")
 
     def request_stop(self) -> None:

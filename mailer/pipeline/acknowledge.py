@@ -22,7 +22,7 @@ from sqlmodel import Session
 from mailer.decide import floods, quiet, sla
 from mailer.decide.threader import outlook_reply_headers
 from mailer.delivery import guard
-from mailer.delivery.outbox import enqueue
+from mailer.delivery.queue import enqueue
 from mailer.pipeline import complaints
 from mailer.pipeline.context import Attempt, Reading, Setup
 from storage.vocabulary import MessageKind, WithheldEvent

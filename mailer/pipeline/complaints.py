@@ -23,7 +23,7 @@ from sqlmodel import Session
 from mailer import log
 from mailer.decide import complaint, floods, rules, sla
 from mailer.delivery import guard
-from mailer.delivery.outbox import enqueue
+from mailer.delivery.queue import enqueue
 from mailer.delivery.render import deadline_text
 from mailer.pipeline.context import Attempt, Reading, Setup
 from mailer.settings import Office

@@ -25,7 +25,7 @@ from mailer import log
 from mailer.decide import quiet, staff
 from mailer.decide.staff import Refused
 from mailer.delivery import guard
-from mailer.delivery.outbox import enqueue
+from mailer.delivery.queue import enqueue
 from mailer.pipeline.context import Attempt, Reading, Setup
 from storage.vocabulary import MessageKind, TicketState
 

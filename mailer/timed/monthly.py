@@ -36,7 +36,7 @@ from mailer import log
 from mailer.clock import Clock
 from mailer.decide import lifecycle, rating, sla
 from mailer.delivery import guard
-from mailer.delivery.outbox import enqueue
+from mailer.delivery.queue import enqueue
 from mailer.delivery.render import Renderer
 from mailer.settings import Office, Settings
 from storage import db, monthly_report, outbox, ratings

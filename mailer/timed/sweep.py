@@ -22,8 +22,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from mailer import log, metrics
+from mailer.backoff import Backoff
 from mailer.clock import Clock
-from mailer.delivery.outbox import enqueue
+from mailer.delivery.queue import enqueue
 from mailer.delivery.render import Renderer
 from mailer.settings import Office, Settings
 from mailer.timed import digest, escalate, notify
@@ -32,6 +33,7 @@ from storage.sweeps import add_digest, add_notices, notice_candidates
 from storage.vocabulary import MessageKind, NoticeLevel
 
 logger = log.get(__name__)
+SWEEP_RETRY_MAX_S = 600.0
 MAX_TICKETS_PER_LEVEL = 500  # per sweep; the rest goes a sweep later
 
 
@@ -168,14 +170,27 @@ class Sweeper:
 
     async def run(self, stop: asyncio.Event, queued: Callable[[str], None]) -> None:
         """Sweep every `escalation.sweep_interval_s` until `stop`; wake the senders of the
-        offices that queued mail (`queued(office_code)`). Never raises."""
+        offices that queued mail (`queued(office_code)`). Never raises: a failing sweep (the
+        database down, a template broken) is tried again after the interval, doubling up to
+        SWEEP_RETRY_MAX_S, with one log line per burst of failures."""
+        interval_s = self.settings.escalation.sweep_interval_s
+        retry = Backoff(
+            "sweep_failed",
+            "sweep_recovered",
+            logger,
+            self.clock,
+            interval_s,
+            max(interval_s, SWEEP_RETRY_MAX_S),
+        )
         while not stop.is_set():
+            wait_s = interval_s
             try:
                 report = await asyncio.to_thread(self.run_once)
-            except Exception as exc:  # the database is down, a template broke: try again next time
-                logger.error("sweep_failed", reason=f"{type(exc).__name__}: {exc}", exc_info=exc)
+            except Exception as exc:
+                wait_s = retry.failed(exc, with_traceback=not db.is_failure(exc))
             else:
+                retry.succeeded()
                 for code in report.queued:
                     queued(code)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.settings.escalation.sweep_interval_s)
+                await asyncio.wait_for(stop.wait(), timeout=wait_s)
