@@ -168,3 +168,13 @@ def test_silent_threshold_below_the_idle_round_is_refused(tmp_path: Path) -> Non
     path = write_settings(tmp_path, ("mailbox_silent_after_s = 1800", "mailbox_silent_after_s = 600"))
     with pytest.raises(ConfigError, match=r"status\.mailbox_silent_after_s.*at least .*660"):
         load_settings(path, environ=office_env(PASSWORD))
+
+
+def test_an_empty_folder_read_counts_as_a_working_session(settings: Settings) -> None:
+    """A pass over mailboxes with nothing new (empty INBOX and Sent) notes each as working."""
+    once(settings)
+    engine = db.make_engine(settings.database_url)
+    with db.reading(engine) as s:
+        worked = {(h.office_code, h.channel) for h in health.connection_health(s) if h.last_ok_at}
+    engine.dispose()
+    assert {("3514", "imap:inbox"), ("3514", "imap:sent")} <= worked

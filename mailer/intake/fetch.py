@@ -154,6 +154,7 @@ class MailboxWatcher:
         if state.uidnext and state.uidnext <= last_uid + 1:
             if first_look:
                 self._read_empty(state.uidvalidity)
+            self.note_ok()
             return done  # UIDNEXT has not moved: nothing new
         uids = self.client.uids_after(last_uid)
         if not uids and first_look:
