@@ -170,8 +170,10 @@ def test_silent_threshold_below_the_idle_round_is_refused(tmp_path: Path) -> Non
         load_settings(path, environ=office_env(PASSWORD))
 
 
-def test_an_empty_folder_read_counts_as_a_working_session(settings: Settings) -> None:
-    """A second pass over mailboxes with nothing new since the first notes each as working."""
+def test_a_mailbox_with_nothing_new_counts_as_a_working_session(settings: Settings) -> None:
+    """A second pass over an INBOX whose mail the first pass read (UIDNEXT unmoved) notes it as working."""
+    who = requester()
+    deliver(make_mail(who)[0], who)
     once(settings)
     engine = db.make_engine(settings.database_url)
     with engine.begin() as conn:
@@ -180,4 +182,4 @@ def test_an_empty_folder_read_counts_as_a_working_session(settings: Settings) ->
     with db.reading(engine) as s:
         worked = {(h.office_code, h.channel) for h in health.connection_health(s) if h.last_ok_at}
     engine.dispose()
-    assert {("3514", "imap:inbox"), ("3514", "imap:sent")} <= worked
+    assert ("3514", "imap:inbox") in worked
