@@ -17,7 +17,7 @@ from sqlmodel import Session, col
 from storage.prepared import table_of
 from storage.tables import MessageRow, Ticket, TicketLink, TicketParticipant
 from storage.tickets import TICKET_REF_COLUMNS, TicketRef, ticket_ref
-from storage.vocabulary import Direction, TicketState
+from storage.vocabulary import Direction, MessageKind, TicketState
 
 _T, _M, _P = table_of(Ticket), table_of(MessageRow), table_of(TicketParticipant)
 _TICKETS_BY_CONVERSATION = (
@@ -32,7 +32,7 @@ _TICKETS_BY_CONVERSATION = (
     .limit(bindparam("limit"))
 )
 _REFERENCED = (
-    select(*TICKET_REF_COLUMNS, _M.c.direction)
+    select(*TICKET_REF_COLUMNS, _M.c.direction, _M.c.kind)
     .join(_M, _M.c.ticket_id == _T.c.id)
     .where(_M.c.office_code == bindparam("office"), _M.c.message_id.in_(bindparam("ids", expanding=True)))
     .order_by(_M.c.id.desc())
@@ -58,21 +58,23 @@ def tickets_by_conversation(
 
 
 class ReferenceHit(NamedTuple):
-    """The ticket a mail's In-Reply-To/References point at, and whether through one of our own
-    outgoing Message-IDs (direction 'out': unguessable, so trusted whoever writes)."""
+    """The ticket a mail's In-Reply-To/References point at, and whether through a Message-ID the
+    desk generated itself (an ack, closing mail, notice: 128 random bits, so trusted whoever
+    writes). An officer's answer is sent by their own mail client, which made its Message-ID:
+    like any received mail's, it is seen by everyone it went to and may be guessable."""
 
     ticket: TicketRef
     ours: bool
 
 
 def referenced_ticket(s: Session, office: str, message_ids: Sequence[str]) -> ReferenceHit | None:
-    """The ticket of the newest stored message with one of these Message-IDs, preferring our
-    own outgoing ones (a reply to our mail is ours whatever else it cites)."""
+    """The ticket of the newest stored message with one of these Message-IDs, preferring the
+    desk's own (a reply to our mail is ours whatever else it cites)."""
     if not message_ids:
         return None
     rows = s.connection().execute(_REFERENCED, {"office": office, "ids": list(message_ids)}).all()
     for row in rows:
-        if row[4] == Direction.OUT:
+        if row[4] == Direction.OUT and row[5] != MessageKind.STAFF_ANSWER:
             return ReferenceHit(ticket_ref(row), True)
     return ReferenceHit(ticket_ref(rows[0]), False) if rows else None
 

@@ -54,6 +54,9 @@ def _recycle_broken(ctx: ExceptionContext) -> None:
         ctx.is_disconnect = True  # invalidates this connection and the idle ones of the pool
 
 
+_READ_ONLY = "pst_read_only"  # execution option of `reading`: a deferred BEGIN on SQLite
+
+
 def make_engine(url: str, checkpoint_pages: int = 1000, busy_timeout_s: float = 30.0) -> Engine:
     """An engine for `url` with the SQLite pragmas set on every connection. `checkpoint_pages`:
     a commit that leaves the WAL longer than this runs a checkpoint (SQLite's default, 1000).
@@ -79,7 +82,10 @@ def make_engine(url: str, checkpoint_pages: int = 1000, busy_timeout_s: float = 
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader (`reading`) never takes the write lock: in WAL it reads its snapshot while a
+        # writer holds the lock (the outbox holds it over an SMTP DATA). Writers take it at once.
+        deferred = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -151,8 +157,8 @@ def statements(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def reading(engine: Engine) -> Iterator[Session]:
-    """A session for reads only."""
-    with Session(engine, expire_on_commit=False) as session:
+    """A session for reads only (on SQLite it does not wait for the write lock)."""
+    with Session(engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False) as session:
         yield session
 
 

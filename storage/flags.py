@@ -1,8 +1,8 @@
 """Flagged addresses: an outside address that gets no automatic mail from an office, because
-our mail to it bounced for good (`bouncing`, lifted when it writes to us again) or it
-complained about our mail (`complained`, never lifted automatically).
+our mail to it bounced for good (`bouncing`) or it complained about our mail (`complained`);
+either is lifted when the address writes to us again (a person asking again wants an answer).
 
-Lifting a bounce flag is tried for every person's mail: a prepared statement.
+Lifting the flags is tried for every person's mail: a prepared statement.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlmodel import Session, col
 
 from storage.prepared import Prepared, table_of
@@ -32,11 +32,11 @@ _F = table_of(AddressFlag)
 _GET_FLAG = select(_F.c.flag, _F.c.since, _F.c.reason, _F.c.ticket_id).where(
     _F.c.office_code == bindparam("office"), _F.c.address == bindparam("address")
 )
-_CLEAR_FLAG = Prepared(  # run for every person's mail: the hot path
+_CLEAR_FLAGS = Prepared(  # run for every person's mail: the hot path
     delete(_F).where(
         _F.c.office_code == bindparam("office"),
         _F.c.address == bindparam("address"),
-        _F.c.flag == bindparam("flag"),
+        or_(_F.c.flag == BOUNCING, _F.c.flag == COMPLAINED),
     )
 )
 
@@ -64,10 +64,9 @@ def flag_address(
     return True
 
 
-def clear_address_flag(s: Session, office: str, address: str, flag: str) -> bool:
-    """Lift a flag of this kind from an address; returns whether there was one."""
-    values = {"office": office, "address": address, "flag": flag}
-    return int(_CLEAR_FLAG.run(s, values).rowcount) > 0
+def clear_address_flags(s: Session, office: str, address: str) -> bool:
+    """Lift the flag (bouncing or complained) from an address; returns whether there was one."""
+    return int(_CLEAR_FLAGS.run(s, {"office": office, "address": address}).rowcount) > 0
 
 
 def address_flags(s: Session, office: str | None = None) -> dict[tuple[str, str], AddressFlag]:

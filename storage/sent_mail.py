@@ -44,9 +44,18 @@ def _outgoing(s: Session, where: Any) -> OutgoingRef | None:
     return OutgoingRef(int(row[0]), ticket, recipients)
 
 
-def outgoing_by_message_id(s: Session, office: str, message_id: str) -> OutgoingRef | None:
-    """The mail this office sent with this Message-ID (without brackets), or None."""
-    return _outgoing(s, (col(MessageRow.office_code) == office) & (col(MessageRow.message_id) == message_id))
+def queued_by_message_ids(s: Session, office: str, message_ids: Sequence[str]) -> OutgoingRef | None:
+    """The newest mail the desk itself generated and queued (an ack, closing mail, notice: an
+    outbox row, not an officer's answer sent by their own client) with one of these Message-IDs
+    (without brackets), or None."""
+    if not message_ids:
+        return None
+    return _outgoing(
+        s,
+        (col(MessageRow.office_code) == office)
+        & (col(MessageRow.message_id).in_(list(message_ids)))
+        & (col(OutboxRow.id).is_not(None)),
+    )
 
 
 def latest_outgoing_to(s: Session, office: str, address: str, since: datetime) -> OutgoingRef | None:

@@ -197,12 +197,16 @@ def test_complaint_never_moves_a_deadline_later(
 def test_complaint_from_a_flagged_address_is_recorded_without_ack(
     pipe: Pipeline, engine: Engine, clock: FrozenClock, events: list[dict[str, object]]
 ) -> None:
-    """An address that complained about our mail (ARF) gets no complaint acknowledgement; the
-    ticket still becomes a complaint and the head still hears of it."""
+    """An address that complained about our mail (ARF) gets no complaint acknowledgement when
+    another's mail names it (Reply-To; her own mail would lift the flag); the ticket still
+    becomes a complaint and the head still hears of it."""
     _, ack = request_and_ack(pipe)
     with db.transaction(engine) as s:
         flags.flag_address(s, "3514", RINA, "complained", clock.now(), "ARF report", None)
-    follow_up(pipe, ack, COMPLAINT)
+    headers = (("In-Reply-To", f"<{ack.message_id}>"), ("Reply-To", RINA))
+    raw, _ = make_mail("sekretariat@example.com", subject=ack.subject, body=COMPLAINT, headers=headers)
+    clock.advance(timedelta(hours=1))
+    pipe.process(fetched(raw, at=clock.now()))
     assert the_ticket(engine).kind == "complaint"
     assert len(messages(engine, "ack")) == 1 and len(messages(engine, "complaint_notice")) == 1
     (withheld,) = [e for e in events if e["event"] == "ack_withheld"]

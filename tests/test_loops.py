@@ -119,12 +119,68 @@ def test_bounce_of_our_ack_flags_the_address_on_its_ticket(
     assert logged["address"] == "rina@unair.example" and logged["flag"] == "bouncing"
 
 
-def test_bounce_without_the_original_is_matched_by_recipient(pipe: Pipeline, engine: Engine) -> None:
-    """A DSN that returns nothing of our mail is matched by its failed recipient to our newest
-    mail to that address, and flags it."""
+def test_bounce_without_our_message_id_flags_nobody(
+    pipe: Pipeline, engine: Engine, events: list[dict[str, object]]
+) -> None:
+    """A DSN that cites none of our Message-IDs (anyone can write one naming a requester) is
+    recorded as an ignored report, on no ticket; the requester is not flagged."""
     pipe.process(fetched(make_mail("budi@kemenkeu.example")[0]))
-    assert pipe.process(fetched(dsn("budi@kemenkeu.example", None))) is Outcome.FOLLOWUP
-    assert flag(engine, "budi@kemenkeu.example") is not None
+    assert pipe.process(fetched(dsn("budi@kemenkeu.example", None))) is Outcome.RECORDED
+    assert flag(engine, "budi@kemenkeu.example") is None
+    (ignored,) = [e for e in events if e["event"] == "report_ignored"]
+    assert "cites no Message-ID of ours" in str(ignored["reason"]) and ignored["office"] == "3514"
+    with db.reading(engine) as s:
+        bounce = s.execute(select(MessageRow).where(MessageRow.kind == "bounce")).scalar_one()
+    assert bounce.ticket_id is None
+
+
+def authenticated(settings: Settings, raw: bytes, domain: str) -> tuple[Settings, bytes]:
+    """Settings whose office 3514 trusts mx.bps.go.id's Authentication-Results, and the report
+    with that server's DKIM pass for `domain` on top."""
+    office = settings.office("3514")
+    staff = dataclasses.replace(office.staff, authserv_ids=("mx.bps.go.id",))
+    office = dataclasses.replace(office, staff=staff)
+    changed = dataclasses.replace(
+        settings, offices=tuple(office if o.code == "3514" else o for o in settings.offices)
+    )
+    header = f"Authentication-Results: mx.bps.go.id; dkim=pass header.d={domain}\r\n".encode()
+    return changed, header + raw
+
+
+def test_authenticated_bounce_from_the_recipients_domain_flags_without_our_message_id(
+    settings: Settings, engine: Engine, clock: FrozenClock
+) -> None:
+    """A DSN citing none of our Message-IDs flags the address it names when the office's
+    receiving server authenticated it for that address's own domain, not for another."""
+    pipe = Pipeline(settings, engine, Renderer(), clock)
+    for who in ("budi@kemenkeu.example", "sari@desa.example"):
+        pipe.process(fetched(make_mail(who)[0]))
+    trusting, raw = authenticated(settings, dsn("budi@kemenkeu.example", None), "mx.kemenkeu.example")
+    raw = raw.replace(b"MAILER-DAEMON@mx.example.net", b"MAILER-DAEMON@mx.kemenkeu.example")
+    pipe = Pipeline(trusting, engine, Renderer(), clock)
+    assert pipe.process(fetched(raw)) is Outcome.FOLLOWUP
+    found = flag(engine, "budi@kemenkeu.example")
+    assert found is not None and found.flag == "bouncing"
+    _, elsewhere = authenticated(settings, dsn("sari@desa.example", None), "mx.example.net")
+    assert pipe.process(fetched(elsewhere)) is Outcome.RECORDED
+    assert flag(engine, "sari@desa.example") is None
+
+
+def test_report_citing_our_ack_in_in_reply_to_flags_its_recipient_only(
+    pipe: Pipeline, engine: Engine
+) -> None:
+    """A report that cites our ack only in its In-Reply-To counts; it flags that ack's
+    recipient, never another address it names (Mallory citing his own ack naming Rina)."""
+    pipe.process(fetched(make_mail("rina@unair.example")[0]))
+    pipe.process(fetched(make_mail("mallory@evil.example", subject="Data lain")[0]))
+    own_ack = ack_of(engine, "mallory@evil.example").message_id
+    raw = arf("rina@unair.example", "made.up@evil.example").replace(
+        b"MIME-Version", f"In-Reply-To: <{own_ack}>\r\nMIME-Version".encode(), 1
+    )
+    assert pipe.process(fetched(raw)) is Outcome.FOLLOWUP
+    assert flag(engine, "rina@unair.example") is None
+    found = flag(engine, "mallory@evil.example")
+    assert found is not None and found.flag == "complained"
 
 
 def test_bounce_about_mail_we_never_sent_flags_nobody(pipe: Pipeline, engine: Engine) -> None:
@@ -165,21 +221,28 @@ def test_bouncing_address_gets_no_ack_until_it_writes_again(
     assert any(e["event"] == "address_unflagged" for e in events)
 
 
-def test_complaint_flags_the_address_for_good(pipe: Pipeline, engine: Engine) -> None:
-    """An ARF complaint about our ack flags the address `complained`: its later requests get
-    tickets but no automatic mail, and a later bounce does not downgrade the flag."""
+def test_complaint_flags_the_address_until_it_writes_again(
+    pipe: Pipeline, engine: Engine, events: list[dict[str, object]]
+) -> None:
+    """An ARF complaint about our ack flags the address `complained`: mail naming it in
+    Reply-To gets a ticket but no automatic mail, and a later bounce does not downgrade the
+    flag; when the address itself writes again the flag is lifted and it is acknowledged."""
     pipe.process(fetched(make_mail("joko@mail.example")[0]))
     ack = ack_of(engine, "joko@mail.example")
     assert pipe.process(fetched(arf("joko@mail.example", ack.message_id))) is Outcome.FOLLOWUP
-    assert (
-        pipe.process(fetched(make_mail("joko@mail.example", subject="Data lain")[0]))
-        is Outcome.TICKET_CREATED
+    via_reply_to = make_mail(
+        "kantor@mail.example", subject="Data lain", headers=(("Reply-To", "joko@mail.example"),)
     )
+    assert pipe.process(fetched(via_reply_to[0])) is Outcome.TICKET_CREATED
     pipe.process(fetched(dsn("joko@mail.example", ack.message_id)))
     found = flag(engine, "joko@mail.example")
     assert found is not None and found.flag == "complained"
     assert acks(engine, "joko@mail.example") == 1
-    assert len(tickets(engine)) == 2
+    again = make_mail("joko@mail.example", subject="Data inflasi")[0]
+    assert pipe.process(fetched(again)) is Outcome.TICKET_CREATED
+    assert flag(engine, "joko@mail.example") is None
+    assert acks(engine, "joko@mail.example") == 2
+    assert [e["address"] for e in events if e["event"] == "address_unflagged"] == ["joko@mail.example"]
 
 
 def test_acknowledgements_per_sender_are_limited_per_hour(

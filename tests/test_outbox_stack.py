@@ -23,7 +23,7 @@ from storage import db
 from storage.tables import MessageRow, OutboxRow
 from tests import mailstack
 from tests.conftest import make_mail, one_pass, requester
-from tests.test_loops import dsn
+from tests.test_loops import authenticated, dsn
 from tests.test_loops_stack import run_cli
 from tests.test_staff_end_to_end import thunderbird_reply
 
@@ -66,15 +66,19 @@ def test_ack_to_an_address_a_later_bounce_flags_is_suppressed(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """One backlog: a request, then a bounce naming its writer's address. The ack queued for the
-    request is suppressed when the sender takes it (the flag came after it was queued): it never
-    reaches the requester, while another requester's ack of the same pass does; the log and
-    `mailer show` say why."""
+    """One backlog: a request, then an authenticated bounce naming its writer's address. The ack
+    queued for the request is suppressed when the sender takes it (the flag came after it was
+    queued): it never reaches the requester, while another requester's ack of the same pass
+    does; the log and `mailer show` say why."""
     clock = FrozenClock(wib(2026, 11, 23, 9))
     flagged, other = requester(), requester()
     deliver(make_mail(flagged)[0], flagged, 1)
     deliver(make_mail(other, subject="Data PDRB 2024")[0], other, 2)
-    deliver(dsn(flagged, None), "", 3)  # matched to our mail by its recipient
+    # the ack is not sent yet, so no bounce can cite it: one that the office's receiving server
+    # authenticated for the requester's own domain counts, matched to our mail by its recipient
+    raw = dsn(flagged, None).replace(b"MAILER-DAEMON@mx.example.net", b"MAILER-DAEMON@mx.example.com")
+    settings, raw = authenticated(settings, raw, "example.com")
+    deliver(raw, "", 3)
     report = one_pass(settings, clock)
     assert report.sent["3514"] == {"sent": 1, "suppressed": 1}
     mailstack.wait_for(other, 1)  # the sender ran and Postfix delivered what it was given

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from mailer.decide.reports import CITES_OURS, NO_FAILURE, UNPROVEN, standing
 from mailer.decide.rules import decide
-from mailer.intake.bounces import Recipient, read_report
+from mailer.intake.bounces import Recipient, Report, read_report
 from mailer.intake.parse import parse
 from storage.vocabulary import MessageKind
 from tests.conftest import OFFICE_CODES, make_mail
@@ -151,3 +152,77 @@ def test_broken_report_does_not_raise() -> None:
     )
     report = read_report(raw)
     assert report is not None and report.recipients == () and report.original_message_id is None
+
+
+# --- which Message-IDs a report cites (what makes it count: decide/reports.py) ------------------
+
+OURS = "pst.0123456789abcdef0123456789abcdef@bps.go.id"
+DSN_HEAD = (
+    "From: MAILER-DAEMON@mx.example.net\r\nTo: bps3514@bps.go.id\r\nSubject: Undelivered\r\n{extra}"
+    "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
+    "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n"
+    "Final-Recipient: rfc822; rina@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n{original}--b--\r\n"
+)
+RETURNED = f"--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{OURS}>\r\n\r\n"
+CITED = [
+    ("", RETURNED, (OURS,)),
+    (f"In-Reply-To: <{OURS}>\r\n", "", (OURS,)),
+    (f"References: <a@x.example> <{OURS}>\r\n", "", ("a@x.example", OURS)),
+    (f"X-Original-Message-ID: <{OURS}>\r\n", "", (OURS,)),
+    (f"X-MS-Exchange-Original-MessageId: {OURS}\r\n", "", (OURS,)),
+    ("In-Reply-To: <b@x.example>\r\n", RETURNED, (OURS, "b@x.example")),  # the original's first
+    ("X-Original-To: rina@example.com\r\n", "", ()),  # an address, not a Message-ID header
+    ("", "", ()),
+]
+
+
+@pytest.mark.parametrize(("extra", "original", "expected"), CITED)
+def test_cited_ids_come_from_the_original_and_the_reports_own_headers(
+    extra: str, original: str, expected: tuple[str, ...]
+) -> None:
+    """A report cites the returned original's Message-ID, then those of its In-Reply-To,
+    References and X-…Original…Message-ID headers."""
+    report = read_report(DSN_HEAD.format(extra=extra, original=original).encode())
+    assert report is not None and report.cited_ids == expected
+
+
+RINA, MALLORY, BUDI = "rina@unair.example", "mallory@evil.example", "budi@x.example"
+NOT_ITS_DOMAIN = "which is not the domain it names"
+OWN_OFFICE = frozenset({"bps3514@bps.go.id"})
+
+
+def dsn_of(*rcpts: str, action: str = "failed") -> Report:
+    return Report("dsn", tuple(Recipient(r, action=action, status="5.1.1") for r in rcpts))
+
+
+def arf_of(*rcpts: str, feedback: str = "abuse") -> Report:
+    return Report("arf", tuple(Recipient(r, action="complained") for r in rcpts), feedback_type=feedback)
+
+
+STANDING = [
+    # (report, recipients of our mail it cites (None: none), authenticated domain, flags, why)
+    (arf_of(RINA), None, "", (), UNPROVEN),  # the forged ARF of issue 13
+    (dsn_of(RINA), None, "", (), UNPROVEN),  # the forged bounce
+    (arf_of(RINA), (RINA,), "", (RINA,), CITES_OURS),
+    (dsn_of("rina@forwarded.example"), (RINA,), "", (RINA,), CITES_OURS),  # a forwarder's report
+    (arf_of(RINA), (MALLORY,), "", (MALLORY,), CITES_OURS),  # his own ack cited: only he is flagged
+    (dsn_of(RINA, BUDI), (RINA, BUDI, "sari@x.example"), "", (RINA, BUDI), CITES_OURS),
+    (dsn_of(RINA, action="delayed"), (RINA,), "", (), NO_FAILURE),
+    (arf_of(RINA, feedback="not-spam"), (RINA,), "", (), NO_FAILURE),
+    (dsn_of("bps3514@bps.go.id"), ("bps3514@bps.go.id",), "", (), CITES_OURS),  # never an office
+    (dsn_of(RINA), None, "unair.example", (RINA,), "authenticated for unair.example"),
+    (dsn_of(RINA), None, "mx.unair.example", (RINA,), "authenticated for mx.unair.example"),
+    (dsn_of(RINA), None, "evil.example", (), f"authenticated for evil.example, {NOT_ITS_DOMAIN}"),
+    (dsn_of(RINA, action="delayed"), None, "unair.example", (), NO_FAILURE),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("report", "ours", "domain", "flags", "why"), STANDING)
+def test_a_report_flags_only_when_it_proves_it_is_about_our_mail(
+    report: Report, ours: tuple[str, ...] | None, domain: str, flags: tuple[str, ...], why: str
+) -> None:
+    """A report flags only citing our mail (its recipient) or authenticated for the domain of
+    the address it names; anything else flags nobody, and says why."""
+    found = standing(report, ours, domain, OWN_OFFICE)
+    assert (found.addresses, found.why) == (flags, why)
+    assert found.ignored == (not flags and why not in (CITES_OURS, NO_FAILURE))

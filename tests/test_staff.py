@@ -200,15 +200,20 @@ def test_unverified_staff_mail_is_an_outside_mail(
     settings: Settings, engine: Engine, clock: FrozenClock, events: list[dict[str, object]]
 ) -> None:
     """With require_authentication, a staff From without a passing result does not answer the
-    ticket; it is stored as an outside follow-up and the refusal is logged with the reason."""
+    ticket; it is an outside mail, a stranger's to Rina's ticket (a new linked ticket), and the
+    refusal is logged with the reason."""
     pipe = Pipeline(strict(settings), engine, Renderer(), clock)
     mid = request(pipe)
-    answer(pipe, mid)
-    t = ticket(engine)
-    assert (t.state, t.first_response_at) == ("open", None)
+    raw, _ = make_mail(
+        OFFICER, to=RINA, subject="Re: Permohonan data", headers=(*reply_to(mid), ("Cc", OFFICE))
+    )
+    assert pipe.process(fetched(raw)) is Outcome.TICKET_CREATED
+    with db.reading(engine) as s:
+        rinas, outside = sorted(tickets.list_tickets(s), key=lambda found: found.id or 0)
+    assert (rinas.state, rinas.first_response_at, rinas.message_count) == ("open", None, 1)
     refused = [e for e in events if e["event"] == "staff_mail_not_taken"]
     assert refused and "not authenticated" in str(refused[0]["reason"])
-    assert refused[0]["office"] == "3514" and refused[0]["ticket"] == t.ref
+    assert refused[0]["office"] == "3514" and refused[0]["ticket"] == outside.ref
 
 
 def test_authenticated_staff_mail_answers(settings: Settings, engine: Engine, clock: FrozenClock) -> None:
@@ -460,7 +465,8 @@ def test_shipped_settings_refuse_forged_staff_commands(
     tmp_path: Path, clock: FrozenClock, sender: str
 ) -> None:
     """settings.toml as shipped: `#tutup` and `#spam` from an unauthenticated bps.go.id address
-    (or the office's own) close or settle nothing, and a forged answer does not stop the clock."""
+    (or the office's own) close or settle nothing, and a forged answer does not stop the clock
+    (a stranger's mail citing Rina's: a new linked ticket, though it claims to be to her)."""
     shipped = load_settings(ROOT / "settings.toml", environ=office_env("pw"))
     assert all(o.staff.require_authentication and o.staff.authserv_ids for o in shipped.offices)
     shipped = dataclasses.replace(shipped, database_url=f"sqlite:///{tmp_path / 'pst.sqlite3'}")
@@ -471,8 +477,11 @@ def test_shipped_settings_refuse_forged_staff_commands(
     for body in (f"#tutup {ref}", f"#spam {ref}"):
         raw, _ = make_mail(sender, to=OFFICE, subject=f"#tutup {ref}", body=body, headers=reply_to(mid))
         pipe.process(fetched(raw))
-    answer(pipe, mid)
+    forged, _ = make_mail(
+        OFFICER, to=RINA, subject="Re: Permohonan data", headers=(*reply_to(mid), ("Cc", OFFICE))
+    )
+    pipe.process(fetched(forged))
     with db.reading(engine) as s:
         (t,) = [found for found in tickets.list_tickets(s) if found.ref == ref]
-    assert (t.state, t.resolution, t.first_response_at) == ("open", "", None)
+    assert (t.state, t.resolution, t.first_response_at, t.message_count) == ("open", "", None, 1)
     engine.dispose()

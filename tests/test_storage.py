@@ -241,3 +241,20 @@ def test_migration_brings_short_sqlite_datetimes_into_the_long_form(tmp_path: Pa
         cursor = conn.exec_driver_sql("SELECT updated_at FROM mailbox_cursors").scalar()
     engine.dispose()
     assert (office, cursor) == ("2026-11-23 02:00:00.000000", "2026-11-23 02:00:00.250000")
+
+
+def test_a_reader_does_not_wait_for_a_held_write_lock(tmp_path: Path) -> None:
+    """While another connection holds SQLite's write lock (the outbox over an SMTP DATA), a
+    `db.reading` session reads at once instead of failing after the busy timeout."""
+    from sqlalchemy import text as sql
+
+    url = f"sqlite:///{tmp_path / 'lock.db'}"
+    writer_engine = db.make_engine(url)
+    db.migrate(writer_engine)
+    reader_engine = db.make_engine(url, busy_timeout_s=0.2)
+    with writer_engine.begin() as writer:  # BEGIN IMMEDIATE: the lock held, as HeldWrite does
+        writer.exec_driver_sql("DELETE FROM tickets")
+        with db.reading(reader_engine) as s:
+            assert s.execute(sql("SELECT count(*) FROM tickets")).scalar_one() == 0
+    reader_engine.dispose()
+    writer_engine.dispose()

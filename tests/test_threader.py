@@ -1,5 +1,5 @@
-"""Threading helpers that need no database: subject normalisation, the ticket tag, and the
-Thread-Index of our replies."""
+"""Threading helpers that need no database: subject normalisation, the ticket tag, the
+Thread-Index of our replies, and who may join a ticket found (admit)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mailer.decide.threader import (
+    Admission,
+    ThreadMatch,
+    admit,
     filetime,
     normalise_subject,
     outlook_hints,
@@ -16,6 +19,7 @@ from mailer.decide.threader import (
     thread_index_child,
     ticket_tag,
 )
+from storage.tickets import TicketRef
 
 SUBJECTS = [
     ("Data IPM 2024", "data ipm 2024"),
@@ -127,3 +131,30 @@ def test_reply_headers_only_for_a_mail_with_a_thread_index() -> None:
     no_topic = outlook_hints(b"Subject: Data\r\nThread-Index: " + base64.b64encode(_HEADER) + b"\r\n\r\nx")
     assert dict(outlook_reply_headers(no_topic, "Data  IPM", _T0, 9))["Thread-Topic"] == "Data IPM"
     assert outlook_reply_headers(outlook_hints(b"Subject: Data\r\n\r\nx"), "Data", _T0, 9) == []
+
+
+RINA, STRANGER = "rina@example.com", "mallory@example.net"
+_TICKET = TicketRef(1, "PST-3514-2026-00001", "open", RINA)
+ADMIT = [
+    # (how found, through our own Message-ID, sender, automatic, admission)
+    ("references", True, STRANGER, False, Admission.JOIN),  # our ack forwarded to a colleague
+    ("references", True, STRANGER, True, Admission.JOIN),  # a bounce of our ack
+    ("references", False, RINA, False, Admission.JOIN),  # the requester citing her own mail
+    ("references", False, STRANGER, False, Admission.NEW_LINKED),  # her Message-ID, however got
+    ("references", False, STRANGER, True, Admission.RECORD),
+    ("subject_tag", False, STRANGER, False, Admission.NEW_LINKED),  # a sequential ticket number
+    ("subject_tag", False, RINA, False, Admission.JOIN),
+    ("thread_index", False, STRANGER, False, Admission.NEW_LINKED),  # Thread-Index is copied freely
+    ("thread_index", False, STRANGER, True, Admission.RECORD),
+    ("same_sender_subject", False, STRANGER, False, Admission.NEW_LINKED),
+    ("same_sender_subject", False, RINA, False, Admission.JOIN),
+]
+
+
+@pytest.mark.parametrize(("how", "trusted", "sender", "automatic", "expected"), ADMIT)
+def test_admit_lets_in_participants_and_holders_of_our_message_ids(
+    how: str, trusted: bool, sender: str, automatic: bool, expected: Admission
+) -> None:
+    """Only a participant or a match through the desk's own Message-ID joins; a stranger's mail
+    opens a linked ticket (automatic mail: recorded)."""
+    assert admit(ThreadMatch(_TICKET, how, trusted), sender, {RINA: "requester"}, automatic) is expected

@@ -20,7 +20,7 @@ from mailer.decide import sla
 from mailer.decide.threader import CONVERSATION_BYTES, outlook_hints
 from mailer.delivery.render import Renderer
 from mailer.errors import ConfigError
-from mailer.model import FetchedMail, Outcome
+from mailer.model import FetchedMail, Outcome, Role
 from mailer.pipeline.driver import Pipeline
 from mailer.settings import Settings, load_settings
 from storage import conversations, db
@@ -155,11 +155,11 @@ def test_reply_all_by_a_cc_person_joins(pipe: Pipeline, engine: Engine) -> None:
     assert pipe.process(fetched(reply[0])) is Outcome.FOLLOWUP
 
 
-def test_stranger_citing_a_received_mail_joins_only_when_replying_to_all(
+def test_stranger_citing_a_received_mail_opens_a_linked_ticket_even_replying_to_all(
     pipe: Pipeline, engine: Engine
 ) -> None:
-    """A References match to a mail we received, from a non-participant: joins when the mail is
-    addressed to a participant (reply-all), else opens a linked ticket."""
+    """A References match to a mail we received, from a non-participant, opens a linked ticket,
+    whether or not the mail claims to be addressed to a participant (a Cc proves nothing)."""
     raw, mid = make_mail(RINA)
     pipe.process(fetched(raw))
     refs = (("In-Reply-To", f"<{mid}>"), ("References", f"<{mid}>"))
@@ -167,8 +167,45 @@ def test_stranger_citing_a_received_mail_joins_only_when_replying_to_all(
     assert pipe.process(fetched(alone)) is Outcome.TICKET_CREATED
     assert links(engine, tickets(engine)[1].ref) == [("from", FIRST_REF, "not_a_participant")]
     to_all = make_mail(SARI, subject="Re: Permohonan data", headers=(*refs, ("Cc", RINA)))[0]
-    assert pipe.process(fetched(to_all)) is Outcome.FOLLOWUP
-    assert len(tickets(engine)) == 2
+    assert pipe.process(fetched(to_all)) is Outcome.TICKET_CREATED
+    assert links(engine, tickets(engine)[2].ref) == [("from", FIRST_REF, "not_a_participant")]
+    assert tickets(engine)[0].message_count == 1
+
+
+def test_reply_to_naming_someone_does_not_continue_their_linked_ticket(
+    pipe: Pipeline, engine: Engine
+) -> None:
+    """A stranger whose mail names a requester in Reply-To does not continue the linked ticket
+    opened for her: the sender must be on that ticket."""
+    raw, mid = make_mail(RINA)
+    pipe.process(fetched(raw))
+    refs = (("In-Reply-To", f"<{mid}>"),)
+    pipe.process(fetched(make_mail(BUDI, subject="Re: Permohonan data", headers=refs)[0]))
+    again = make_mail(BUDI, subject="Re: Permohonan data", headers=refs)[0]
+    assert pipe.process(fetched(again)) is Outcome.FOLLOWUP  # Budi continues his own linked ticket
+    forged = make_mail(SARI, subject="Re: Permohonan data", headers=(*refs, ("Reply-To", BUDI)))[0]
+    assert pipe.process(fetched(forged)) is Outcome.TICKET_CREATED
+    assert [t.message_count for t in tickets(engine)] == [1, 2, 1]
+
+
+def test_officers_answer_message_id_lets_no_stranger_in(pipe: Pipeline, engine: Engine) -> None:
+    """An officer's answer carries the Message-ID their own mail client made (seen by all it went
+    to, perhaps guessable): a stranger citing it opens a linked ticket; the requester joins."""
+    raw, mid = make_mail(RINA)
+    pipe.process(fetched(raw))
+    answer, answer_id = make_mail(
+        "bps3514@bps.go.id", to=RINA, subject="Re: Permohonan data", body="Data terlampir.",
+        headers=(("In-Reply-To", f"<{mid}>"),),
+    )  # fmt: skip
+    sent = FetchedMail("3514", "Sent", 7, next(_uids), answer, None, Role.SENT)
+    assert pipe.process(sent) is Outcome.FOLLOWUP
+    cites = (("In-Reply-To", f"<{answer_id}>"),)
+    stranger = make_mail(BUDI, subject="Re: Permohonan data", headers=cites)[0]
+    assert pipe.process(fetched(stranger)) is Outcome.TICKET_CREATED
+    assert links(engine, tickets(engine)[1].ref) == [("from", FIRST_REF, "not_a_participant")]
+    assert pipe.process(fetched(make_mail(RINA, subject="Re: Permohonan data", headers=cites)[0])) is (
+        Outcome.FOLLOWUP
+    )
 
 
 def test_staff_added_to_a_ticket_may_continue_it(pipe: Pipeline, engine: Engine, clock: FrozenClock) -> None:

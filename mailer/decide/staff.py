@@ -137,11 +137,11 @@ def authenticated(raw: bytes, sender: str, policy: StaffSettings) -> tuple[bool,
             verdicts.append(f"{method}={outcome}")
             if outcome != "pass":
                 continue
-            if method == "dmarc" and _aligned(_domain_of(getattr(result, "header_from", "")), domain):
+            if method == "dmarc" and aligned(_domain_of(getattr(result, "header_from", "")), domain):
                 return True, "dmarc=pass"
-            if method == "dkim" and _aligned(_domain_of(getattr(result, "header_d", "")), domain):
+            if method == "dkim" and aligned(_domain_of(getattr(result, "header_d", "")), domain):
                 return True, "dkim=pass, aligned"
-            if method == "spf" and _aligned(_domain_of(getattr(result, "smtp_mailfrom", "")), domain):
+            if method == "spf" and aligned(_domain_of(getattr(result, "smtp_mailfrom", "")), domain):
                 return True, "spf=pass, aligned"
         return False, f"{header.authserv_id} says {', '.join(verdicts) or 'nothing'} for {domain}"
     return False, "no Authentication-Results from " + ", ".join(policy.authserv_ids)
@@ -151,7 +151,7 @@ def _domain_of(value: object) -> str:
     return str(value or "").strip().lower().rpartition("@")[2]
 
 
-def _aligned(other: str, domain: str) -> bool:
+def aligned(other: str, domain: str) -> bool:
     """Relaxed DMARC alignment, approximated: one domain is the other or a subdomain of it."""
     if not other or not domain:
         return False

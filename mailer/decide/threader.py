@@ -12,13 +12,16 @@ Matchers are tried in order; the first that finds a ticket wins:
    References at all. A subject match never brings new people into a ticket, and when the
    sender has several such tickets the one whose text the reply quotes wins (none: no match).
 
-Who may join (`admit`): a match through one of our own outgoing Message-IDs is trusted whoever
-writes. Any other match joins only if the sender is a participant of the ticket (requester,
-people in From/To/Cc of its mails, staff) — or, for a References match to a mail we received,
-if the mail is a reply-all: addressed to a participant, who sees it anyway. Otherwise the mail
-opens a new ticket linked to the old one: someone who knows a subject, a ticket number or a
-Message-ID of a mail they were sent is not let into another person's conversation silently.
-Automatic mail (out-of-office, bounces) from a non-participant is recorded without a ticket.
+Who may join (`admit`): a match through a Message-ID the desk generated itself (an ack, a
+closing mail, a notice: 128 random bits, seen only by whom we sent it to) is trusted whoever
+writes: someone our ack was forwarded to may continue the ticket. Any other match — a
+Message-ID of a mail we received or an officer's client made (seen by everyone it went to,
+perhaps guessable), the subject tag (a sequential number), Thread-Index, the subject — joins
+only if the sender is a participant of the ticket (requester, people in From/To/Cc of its
+mails, staff). What the mail's own To/Cc claim proves nothing: a "reply-all" Cc'ing the
+requester may never have reached her. Otherwise the mail opens a new ticket linked to the old
+one, and automatic mail (out-of-office, bounces) from a non-participant is recorded without a
+ticket.
 """
 
 from __future__ import annotations
@@ -256,20 +259,11 @@ def people_on(mail: ParsedMail, own_addresses: Iterable[str] = ()) -> set[str]:
     return {a.email for a in people if a is not None and a.email and a.email not in own}
 
 
-def admit(
-    match: ThreadMatch, sender: str, addressed: set[str], participants: Iterable[str], automatic: bool
-) -> Admission:
-    """Whether a mail from `sender`, addressed (To/Cc) to `addressed`, may join the ticket found.
-
-    Trusted matches (our own Message-IDs) and participants join. A References match to a mail
-    we received also joins when the mail is addressed to a participant (a reply-all: the people
-    on the ticket see it anyway). Anything else from a stranger opens a new linked ticket, or is
-    only recorded when it is automatic mail.
-    """
-    people = set(participants)
-    if match.trusted or sender in people:
-        return Admission.JOIN
-    if match.how == "references" and addressed & people:
+def admit(match: ThreadMatch, sender: str, participants: Iterable[str], automatic: bool) -> Admission:
+    """Whether a mail from `sender` may join the ticket found: through our own Message-ID
+    (trusted) or as a participant; a stranger's mail opens a new linked ticket instead, or is
+    only recorded when it is automatic mail. Whom the mail is addressed to does not count."""
+    if match.trusted or sender in set(participants):
         return Admission.JOIN
     return Admission.RECORD if automatic else Admission.NEW_LINKED
 

@@ -14,13 +14,15 @@ Pure: raw bytes in, a `Report` out, no I/O. Read, in order of trust:
 
 The original mail's Message-ID and To come from the returned `message/rfc822` or
 `text/rfc822-headers` part, else from a "Message-ID:" line of a returned header block quoted
-in the text (qmail, many Exchange and webmail bounces).
+in the text (qmail, many Exchange and webmail bounces). `cited_ids` adds the Message-IDs the
+report's own In-Reply-To, References and X-…Original…Message-ID headers name: whether a
+report is about mail of ours, and so may flag anyone, is decided on those (decide/reports.py).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import policy
 from email.message import Message
 from email.parser import BytesParser, HeaderParser
@@ -34,6 +36,8 @@ _QUOTED_ID = re.compile(r"^[ \t>]*Message-ID:[ \t]*<([^<>\s]+@[^<>\s]+)>", re.IG
 _QMAIL = re.compile(r"Hi\. This is the qmail-send program", re.IGNORECASE)
 _QMAIL_RCPT = re.compile(r"^<([^<>\s]+@[^<>\s]+)>:[ \t]*$", re.MULTILINE)
 _MAX_RECIPIENTS = 100
+_MAX_CITED = 20
+_ORIGINAL_ID_HEADER = re.compile(r"^x-.*original.*message-?id$", re.IGNORECASE)  # X-Original-Message-ID…
 _NOT_COMPLAINTS = {"not-spam"}
 FAILED = "failed"  # RFC 3464 Action of a permanent failure (a DSN's word, not the outbox's state)
 _DELAY = re.compile(
@@ -64,6 +68,8 @@ class Report:
     kind: "dsn" (RFC 3464), "arf" (RFC 5965) or "bounce" (non-standard). recipients: the
     DSN's per-recipient fields; for ARF the Original-Rcpt-To (else the original's To) with
     action "complained". original_message_id: without brackets, None when not returned.
+    cited_ids: every Message-ID the report names as the mail it is about (the original's
+    first, then its X-…Original-Message-ID, In-Reply-To and References headers), no brackets.
     """
 
     kind: str
@@ -71,6 +77,7 @@ class Report:
     original_message_id: str | None = None
     original_to: tuple[str, ...] = ()
     feedback_type: str = ""
+    cited_ids: tuple[str, ...] = ()
 
     @property
     def failed(self) -> tuple[Recipient, ...]:
@@ -99,10 +106,24 @@ def read_report(raw: bytes) -> Report | None:
     report_type = str(report_type).lower()
     original = _original(msg)
     if report_type == "feedback-report":
-        return _feedback(msg, original)
-    if report_type == "delivery-status" or _find(msg, _DSN_TYPES) is not None:
-        return _delivery_status(msg, original)
-    return _non_standard(msg, raw, original)
+        report: Report | None = _feedback(msg, original)
+    elif report_type == "delivery-status" or _find(msg, _DSN_TYPES) is not None:
+        report = _delivery_status(msg, original)
+    else:
+        report = _non_standard(msg, raw, original)
+    return None if report is None else replace(report, cited_ids=_cited(msg, report.original_message_id))
+
+
+def _cited(msg: Message, original_id: str | None) -> tuple[str, ...]:
+    """The Message-IDs a report names as the mail it is about, the returned original's first."""
+    ids = [original_id] if original_id else []
+    for name, value in msg.items():
+        if name.lower() in ("in-reply-to", "references") or _ORIGINAL_ID_HEADER.match(name):
+            text = str(value)
+            found = _BRACKETED_ID.findall(text)
+            bare = text.strip()
+            ids.extend(found or ([bare] if "@" in bare and not any(c.isspace() for c in bare) else []))
+    return tuple(dict.fromkeys(ids))[:_MAX_CITED]
 
 
 # -- the returned original ---------------------------------------------------------------------

@@ -88,7 +88,8 @@ class Attempt:
     link_to: tuple[TicketRef, str] | None = None  # (ticket found but not joined, why)
     reopen: bool = False
     flagged: list[tuple[str, str, str]] = field(default_factory=list)  # (address, flag, reason)
-    unflagged: list[str] = field(default_factory=list)  # addresses whose bouncing flag was lifted
+    unflagged: list[str] = field(default_factory=list)  # addresses whose flag was lifted (they wrote)
+    report_ignored: str = ""  # why a bounce or abuse report flags nobody (decide/reports.py)
     rating: int | None = None  # the SKM score (1-4) a rating mail gives; it moves no ticket
     rating_how: str = ""  # mailto | reply
     rating_asked: bool = False  # an officer closed it after an answer: the rating request queued

@@ -244,6 +244,8 @@ def _report_flags(tx: Attempt) -> None:
         logger.warning("address_flagged", address=address, flag=flag, reason=reason)
     for address in tx.unflagged:
         logger.info("address_unflagged", address=address, reason="it wrote to the office again")
+    if tx.report_ignored:
+        logger.warning("report_ignored", reason=tx.report_ignored)
     if tx.ack_withheld:
         logger.info("ack_withheld", reason=tx.ack_withheld)
     if tx.reply_to_ignored:

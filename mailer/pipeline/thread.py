@@ -7,9 +7,10 @@
 - thread: the ticket the mail belongs to (threader.find_ticket, or a reference an officer
   pasted), and whether it joins it, reopens it, or opens a new ticket linked to it. A command
   in a staff-looking mail that is not authenticated joins nothing (refusal.py).
-- flags: a bounce or abuse report joins the ticket of our mail it is about and flags the
-  address that failed for good (bouncing) or complained; a person writing again lifts their
-  bouncing flag.
+- flags: a bounce or abuse report that proves it is about our mail (cites a Message-ID the
+  desk generated, or is authenticated for the failed address's domain: decide/reports.py)
+  joins that mail's ticket and flags the address that failed for good (bouncing) or
+  complained; any other report is recorded, ignored. A person writing again lifts their flag.
 """
 
 from __future__ import annotations
@@ -18,20 +19,19 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from mailer.decide import rules, staff
-from mailer.decide.threader import Admission, ThreadMatch, admit, find_ticket, people_on, within_reopen_window
-from mailer.intake import bounces
+from mailer.decide import reports, rules, staff
+from mailer.decide.threader import Admission, ThreadMatch, admit, find_ticket, within_reopen_window
 from mailer.model import Role
 from mailer.pipeline import sent_folder
 from mailer.pipeline.context import Attempt, Duplicate, Reading, Setup
 from storage.conversations import linked_ticket_of, ticket_participants
-from storage.flags import clear_address_flag, flag_address
+from storage.flags import clear_address_flags, flag_address
 from storage.messages import message_exists
-from storage.sent_mail import OutgoingRef, latest_outgoing_to, outgoing_by_message_id
+from storage.sent_mail import latest_outgoing_to, queued_by_message_ids
 from storage.tickets import TicketRef, ticket_by_ref, ticket_closed_at
 from storage.vocabulary import MessageKind, TicketState
 
-BOUNCE_MATCH_WINDOW = timedelta(days=30)  # a bounce without our Message-ID: our mail to it since
+BOUNCE_MATCH_WINDOW = timedelta(days=30)  # an authenticated report without our Message-ID: our mail since
 
 
 def step_dedupe(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
@@ -73,7 +73,7 @@ def step_thread(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     if tx.officer is not None:  # the office's staff are on every ticket of the office
         tx.ticket, tx.participants = match.ticket, participants
         return
-    verdict = admit(match, sender, people_on(mail, p.own_addresses) - {sender}, participants, automatic)
+    verdict = admit(match, sender, participants, automatic)
     if verdict is Admission.NEW_LINKED:
         tx.link_to = (match.ticket, "not_a_participant")
     elif verdict is Admission.JOIN and match.ticket.state == TicketState.CLOSED and not automatic:
@@ -85,11 +85,11 @@ def step_thread(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     elif verdict is Admission.JOIN:
         tx.ticket, tx.participants = match.ticket, participants
     if tx.link_to is not None and (requester := rules.acknowledgement_recipient(mail)):
-        # the same person writing again the same way continues the ticket opened for them
+        # the same person writing again the same way continues the ticket opened for them (the
+        # sender on it: a Reply-To naming its requester alone does not get a stranger in)
         earlier = linked_ticket_of(s, match.ticket.id, requester)
-        if earlier is not None:
-            tx.ticket, tx.link_to = earlier, None
-            tx.participants = ticket_participants(s, earlier.id)
+        if earlier is not None and sender in (known := ticket_participants(s, earlier.id)):
+            tx.ticket, tx.link_to, tx.participants = earlier, None, known
 
 
 def _pasted_ticket(s: Session, read: Reading) -> TicketRef | None:
@@ -103,51 +103,46 @@ def _pasted_ticket(s: Session, read: Reading) -> TicketRef | None:
 
 def step_flags(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
     """A report about one of our mails joins that mail's ticket and flags the address that
-    failed for good (bouncing) or complained; a person writing again lifts their bouncing flag."""
+    failed for good (bouncing) or complained, when it proves it is about our mail
+    (decide/reports.py; else it is recorded as an ignored report); a person writing again lifts
+    their flag, bouncing or complained."""
     decision, office = read.decision, read.office
     assert decision is not None
     if decision.kind is MessageKind.REQUEST and read.mail.from_ is not None:
-        if clear_address_flag(s, office.code, read.mail.from_.email, "bouncing"):
+        if clear_address_flags(s, office.code, read.mail.from_.email):
             tx.unflagged.append(read.mail.from_.email)
         return
     report = read.report
-    ours = _reported_mail(s, read, report) if report is not None else None
-    if report is None or ours is None:
-        return  # about no mail of ours (e.g. backscatter of forged mail): recorded, nobody flagged
+    if report is None:
+        return
+    ours = queued_by_message_ids(s, office.code, report.cited_ids)
+    domain = "" if ours is not None else _authenticated_domain(read)
+    verdict = reports.standing(report, ours.recipients if ours else None, domain, p.own_addresses)
+    flagged = list(verdict.addresses)
+    if ours is None and flagged:  # authenticated, citing none of ours: our mail to those it names
+        since = read.now - BOUNCE_MATCH_WINDOW
+        sent = {a: latest_outgoing_to(s, office.code, a, since) for a in flagged}
+        flagged = [a for a, mail in sent.items() if mail is not None]
+        ours = next((mail for mail in sent.values() if mail is not None), None)
+    if ours is None:  # kept without a ticket, flagging nobody: forged, backscatter, or unprovable
+        if verdict.addresses:
+            tx.report_ignored = f"{verdict.why}, but no mail of ours went there"
+        elif verdict.ignored:
+            tx.report_ignored = verdict.why
+        return
     if ours.ticket is not None:
         tx.ticket, tx.match = ours.ticket, ThreadMatch(ours.ticket, f"{report.kind}_report")
-    if not report.failed:
-        return  # a delay, a success notice, a "not spam" report: kept on the ticket, no flag
     flag, reason = ("complained" if report.kind == "arf" else "bouncing"), report.summary()
     ticket_id = ours.ticket.id if ours.ticket else None
-    for address in _failed_recipients(ours, report):
-        if address not in p.own_addresses and flag_address(
-            s, office.code, address, flag, read.now, reason, ticket_id
-        ):
+    for address in flagged:
+        if flag_address(s, office.code, address, flag, read.now, reason, ticket_id):
             tx.flagged.append((address, flag, reason))
 
 
-def _failed_recipients(ours: OutgoingRef, report: bounces.Report) -> list[str]:
-    """Which of our mail's recipients the report says failed: the one recipient of an
-    acknowledgement (whatever address a forwarder's report names), else those it names."""
-    if len(ours.recipients) == 1:
-        return list(ours.recipients)
-    return [r.address for r in report.failed if r.address in ours.recipients]
-
-
-def _reported_mail(s: Session, read: Reading, report: bounces.Report) -> OutgoingRef | None:
-    """Our mail a report is about: by its returned Message-ID, else the newest mail we queued
-    for one of the recipients it names (within BOUNCE_MATCH_WINDOW)."""
-    office = read.office.code
-    if report.original_message_id:
-        ours = outgoing_by_message_id(s, office, report.original_message_id)
-        if ours is not None:
-            return ours
-    since = read.now - BOUNCE_MATCH_WINDOW
-    for recipient in report.failed:
-        if not recipient.address:
-            continue
-        ours = latest_outgoing_to(s, office, recipient.address, since)
-        if ours is not None:
-            return ours
-    return None
+def _authenticated_domain(read: Reading) -> str:
+    """The domain the office's receiving server authenticated the report's sender for, or ""."""
+    sender = read.mail.from_.email if read.mail.from_ else ""
+    if not sender or not read.office.staff.authserv_ids:
+        return ""
+    passed, _why = staff.authenticated(read.fetched.raw, sender, read.office.staff)
+    return sender.rpartition("@")[2] if passed else ""
