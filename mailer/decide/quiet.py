@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta, tzinfo
 
+from mailer.settings import AcknowledgementSettings
+
 
 def quiet_end(at: datetime, tz: tzinfo, quiet_hours: tuple[str, str]) -> datetime | None:
     """When the quiet hours `at` falls in end (aware, in `tz`), or None when `at` is outside
@@ -42,6 +44,20 @@ def hold_until(
     if quiet_after is None or now < quiet_after:
         return None
     return quiet_end(now, tz, quiet_hours)
+
+
+def immediate_window(
+    internal_date: datetime | None,
+    date_header: datetime | None,
+    now: datetime,
+    tz: tzinfo,
+    ack: AcknowledgementSettings,
+) -> tuple[datetime, datetime | None]:
+    """(quiet_after, held until) of an automatic reply to a mail: it goes at once within
+    `ack.immediate_within_minutes` of the mail's arrival, and after that waits out the quiet hours."""
+    arrived = received_time(internal_date, date_header, now)
+    quiet_after = arrived + timedelta(minutes=ack.immediate_within_minutes)
+    return quiet_after, hold_until(quiet_after, now, tz, ack.quiet_hours)
 
 
 def received_time(internal_date: datetime | None, date_header: datetime | None, now: datetime) -> datetime:

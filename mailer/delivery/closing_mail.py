@@ -48,13 +48,6 @@ INSIDE_THE_OFFICE = (
 )
 
 
-def own_addresses(settings: Settings) -> frozenset[str]:
-    """The desk's own addresses: office mailboxes and complaint addresses (no automatic mail)."""
-    return frozenset(o.email for o in settings.offices) | {
-        a for o in settings.offices for a in o.complaint_addresses
-    }
-
-
 def days_text(days: float, lang: str = "en") -> str:
     """ "7", or "1,5" in Indonesian and "1.5" in English (babel)."""
     return format_decimal(days, format="#,##0.##", locale=lang)
@@ -109,7 +102,7 @@ def queue_closing(
         return f"settled as {ticket.resolution}: no closing mail, no rating request"
     if messages.ticket_has_mail_of_kind(s, ticket.id, MessageKind.CLOSING):
         return "a rating was already asked on this ticket: it is asked once"
-    refused = guard.refusal(s, office.code, ticket.requester_email, own_addresses(settings))
+    refused = guard.refusal(s, office.code, ticket.requester_email, settings.own_addresses)
     if refused:
         return refused
     # Outlook files it in the conversation of the requester's latest mail from Outlook, if any

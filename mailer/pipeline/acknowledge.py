@@ -15,7 +15,6 @@ Held until the morning when the mail came long ago and it is night at the office
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
 
 from sqlmodel import Session
 
@@ -54,9 +53,9 @@ def step_acknowledge(p: Setup, read: Reading, tx: Attempt, s: Session) -> None:
         return
     assert tx.due is not None
     # Sent at once, unless its mail came long ago and it is night in the office (quiet.py)
-    received = quiet.received_time(read.fetched.received_at, read.mail.date, now)
-    quiet_after = received + timedelta(minutes=ack.immediate_within_minutes)
-    tx.ack_held_until = quiet.hold_until(quiet_after, now, office.tz, ack.quiet_hours)
+    quiet_after, tx.ack_held_until = quiet.immediate_window(
+        read.fetched.received_at, read.mail.date, now, office.tz, ack
+    )
     promise, late = tx.due, tx.due <= now
     if late:  # read after its deadline: the ticket stays overdue, the person gets a day still ahead
         days = office.complaint_sla_working_days if tx.complaint else None

@@ -84,8 +84,7 @@ class Pipeline:
 
     def __init__(self, settings: Settings, engine: Engine, renderer: Renderer, clock: Clock) -> None:
         self.settings, self.engine, self.renderer, self.clock = settings, engine, renderer, clock
-        own = frozenset(o.email for o in settings.offices)
-        self.own_addresses = own | {a for o in settings.offices for a in o.complaint_addresses}
+        self.own_addresses = settings.own_addresses
         self.setup = Setup(settings, renderer, self.own_addresses)
 
     def process(self, fetched: FetchedMail) -> Outcome:

@@ -16,7 +16,6 @@ From gets the same mail, which then tells the real officer that someone tried.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from sqlmodel import Session
@@ -103,9 +102,7 @@ def _tell(
     if tx.refusal_withheld:
         return False
     ack = p.settings.acknowledgement
-    received = quiet.received_time(read.fetched.received_at, read.mail.date, now)
-    quiet_after = received + timedelta(minutes=ack.immediate_within_minutes)
-    held = quiet.hold_until(quiet_after, now, office.tz, ack.quiet_hours)
+    quiet_after, held = quiet.immediate_window(read.fetched.received_at, read.mail.date, now, office.tz, ack)
     thread = [read.mail.message_id] if read.mail.message_id else []
     out = p.renderer.compose(office, template, "id", context, to, ref, held or now, thread=thread)
     enqueue(s, office, None, kind, why, out, now, held, quiet_after)

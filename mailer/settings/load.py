@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 from mailer.errors import ConfigError
@@ -65,6 +66,14 @@ class Settings:
     report: ReportSettings = field(default_factory=ReportSettings)
     status: StatusSettings = field(default_factory=StatusSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+
+    @cached_property  # read per mail and per closing: computed once (a frozen value)
+    def own_addresses(self) -> frozenset[str]:
+        """The desk's own addresses: every office's mailbox and complaint addresses (no
+        automatic mail goes to them, and mail from them is never a person's)."""
+        return frozenset(o.email for o in self.offices) | {
+            a for o in self.offices for a in o.complaint_addresses
+        }
 
     def office(self, code: str) -> Office:
         for office in self.offices:

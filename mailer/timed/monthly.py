@@ -303,8 +303,7 @@ def queue_report(
         return "before_first_mail", early
     if monthly_report.report_delivered(s, month, head, office.code):
         return "already_sent", f"{month} report already sent to {head}"
-    own = frozenset(o.email for o in settings.offices)
-    refused = guard.refusal(s, office.code, head, own)
+    refused = guard.refusal(s, office.code, head, settings.own_addresses)
     if refused:
         return "refused", refused
     context = report_context([compute(s, office, month)], f"Laporan bulanan PST {office.name}")
